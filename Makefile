@@ -1,0 +1,32 @@
+# Set-up is part of every target: the virtual environment is created and the pinned
+# requirements installed on first use (and again when requirements.txt or pyproject.toml change).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv test serve bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]} at {sys.executable}"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## make test: the whole test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make serve: localaws on 127.0.0.1:4566 with state kept in .localaws/
+serve: $(STAMP)
+	$(BIN)/localaws serve --state-dir .localaws
+
+## make bench: benchmarks under bench/ (they print their figures)
+bench: $(STAMP)
+	$(BIN)/python bench/localaws_startup.py
+
+clean:
+	rm -rf $(VENV) .localaws .pytest_cache

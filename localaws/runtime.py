@@ -1,0 +1,67 @@
+"""Process-wide runtime state of localaws: where the server listens and where executors work.
+
+moto keeps its backends in module-level dicts, so one process hosts at most one localaws server;
+the executors (Lambda, Glue) read the endpoint and work directory from here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("localaws")
+
+#: Credentials handed to Lambda functions and Glue jobs. localaws does not check signatures,
+#: so these are placeholders, like the role credentials AWS injects into a function.
+CHILD_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "localaws",
+    "AWS_SECRET_ACCESS_KEY": "localaws",
+    "AWS_SESSION_TOKEN": "localaws",
+}
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} is not a number") from exc
+
+
+@dataclass
+class Runtime:
+    """Settings the executors need; filled in by :class:`localaws.server.LocalAWS` at start.
+
+    :param endpoint_url: ``http://host:port`` that child processes use as ``AWS_ENDPOINT_URL``.
+    :param work_dir: scratch directory for unpacked Lambda code and Glue staging (deleted at stop).
+    :param glue_minute_seconds: seconds in one "minute" of a Glue job's ``Timeout`` (default 60;
+        env ``LOCALAWS_GLUE_MINUTE_SECONDS``; tests shorten it to exercise timeouts quickly).
+    :param spark_driver_memory: ``spark.driver.memory`` for glueetl runs (env
+        ``LOCALAWS_SPARK_DRIVER_MEMORY``, default ``2g``).
+    :param spark_cores: ``local[N]`` cores for glueetl runs (env ``LOCALAWS_SPARK_CORES``, default 2).
+    """
+
+    endpoint_url: str = ""
+    work_dir: Path = Path("/tmp/localaws")
+    glue_minute_seconds: float = field(default_factory=lambda: _env_float("LOCALAWS_GLUE_MINUTE_SECONDS", 60.0))
+    spark_driver_memory: str = field(default_factory=lambda: os.environ.get("LOCALAWS_SPARK_DRIVER_MEMORY", "2g"))
+    spark_cores: int = field(default_factory=lambda: int(_env_float("LOCALAWS_SPARK_CORES", 2)))
+    #: Background threads (Event invocations, Glue runs) still running; joined at stop.
+    threads: list[threading.Thread] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def spawn(self, name: str, target, *args) -> threading.Thread:
+        """Start a daemon thread for background work and remember it so stop() can wait."""
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self.threads = [t for t in self.threads if t.is_alive()]
+        self.threads.append(thread)
+        thread.start()
+        return thread
+
+
+RUNTIME = Runtime()

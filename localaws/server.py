@@ -1,0 +1,238 @@
+"""The localaws server: moto's server on loopback, extended so Lambda and Glue jobs really run.
+
+Use it in-process::
+
+    with LocalAWS(port=0) as aws:
+        boto3.client("s3", endpoint_url=aws.endpoint_url, ...)
+
+or from the command line (``localaws serve``). Besides the AWS APIs it answers:
+
+* ``GET /_localaws/health`` -> ``{"status": "ok", "version", "endpoint", "state_dir", "uptime_seconds"}``
+* ``GET /_localaws/sns/messages[?topic=NAME]`` -> ``{"messages": [...]}`` (see
+  :func:`localaws.services.sns.published_messages`)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from urllib.parse import parse_qs
+
+from moto.moto_api import state_manager
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from localaws import __version__, persistence
+from localaws.runtime import RUNTIME, log
+from localaws.services import awslambda, glue_jobs, sns
+
+#: Default seconds between periodic snapshots when a state directory is set.
+DEFAULT_SNAPSHOT_INTERVAL = 30.0
+
+_active: "LocalAWS | None" = None
+_active_lock = threading.Lock()
+
+
+class _QuietHandler(MotoRequestHandler):
+    """Werkzeug's handler without a log line per HTTP request (localaws logs per executed run)."""
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class RWLock:
+    """Many readers (requests) or one writer (the snapshot)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+def install_patches() -> None:
+    """Patch moto so compute runs (idempotent) and freeze moto's automatic state progression."""
+    awslambda.install()
+    glue_jobs.install()
+    sns.install()
+    for model in ("glue::job_run", "glue::crawl", "athena::execution"):
+        state_manager.set_transition(model, {"progression": "manual", "times": 10**12})
+
+
+class LocalAWS:
+    """An embedded AWS endpoint on ``host:port``.
+
+    :param host: address to bind; loopback by default. Anything else is logged as a warning,
+        because localaws has no authentication.
+    :param port: TCP port; 0 picks a free one (see :attr:`endpoint_url`).
+    :param state_dir: directory for snapshots; state is restored from it at start and saved at
+        stop and every ``snapshot_interval`` seconds when it changed. ``None``: nothing persists.
+    :raises persistence.SnapshotError: at start, when the snapshot in ``state_dir`` is unreadable.
+    :raises RuntimeError: when another LocalAWS already runs in this process (moto's state is global).
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 4566, state_dir: str | Path | None = None,
+                 snapshot_interval: float = DEFAULT_SNAPSHOT_INTERVAL) -> None:
+        self.host = host
+        self.port = port
+        self.state_dir = Path(state_dir) if state_dir else None
+        self.snapshot_interval = snapshot_interval
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self._snapshotter: threading.Thread | None = None
+        self._lock = RWLock()
+        self._changes = 0
+        self._saved_changes = 0
+        self._started_at = 0.0
+        self._work_dir: Path | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # -- lifecycle
+    def start(self) -> "LocalAWS":
+        """Restore state (if any), bind, and serve on a background thread."""
+        global _active
+        with _active_lock:
+            if _active is not None:
+                raise RuntimeError(f"localaws already runs in this process at {_active.endpoint_url}")
+            _active = self
+        try:
+            started = time.monotonic()
+            install_patches()
+            if self.state_dir:
+                persistence.load(self.state_dir)
+                failed = glue_jobs.recover_after_restart()
+                if failed:
+                    log.warning("%d Glue job runs were in progress at the last snapshot; marked FAILED", failed)
+            app = DomainDispatcherApplication(create_backend_app)
+            self._server = make_server(self.host, self.port, self._wsgi(app), threaded=True,
+                                       request_handler=_QuietHandler)
+            self.port = self._server.server_address[1]
+            self._work_dir = Path(tempfile.mkdtemp(prefix="localaws-"))
+            RUNTIME.endpoint_url = self.endpoint_url
+            RUNTIME.work_dir = self._work_dir
+            RUNTIME.stopping.clear()
+            self._thread = threading.Thread(target=self._server.serve_forever, name="localaws-http", daemon=True)
+            self._thread.start()
+            if self.state_dir and self.snapshot_interval > 0:
+                self._snapshotter = threading.Thread(target=self._snapshot_loop, name="localaws-snapshot", daemon=True)
+                self._snapshotter.start()
+            self._started_at = time.time()
+            if self.host not in ("127.0.0.1", "localhost", "::1"):
+                log.warning("localaws listens on %s, beyond loopback: it has no authentication", self.host)
+            log.info("localaws %s listening on %s (loopback only: %s, state dir: %s) in %.2f s", __version__,
+                     self.endpoint_url, self.host in ("127.0.0.1", "localhost", "::1"),
+                     self.state_dir or "none", time.monotonic() - started)
+        except BaseException:
+            with _active_lock:
+                _active = None
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, wait for background runs briefly, write a final snapshot."""
+        global _active
+        RUNTIME.stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        for thread in list(RUNTIME.threads):
+            thread.join(timeout=5)
+        if self.state_dir:
+            self.snapshot()
+        if self._work_dir:
+            shutil.rmtree(self._work_dir, ignore_errors=True)
+        with _active_lock:
+            _active = None
+        log.info("localaws stopped")
+
+    def __enter__(self) -> "LocalAWS":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- snapshots
+    def snapshot(self) -> Path | None:
+        """Write a snapshot now (no-op without a state dir); returns its path."""
+        if not self.state_dir:
+            return None
+        changes = self._changes
+        path, size = persistence.save(self.state_dir, self._lock.exclusive())
+        self._saved_changes = changes
+        log.debug("snapshot %s written (%d bytes)", path, size)
+        return path
+
+    def _snapshot_loop(self) -> None:
+        while not RUNTIME.stopping.wait(self.snapshot_interval):
+            if self._changes != self._saved_changes:
+                try:
+                    self.snapshot()
+                except Exception:  # noqa: BLE001 - keep serving; the next period tries again
+                    log.exception("periodic snapshot failed")
+
+    # -- WSGI
+    def _wsgi(self, app: DomainDispatcherApplication) -> Callable:
+        def application(environ: dict[str, Any], start_response: Callable) -> Any:
+            path = environ.get("PATH_INFO", "")
+            if path.startswith("/_localaws/"):
+                return self._admin(path, environ, start_response)
+            if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+                self._changes += 1
+            with self._lock.shared():
+                return app(environ, start_response)
+
+        return application
+
+    def _admin(self, path: str, environ: dict[str, Any], start_response: Callable) -> list[bytes]:
+        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        if path == "/_localaws/health":
+            body: Any = {
+                "status": "ok",
+                "version": __version__,
+                "endpoint": self.endpoint_url,
+                "state_dir": str(self.state_dir) if self.state_dir else None,
+                "uptime_seconds": round(time.time() - self._started_at, 3),
+            }
+        elif path == "/_localaws/sns/messages":
+            body = {"messages": sns.published_messages(query.get("topic"))}
+        else:
+            start_response("404 Not Found", [("Content-Type", "application/json")])
+            return [json.dumps({"error": f"no such localaws endpoint {path}"}).encode()]
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(body, default=str).encode()]

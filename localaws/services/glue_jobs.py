@@ -1,0 +1,476 @@
+"""Glue jobs: StartJobRun really runs the job's script; UpdateJob and BatchStopJobRun added.
+
+A run of a ``glueetl`` job runs the script from ``Command.ScriptLocation`` under local PySpark 3.5
+(Glue 5.0's Spark line) in a subprocess; a ``pythonshell`` job runs it under plain Python. The
+subprocess sees the local ``awsglue`` compatibility package (``localaws/glue_compat``) and an S3
+bridge that stages s3:// reads and writes through a local directory.
+
+Arguments are passed as Glue passes them: ``--JOB_ID``, ``--JOB_RUN_ID``, ``--JOB_NAME`` and the
+job's ``DefaultArguments`` merged with the run's ``Arguments`` (then ``NonOverridableArguments``).
+
+States: STARTING -> RUNNING -> SUCCEEDED | FAILED | TIMEOUT | STOPPED (via STOPPING). A failed
+run's ``ErrorMessage`` is the last line of the script's exception ("ValueError: ..."). ``Timeout``
+is in minutes (one minute = ``Runtime.glue_minute_seconds`` seconds). ``MaxRetries`` starts new
+attempts named ``<run id>_attempt_<n>``, as AWS does. Driver stdout goes to CloudWatch Logs
+``/aws-glue/jobs/output`` and stderr to ``/aws-glue/jobs/error``, stream name = JobRunId.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from moto.core.responses import ActionResult
+from moto.glue import models as glue_models
+from moto.glue import responses as glue_responses
+from moto.glue.exceptions import ConcurrentRunsExceededException, EntityNotFoundException, InvalidInputException
+from moto.logs.models import logs_backends
+from moto.moto_api._internal import mock_random
+from moto.s3.models import s3_backends
+
+from localaws.runtime import CHILD_CREDENTIALS, RUNTIME, log
+
+GLUE_COMPAT = Path(__file__).resolve().parent.parent / "glue_compat"
+RUNNER = GLUE_COMPAT / "localaws_glue_runner.py"
+LOG_GROUP = "/aws-glue/jobs"
+OUTPUT_GROUP = "/aws-glue/jobs/output"
+ERROR_GROUP = "/aws-glue/jobs/error"
+ACTIVE_STATES = ("STARTING", "RUNNING", "STOPPING", "WAITING")
+#: Glue's default job Timeout, minutes (https://docs.aws.amazon.com/glue/latest/dg/add-job.html).
+DEFAULT_TIMEOUT_MINUTES = 2880
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class LocalJobRun:
+    """A Glue job run whose state is driven by a real process.
+
+    Shapes follow ``GetJobRun`` (https://docs.aws.amazon.com/glue/latest/webapi/API_JobRun.html).
+    ``execution_time`` is in seconds, ``timeout`` in minutes.
+    """
+
+    def __init__(self, job: glue_models.FakeJob, run_id: str, arguments: dict[str, str], *,
+                 attempt: int = 0, previous_run_id: str | None = None, timeout: int | None = None,
+                 worker_type: str | None = None, number_of_workers: int | None = None,
+                 max_capacity: float | None = None) -> None:
+        self.job_name = job.name
+        self.job_run_id = run_id
+        self.previous_run_id = previous_run_id
+        self.arguments = arguments
+        self.attempt = attempt
+        self.timeout = timeout or job.timeout or DEFAULT_TIMEOUT_MINUTES
+        self.worker_type = worker_type or job.worker_type
+        self.number_of_workers = number_of_workers or job.number_of_workers
+        self.max_capacity = max_capacity or job.max_capacity
+        self.glue_version = job.glue_version or "5.0"
+        self.state = "STARTING"
+        self.started_on = _now()
+        self.modified_on = self.started_on
+        self.completed_on: datetime | None = None
+        self.execution_time = 0
+        self.error_message: str | None = None
+        self.stop_requested = False
+        self._proc: subprocess.Popen | None = None
+
+    # moto's FakeJob calls these.
+    @property
+    def status(self) -> str:
+        return self.state
+
+    def advance(self) -> None:
+        """State is driven by the executor thread; nothing to do on read."""
+
+    def get_name(self) -> str:
+        return self.job_name
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_proc"] = None
+        return state
+
+    def set_state(self, state: str, error: str | None = None) -> None:
+        self.state = state
+        self.modified_on = _now()
+        if error is not None:
+            self.error_message = error
+        if state in ("SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR"):
+            self.completed_on = self.modified_on
+            self.execution_time = int(round((self.completed_on - self.started_on).total_seconds()))
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "Id": self.job_run_id,
+            "Attempt": self.attempt,
+            "JobName": self.job_name,
+            "JobMode": "SCRIPT",
+            "StartedOn": self.started_on,
+            "LastModifiedOn": self.modified_on,
+            "JobRunState": self.state,
+            "Arguments": self.arguments,
+            "PredecessorRuns": [],
+            "ExecutionTime": self.execution_time
+            if self.completed_on
+            else int((_now() - self.started_on).total_seconds()),
+            "Timeout": self.timeout,
+            "LogGroupName": LOG_GROUP,
+            "GlueVersion": self.glue_version,
+        }
+        if self.completed_on:
+            out["CompletedOn"] = self.completed_on
+        if self.error_message:
+            out["ErrorMessage"] = self.error_message
+        if self.previous_run_id:
+            out["PreviousRunId"] = self.previous_run_id
+        if self.worker_type:
+            out["WorkerType"] = self.worker_type
+        if self.number_of_workers:
+            out["NumberOfWorkers"] = self.number_of_workers
+        if self.max_capacity:
+            out["MaxCapacity"] = self.max_capacity
+        return out
+
+
+# --- moto patches ------------------------------------------------------------------------------
+
+
+def _start_job_run(self: glue_models.FakeJob, allocated_capacity=None, max_capacity=None, timeout=None,
+                   worker_type=None, security_configuration=None, number_of_workers=None,
+                   notification_property=None, previous_run_id=None, arguments=None) -> str:
+    """Replacement for ``FakeJob.start_job_run``: enforce MaxConcurrentRuns and start the process."""
+    max_runs = int((self.execution_property or {}).get("MaxConcurrentRuns", 1))
+    running = [jr for jr in self.job_runs if jr.status in ACTIVE_STATES]
+    if len(running) >= max_runs:
+        raise ConcurrentRunsExceededException(
+            f"Concurrent runs exceeded for {self.name}: {len(running)} running, MaxConcurrentRuns={max_runs}"
+        )
+    args = dict(self.default_arguments or {})
+    args.update(arguments or {})
+    args.update(self.non_overridable_arguments or {})
+    run = LocalJobRun(
+        self,
+        f"jr_{mock_random.get_random_hex(64)}",
+        args,
+        previous_run_id=previous_run_id,
+        timeout=timeout,
+        worker_type=worker_type,
+        number_of_workers=number_of_workers,
+        max_capacity=max_capacity,
+    )
+    self.job_runs.append(run)
+    RUNTIME.spawn(f"glue-{self.name}-{run.job_run_id[:12]}", _execute, self, run)
+    return run.job_run_id
+
+
+def _update_job(self: glue_models.GlueBackend, name: str, job_update: dict[str, Any]) -> str:
+    """UpdateJob: overwrites the job definition with ``JobUpdate`` (AWS replaces it whole)."""
+    job = self.get_job(name)
+    if "Command" not in job_update or "Role" not in job_update:
+        raise InvalidInputException("UpdateJob", "JobUpdate must include Role and Command")
+    fields = {
+        "Description": ("description", ""),
+        "LogUri": ("log_uri", None),
+        "Role": ("role", None),
+        "ExecutionProperty": ("execution_property", {}),
+        "Command": ("command", None),
+        "DefaultArguments": ("default_arguments", {}),
+        "NonOverridableArguments": ("non_overridable_arguments", None),
+        "Connections": ("connections", None),
+        "MaxRetries": ("max_retries", None),
+        "AllocatedCapacity": ("allocated_capacity", None),
+        "Timeout": ("timeout", None),
+        "MaxCapacity": ("max_capacity", None),
+        "WorkerType": ("worker_type", None),
+        "NumberOfWorkers": ("number_of_workers", None),
+        "SecurityConfiguration": ("security_configuration", None),
+        "NotificationProperty": ("notification_property", None),
+        "GlueVersion": ("glue_version", None),
+        "CodeGenConfigurationNodes": ("code_gen_configuration_nodes", None),
+        "ExecutionClass": ("execution_class", "STANDARD"),
+        "SourceControlDetails": ("source_control_details", None),
+    }
+    for key, (attr, default) in fields.items():
+        setattr(job, attr, job_update.get(key, default))
+    job.execution_property = job.execution_property or {}
+    job.default_arguments = job.default_arguments or {}
+    job.last_modified_on = _now()
+    return name
+
+
+def _batch_stop_job_run(self: glue_models.GlueBackend, job_name: str, run_ids: list[str]) -> dict[str, Any]:
+    ok, errors = [], []
+    job = self.jobs.get(job_name)
+    for run_id in run_ids:
+        run = next((r for r in job.job_runs if r.job_run_id == run_id), None) if job else None
+        if run is None:
+            errors.append({"JobName": job_name, "JobRunId": run_id,
+                           "ErrorDetail": {"ErrorCode": "EntityNotFoundException",
+                                           "ErrorMessage": f"Job run {run_id} not found"}})
+            continue
+        if run.state not in ACTIVE_STATES:
+            errors.append({"JobName": job_name, "JobRunId": run_id,
+                           "ErrorDetail": {"ErrorCode": "InvalidInputException",
+                                           "ErrorMessage": f"Job run {run_id} is already {run.state}"}})
+            continue
+        run.stop_requested = True
+        run.set_state("STOPPING")
+        _terminate(run)
+        ok.append({"JobName": job_name, "JobRunId": run_id})
+    return {"SuccessfulSubmissions": ok, "Errors": errors}
+
+
+def _resp_update_job(self: glue_responses.GlueResponse) -> ActionResult:
+    name = self._get_param("JobName")
+    return ActionResult({"JobName": self.glue_backend.update_job(name, self._get_param("JobUpdate") or {})})
+
+
+def _resp_batch_stop_job_run(self: glue_responses.GlueResponse) -> ActionResult:
+    return ActionResult(
+        self.glue_backend.batch_stop_job_run(self._get_param("JobName"), self._get_param("JobRunIds") or [])
+    )
+
+
+def install() -> None:
+    """Patch moto's Glue models and responses (idempotent)."""
+    glue_models.FakeJob.start_job_run = _start_job_run  # type: ignore[method-assign]
+    glue_models.GlueBackend.update_job = _update_job  # type: ignore[attr-defined]
+    glue_models.GlueBackend.batch_stop_job_run = _batch_stop_job_run  # type: ignore[attr-defined]
+    glue_responses.GlueResponse.update_job = _resp_update_job  # type: ignore[attr-defined]
+    glue_responses.GlueResponse.batch_stop_job_run = _resp_batch_stop_job_run  # type: ignore[attr-defined]
+
+
+# --- the executor ------------------------------------------------------------------------------
+
+
+def read_s3_object(account_id: str, url: str) -> bytes:
+    """Read ``s3://bucket/key`` from moto's in-memory S3 (never over HTTP inside the server).
+
+    :raises EntityNotFoundException: when the bucket or key does not exist.
+    """
+    if not url.startswith(("s3://", "s3a://")):
+        raise EntityNotFoundException(f"ScriptLocation {url!r} is not an s3:// URL")
+    bucket, _, key = url.split("://", 1)[1].partition("/")
+    backend = s3_backends[account_id]["aws"]
+    try:
+        obj = backend.get_object(bucket, key)
+    except Exception as exc:  # moto raises MissingBucket / MissingKey
+        raise EntityNotFoundException(f"script {url} not found: {exc}") from exc
+    if obj is None:
+        raise EntityNotFoundException(f"script {url} not found")
+    return obj.value
+
+
+def _terminate(run: LocalJobRun) -> None:
+    proc = run._proc
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    def _hard_kill() -> None:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    threading.Timer(10, _hard_kill).start()
+
+
+class _LogPump(threading.Thread):
+    """Copies a child's stream to a CloudWatch Logs stream, flushing about once a second."""
+
+    def __init__(self, stream: IO[bytes], account_id: str, region: str, group: str, name: str) -> None:
+        super().__init__(daemon=True, name=f"glue-log-{group}")
+        self.stream = stream
+        self.logs = logs_backends[account_id][region]
+        self.group = group
+        self.name_ = name
+        self.tail: list[str] = []
+        self.logs.ensure_log_group(group)
+        try:
+            self.logs.create_log_stream(group, name)
+        except Exception:  # noqa: BLE001 - stream exists already (a retry of the same id)
+            pass
+
+    def run(self) -> None:
+        batch: list[dict[str, Any]] = []
+        last = time.monotonic()
+        for raw in iter(self.stream.readline, b""):
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            self.tail = (self.tail + [line])[-200:]
+            batch.append({"timestamp": int(time.time() * 1000), "message": line or " "})
+            if time.monotonic() - last > 1.0 or len(batch) >= 500:
+                self._flush(batch)
+                batch, last = [], time.monotonic()
+        self._flush(batch)
+
+    def _flush(self, batch: list[dict[str, Any]]) -> None:
+        if batch:
+            self.logs.put_log_events(self.group, self.name_, batch)
+
+
+def _child_env(job: glue_models.FakeJob, run: LocalJobRun, run_dir: Path, kind: str) -> dict[str, str]:
+    region = job.backend.region_name
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "HOME": os.environ.get("HOME", str(run_dir)),
+        "PYTHONPATH": str(GLUE_COMPAT),
+        "PYTHONUNBUFFERED": "1",
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_ENDPOINT_URL": RUNTIME.endpoint_url,
+        "LOCALAWS_STAGING_DIR": str(run_dir / "staging"),
+        "LOCALAWS_JOB_KIND": kind,
+        "LOCALAWS_RESULT_FILE": str(run_dir / "result.json"),
+        **CHILD_CREDENTIALS,
+    }
+    for key in ("JAVA_HOME", "TZ", "TMPDIR"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    if kind == "glueetl":
+        env["PYSPARK_PYTHON"] = sys.executable
+        env["PYSPARK_DRIVER_PYTHON"] = sys.executable
+        env["SPARK_LOCAL_DIRS"] = str(run_dir / "spark-local")
+        env["PYSPARK_SUBMIT_ARGS"] = " ".join(
+            [
+                f"--master local[{RUNTIME.spark_cores}]",
+                f"--driver-memory {RUNTIME.spark_driver_memory}",
+                "--conf spark.ui.enabled=false",
+                "--conf spark.sql.session.timeZone=UTC",
+                # Local runs are small; Spark's default of 200 shuffle partitions only adds overhead.
+                "--conf spark.sql.shuffle.partitions=4",
+                f"--conf spark.driver.extraJavaOptions=-Djava.io.tmpdir={run_dir / 'java-tmp'}",
+                "pyspark-shell",
+            ]
+        )
+    return env
+
+
+def _execute(job: glue_models.FakeJob, run: LocalJobRun) -> None:
+    """Run one job run to completion and set its final state (runs on its own thread)."""
+    account_id, region = job.backend.account_id, job.backend.region_name
+    run_dir = RUNTIME.work_dir / "glue" / run.job_run_id
+    started = time.monotonic()
+    try:
+        command = job.command or {}
+        kind = command.get("Name", "glueetl")
+        if kind not in ("glueetl", "pythonshell"):
+            run.set_state("FAILED", f"NotImplementedError: localaws runs glueetl and pythonshell jobs, not {kind}")
+            return
+        script = read_s3_object(account_id, command.get("ScriptLocation", ""))
+        (run_dir / "staging").mkdir(parents=True, exist_ok=True)
+        (run_dir / "java-tmp").mkdir(parents=True, exist_ok=True)
+        script_path = run_dir / Path(command["ScriptLocation"]).name
+        script_path.write_bytes(script)
+        argv = ["--JOB_ID", f"j_{job.name}", "--JOB_RUN_ID", run.job_run_id, "--JOB_NAME", job.name]
+        for key, value in run.arguments.items():
+            argv += [key if key.startswith("--") else f"--{key}", str(value)]
+        if run.stop_requested:
+            return
+        proc = subprocess.Popen(
+            [sys.executable, "-u", str(RUNNER), str(script_path), *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=_child_env(job, run, run_dir, kind),
+            cwd=str(run_dir),
+            start_new_session=True,
+        )
+        run._proc = proc
+        run.set_state("RUNNING")
+        pumps = [
+            _LogPump(proc.stdout, account_id, region, OUTPUT_GROUP, run.job_run_id),
+            _LogPump(proc.stderr, account_id, region, ERROR_GROUP, run.job_run_id),
+        ]
+        for pump in pumps:
+            pump.start()
+        timed_out = threading.Event()
+
+        def _on_timeout() -> None:
+            timed_out.set()
+            _terminate(run)
+
+        timer = threading.Timer(run.timeout * RUNTIME.glue_minute_seconds, _on_timeout)
+        timer.start()
+        try:
+            code = proc.wait()
+        finally:
+            timer.cancel()
+        for pump in pumps:
+            pump.join(timeout=30)
+        if run.stop_requested:
+            run.set_state("STOPPED")
+        elif timed_out.is_set():
+            run.set_state("TIMEOUT", f"Job run timed out: it ran longer than its Timeout of {run.timeout} minutes")
+        elif code == 0:
+            run.set_state("SUCCEEDED")
+        else:
+            run.set_state("FAILED", _error_message(run_dir, pumps[1].tail, code))
+    except Exception as exc:  # noqa: BLE001 - any failure to launch is the run's failure
+        log.exception("glue job %s run %s could not run", job.name, run.job_run_id)
+        run.set_state("FAILED", f"{type(exc).__name__}: {exc}")
+    finally:
+        run._proc = None
+        shutil.rmtree(run_dir, ignore_errors=True)
+        log.info(
+            "glue job %s run %s (attempt %d): %s in %.1f s%s",
+            job.name,
+            run.job_run_id,
+            run.attempt,
+            run.state,
+            time.monotonic() - started,
+            f" - {run.error_message}" if run.error_message else "",
+        )
+        _maybe_retry(job, run)
+
+
+def _error_message(run_dir: Path, stderr_tail: list[str], code: int) -> str:
+    result = run_dir / "result.json"
+    if result.exists():
+        try:
+            return json.loads(result.read_text())["error"]
+        except (ValueError, KeyError):
+            pass
+    lines = [line for line in stderr_tail if line.strip()]
+    return lines[-1].strip() if lines else f"the job's process exited with status {code}"
+
+
+def _maybe_retry(job: glue_models.FakeJob, run: LocalJobRun) -> None:
+    if run.state not in ("FAILED", "TIMEOUT") or RUNTIME.stopping.is_set():
+        return
+    if run.attempt >= int(job.max_retries or 0):
+        return
+    base_id = run.job_run_id.split("_attempt_")[0]
+    retry = LocalJobRun(job, f"{base_id}_attempt_{run.attempt + 1}", run.arguments, attempt=run.attempt + 1,
+                        previous_run_id=run.job_run_id, timeout=run.timeout, worker_type=run.worker_type,
+                        number_of_workers=run.number_of_workers, max_capacity=run.max_capacity)
+    job.job_runs.append(retry)
+    RUNTIME.spawn(f"glue-{job.name}-{retry.job_run_id[:12]}", _execute, job, retry)
+
+
+def recover_after_restart() -> int:
+    """Mark runs that were active when a snapshot was taken as FAILED; returns how many.
+
+    Their processes died with the previous server, so they can never finish.
+    """
+    count = 0
+    for account in glue_models.glue_backends.values():
+        for backend in account.values():
+            for job in backend.jobs.values():
+                for run in job.job_runs:
+                    if isinstance(run, LocalJobRun) and run.state in ACTIVE_STATES:
+                        run.set_state("FAILED", "localaws restarted while this run was in progress")
+                        count += 1
+    return count
