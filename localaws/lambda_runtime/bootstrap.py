@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import resource
 import sys
 import time
 import traceback
@@ -57,7 +58,20 @@ def _error(exc: BaseException, error_type: str | None = None, message: str | Non
     }
 
 
+def _peak_rss_kb() -> int:
+    """Peak resident set size of this process since exec (VmHWM), KB; 0 where /proc is missing."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def _write(path: str, result: dict) -> None:
+    result["max_rss_kb"] = _peak_rss_kb()
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(result, fh)
 
@@ -66,6 +80,10 @@ def main(spec_path: str) -> int:
     with open(spec_path, encoding="utf-8") as fh:
         spec = json.load(fh)
     result_file = spec["result_file"]
+    # MemorySize is enforced as an address-space limit, like a cgroup limit on AWS but counting
+    # virtual memory: set before the handler's module is imported.
+    limit = int(spec["memory_limit_in_mb"]) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     code_dir = spec["code_dir"]
     os.chdir(code_dir)
     layer_paths = []

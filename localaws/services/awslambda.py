@@ -22,7 +22,6 @@ import base64
 import io
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -156,12 +155,6 @@ def run_invocation(fn: lambda_models.LambdaFunction, event: bytes) -> Invocation
         spec_file = inv_dir / "spec.json"
         spec_file.write_text(json.dumps(spec))
         out_file = inv_dir / "output.log"
-        limit = memory_mb * 1024 * 1024
-
-        def _limit_memory() -> None:
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-            os.setsid()
-
         started = time.monotonic()
         with open(out_file, "wb") as out:
             proc = subprocess.Popen(
@@ -171,7 +164,9 @@ def run_invocation(fn: lambda_models.LambdaFunction, event: bytes) -> Invocation
                 stdin=subprocess.DEVNULL,
                 env=_child_env(fn, request_id),
                 cwd=str(code_dir),
-                preexec_fn=_limit_memory,
+                # No preexec_fn: a forked copy of this (large) process would count in the
+                # child's peak RSS. The bootstrap sets its own RLIMIT_AS before importing the handler.
+                start_new_session=True,
             )
             timed_out = threading.Event()
 
@@ -184,13 +179,9 @@ def run_invocation(fn: lambda_models.LambdaFunction, event: bytes) -> Invocation
 
             timer = threading.Timer(timeout_s, _kill)
             timer.start()
-            try:
-                _, status, rusage = os.wait4(proc.pid, 0)
-            finally:
-                timer.cancel()
-            proc.returncode = os.waitstatus_to_exitcode(status)
+            peak_kb = _watch_peak_rss(proc)
+            timer.cancel()
         duration_ms = (time.monotonic() - started) * 1000
-        max_memory_mb = max(1, int(rusage.ru_maxrss / 1024))  # ru_maxrss is in KB on Linux
         output = out_file.read_bytes().decode("utf-8", errors="replace")
 
         error: dict[str, Any] | None = None
@@ -202,6 +193,7 @@ def run_invocation(fn: lambda_models.LambdaFunction, event: bytes) -> Invocation
             }
         elif result_file.exists():
             result = json.loads(result_file.read_text())
+            peak_kb = max(peak_kb, int(result.get("max_rss_kb", 0)))
             if result.get("ok"):
                 payload = json.dumps(result["payload"]).encode()
             else:
@@ -224,6 +216,7 @@ def run_invocation(fn: lambda_models.LambdaFunction, event: bytes) -> Invocation
             }
         if error is not None:
             payload = json.dumps(error).encode()
+        max_memory_mb = max(1, round(peak_kb / 1024))
 
         billed = int(-(-duration_ms // 1))
         lines = [f"START RequestId: {request_id} Version: $LATEST"]
@@ -249,6 +242,29 @@ def run_invocation(fn: lambda_models.LambdaFunction, event: bytes) -> Invocation
         return InvocationResult(payload, "Unhandled" if error else None, log_text, duration_ms, max_memory_mb)
     finally:
         shutil.rmtree(inv_dir, ignore_errors=True)
+
+
+def _watch_peak_rss(proc: subprocess.Popen) -> int:
+    """Wait for ``proc``, sampling its peak RSS (VmHWM) every 50 ms; returns the last sample, KB.
+
+    ``ru_maxrss`` from wait4 is useless here: Linux carries the parent's peak across fork+exec.
+    """
+    peak = 0
+    status_path = f"/proc/{proc.pid}/status"
+    while proc.poll() is None:
+        try:
+            with open(status_path, encoding="ascii") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+                        break
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            pass
+    return peak
 
 
 def _save_logs(fn: lambda_models.LambdaFunction, stream: str, lines: list[str]) -> None:

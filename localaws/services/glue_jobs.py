@@ -343,11 +343,13 @@ def _child_env(job: glue_models.FakeJob, run: LocalJobRun, run_dir: Path, kind: 
         env["PYSPARK_PYTHON"] = sys.executable
         env["PYSPARK_DRIVER_PYTHON"] = sys.executable
         env["SPARK_LOCAL_DIRS"] = str(run_dir / "spark-local")
+        env["SPARK_LOCAL_IP"] = "127.0.0.1"
         env["PYSPARK_SUBMIT_ARGS"] = " ".join(
             [
                 f"--master local[{RUNTIME.spark_cores}]",
                 f"--driver-memory {RUNTIME.spark_driver_memory}",
                 "--conf spark.ui.enabled=false",
+                "--conf spark.ui.showConsoleProgress=false",
                 "--conf spark.sql.session.timeZone=UTC",
                 # Local runs are small; Spark's default of 200 shuffle partitions only adds overhead.
                 "--conf spark.sql.shuffle.partitions=4",
