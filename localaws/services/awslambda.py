@@ -288,6 +288,12 @@ def _invoke(self: lambda_models.LambdaFunction, body: Any, request_headers: Any,
     if inv_type == "Event":
         RUNTIME.spawn(f"lambda-event-{self.function_name}", _run_event, self, event)
         return b""
+    if not (self.run_time or "").startswith("python"):
+        response_headers["x-amz-function-error"] = "Unhandled"
+        return json.dumps({
+            "errorType": "Runtime.InvalidRuntime",
+            "errorMessage": f"localaws runs only python3.x runtimes; function {self.function_name} has {self.run_time}",
+        }).encode()
     result = run_invocation(self, event)
     if result.function_error:
         response_headers["x-amz-function-error"] = result.function_error
