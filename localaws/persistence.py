@@ -10,9 +10,12 @@ file; localaws never silently starts empty over existing state.
 from __future__ import annotations
 
 import contextlib
+from collections import defaultdict
 import os
 import pickle
 import tempfile
+import threading
+import weakref
 import time
 from pathlib import Path
 from typing import Any, ContextManager
@@ -31,6 +34,60 @@ class SnapshotError(RuntimeError):
     """The snapshot file exists but cannot be loaded; the message names the file and the cause."""
 
 
+def _make_picklable() -> None:
+    """Teach pickle about the few moto objects that hold weak references or locks (idempotent)."""
+    from moto.awslambda import models as lambda_models
+    from moto.sqs import models as sqs_models
+
+    def weak_getstate(self: Any) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_arns"] = dict(state["_arns"].items())
+        if "_aliases" in state:  # a defaultdict with a lambda factory
+            state["_aliases"] = dict(state["_aliases"])
+        return state
+
+    def weak_setstate(self: Any, state: dict[str, Any]) -> None:
+        arns = state.pop("_arns")
+        self.__dict__.update(state)
+        self._arns = weakref.WeakValueDictionary(arns)
+        if "_aliases" in state:
+            self._aliases = defaultdict(dict, state["_aliases"])
+
+    for cls in (lambda_models.LambdaStorage, lambda_models.LayerStorage):
+        cls.__getstate__ = weak_getstate  # type: ignore[attr-defined]
+        cls.__setstate__ = weak_setstate  # type: ignore[attr-defined]
+
+    def queue_getstate(self: Any) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_messages_lock", None)
+        return state
+
+    def queue_setstate(self: Any, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._messages_lock = threading.Condition()
+
+    # S3 keeps object versions in a dict subclass whose __setitem__ appends a version; pickle's
+    # default dict restore would go through it and keep only the newest version.
+    from moto.s3.utils import _VersionedKeyStore
+
+    def versioned_reduce(self: Any) -> tuple:
+        return (_restore_versioned, (type(self), [(k, list(dict.__getitem__(self, k))) for k in dict.keys(self)],
+                                     dict(self.__dict__)))
+
+    _VersionedKeyStore.__reduce__ = versioned_reduce  # type: ignore[method-assign]
+
+    sqs_models.Queue.__getstate__ = queue_getstate  # type: ignore[attr-defined]
+    sqs_models.Queue.__setstate__ = queue_setstate  # type: ignore[attr-defined]
+
+
+def _restore_versioned(cls: type, items: list[tuple[str, list[Any]]], attrs: dict[str, Any]) -> Any:
+    store = cls()
+    for key, versions in items:
+        dict.__setitem__(store, key, versions)
+    store.__dict__.update(attrs)
+    return store
+
+
 def _collect() -> dict[str, Any]:
     state: dict[str, Any] = {}
     for service in PERSISTED_SERVICES:
@@ -44,6 +101,7 @@ def save(state_dir: Path, lock: ContextManager[Any] | None = None) -> tuple[Path
 
     :param lock: held while pickling so no request changes the backends half-way.
     """
+    _make_picklable()
     state_dir.mkdir(parents=True, exist_ok=True)
     target = state_dir / SNAPSHOT_NAME
     fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=state_dir)
@@ -74,6 +132,7 @@ def load(state_dir: Path) -> bool:
     path = state_dir / SNAPSHOT_NAME
     if not path.exists():
         return False
+    _make_picklable()
     try:
         with open(path, "rb") as fh:
             data = pickle.load(fh)

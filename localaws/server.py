@@ -30,7 +30,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from localaws import __version__, persistence
 from localaws.runtime import RUNTIME, log
-from localaws.services import awslambda, glue_jobs, sns
+from localaws.services import athena, awslambda, glue_crawler, glue_jobs, sns
 
 #: Default seconds between periodic snapshots when a state directory is set.
 DEFAULT_SNAPSHOT_INTERVAL = 30.0
@@ -86,6 +86,8 @@ def install_patches() -> None:
     awslambda.install()
     glue_jobs.install()
     sns.install()
+    glue_crawler.install()
+    athena.install()
     for model in ("glue::job_run", "glue::crawl", "athena::execution"):
         state_manager.set_transition(model, {"progression": "manual", "times": 10**12})
 
