@@ -268,3 +268,91 @@ def test_missing_script_fails_the_run(aws_client, bucket):
     run = wait_run(glue, "job-noscript", glue.start_job_run(JobName="job-noscript")["JobRunId"])
     assert run["JobRunState"] == "FAILED"
     assert f"s3://{bucket}/nope.py" in run["ErrorMessage"]
+
+
+CATALOG_SCRIPT = '''
+import sys
+from awsglue.context import GlueContext
+from awsglue.dynamicframe import DynamicFrame
+from awsglue.utils import getResolvedOptions
+from pyspark.context import SparkContext
+from pyspark.sql.utils import AnalysisException
+
+args = getResolvedOptions(sys.argv, ["bucket"])
+b = args["bucket"]
+gc = GlueContext(SparkContext.getOrCreate())
+spark = gc.spark_session
+
+# from_catalog with a partition predicate reads only the selected partition.
+dyf = gc.create_dynamic_frame.from_catalog(database="compat", table_name="events", push_down_predicate="dt='2013-01-02'")
+df = dyf.toDF()
+print("catalog rows", df.count(), sorted(r.dt for r in df.select("dt").distinct().collect()))
+
+# write_dynamic_frame.from_catalog appends under the table location and registers the partition.
+new = spark.createDataFrame([(7, "2013-01-03")], "id int, dt string")
+gc.write_dynamic_frame.from_catalog(frame=DynamicFrame.fromDF(new, gc, "new"), database="compat",
+                                    table_name="events", additional_options={"enableUpdateCatalog": True})
+
+# basePath keeps the partition column when reading one partition folder.
+one = spark.read.option("basePath", f"s3://{b}/compat/events/").parquet(f"s3://{b}/compat/events/dt=2013-01-01/")
+print("basePath columns", sorted(one.columns))
+
+# Dynamic partition overwrite replaces only dt=2013-01-01.
+spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+spark.createDataFrame([(100, "2013-01-01")], "id int, dt string").write.mode("overwrite").partitionBy("dt").parquet(
+    f"s3://{b}/compat/events/")
+
+# errorifexists (the default mode) refuses a non-empty prefix.
+try:
+    new.write.parquet(f"s3://{b}/compat/events/")
+except AnalysisException as exc:
+    print("refused:", str(exc).split(".")[0])
+
+# purge_s3_path with retentionPeriod 0 deletes everything under the prefix.
+gc.purge_s3_path(f"s3://{b}/compat/tmp/", {"retentionPeriod": 0})
+'''
+
+
+@pytest.mark.spark
+def test_awsglue_catalog_purge_and_overwrite_semantics(aws_client, bucket):
+    import pyarrow as pa
+
+    s3, glue, logs = aws_client("s3"), aws_client("glue"), aws_client("logs")
+    for dt, ids in {"2013-01-01": [1, 2], "2013-01-02": [3, 4, 5]}.items():
+        buf = io.BytesIO()
+        pq.write_table(pa.table({"id": pa.array(ids, pa.int32())}), buf)
+        s3.put_object(Bucket=bucket, Key=f"compat/events/dt={dt}/part-0.parquet", Body=buf.getvalue())
+    for i in range(3):
+        s3.put_object(Bucket=bucket, Key=f"compat/tmp/scratch-{i}.txt", Body=b"x")
+    glue.create_database(DatabaseInput={"Name": "compat"})
+    sd = {"Columns": [{"Name": "id", "Type": "int"}], "Location": f"s3://{bucket}/compat/events/",
+          "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+          "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+          "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"}}
+    glue.create_table(DatabaseName="compat", TableInput={"Name": "events", "StorageDescriptor": sd,
+                                                         "PartitionKeys": [{"Name": "dt", "Type": "string"}],
+                                                         "Parameters": {"classification": "parquet"}})
+    for dt in ("2013-01-01", "2013-01-02"):
+        glue.create_partition(DatabaseName="compat", TableName="events", PartitionInput={
+            "Values": [dt], "StorageDescriptor": {**sd, "Location": f"s3://{bucket}/compat/events/dt={dt}/"}})
+
+    job = create_job(glue, s3, bucket, CATALOG_SCRIPT, DefaultArguments={"--bucket": bucket})
+    run_id = glue.start_job_run(JobName=job)["JobRunId"]
+    run = wait_run(glue, job, run_id)
+    assert run["JobRunState"] == "SUCCEEDED", run.get("ErrorMessage")
+    out = log_lines(logs, "/aws-glue/jobs/output", run_id)
+    assert "catalog rows 3 ['2013-01-02']" in out
+    assert "basePath columns ['dt', 'id']" in out
+    assert f"refused: [PATH_ALREADY_EXISTS] Path s3://{bucket}/compat/events/ already exists" in out
+
+    def ids(dt: str) -> list[int]:
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"compat/events/dt={dt}/").get("Contents", [])]
+        return sorted(i for k in keys
+                      for i in pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=k)["Body"].read()))["id"].to_pylist())
+
+    assert ids("2013-01-01") == [100]  # replaced by the dynamic overwrite
+    assert ids("2013-01-02") == [3, 4, 5]  # untouched
+    assert ids("2013-01-03") == [7]  # appended by write_dynamic_frame.from_catalog
+    parts = glue.get_partitions(DatabaseName="compat", TableName="events")["Partitions"]
+    assert sorted(p["Values"][0] for p in parts) == ["2013-01-01", "2013-01-02", "2013-01-03"]
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="compat/tmp/").get("KeyCount", 0) == 0
