@@ -132,11 +132,12 @@ def java_double(value: float, *, single: bool = False) -> str:
         return "Infinity" if value > 0 else "-Infinity"
     if value == 0:
         return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
-    text = repr(value)
     if single:
         import numpy as np
 
-        text = repr(float(np.float32(value))) if False else str(np.float32(value))
+        text = str(np.float32(value))
+    else:
+        text = repr(value)
     if 1e-3 <= abs(value) < 1e7:
         d = decimal.Decimal(text)
         s = format(d, "f")
@@ -318,6 +319,7 @@ def engine_error(exc: Exception, sql: str) -> AthenaQueryError:
     text = str(exc)
     first = text.split("\n")[0]
     m = re.search(r'Referenced column "([^"]+)" not found', text) or re.search(
+        r'Column "([^"]+)" referenced that exists in the SELECT clause', text) or re.search(
         r'Values list "[^"]*" does not have a column named "([^"]+)"', text)
     if m:
         line, col = position_of(sql, m.group(1))

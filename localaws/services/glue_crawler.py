@@ -6,12 +6,13 @@ writes tables and partitions into the Glue catalog that ``GetTable`` and Athena 
 
 Grouping (the common AWS layouts):
 
-* files directly under the target path -> one table named after the target's last folder;
-* Hive-style ``k=v/`` folders below a table's folder -> partition keys (type ``string``, as AWS)
-  and one partition per distinct folder;
-* plain sub-folders of the target -> one table each, named after the sub-folder, unless there
-  are two or more of them, all at the same depth, with identical schemas and format: then, as
-  AWS does, they are one table named after the target with keys ``partition_0``, ``partition_1``...
+* files directly under the target path (or under ``k=v/`` folders there) -> one table named
+  after the target's last folder;
+* each plain first-level folder of the target -> one table named after that folder, unless the
+  target holds only folders and all have the same format, columns and layout: then, as AWS
+  does, they are partitions of one table named after the target (key ``partition_0`` = folder);
+* folders below a table's folder -> partitions: Hive-style ``k=v/`` gives key ``k``, a plain
+  folder gives ``partition_<i>`` (type ``string``, as AWS), one partition per distinct folder;
 * objects whose file or folder name starts with ``_`` or ``.`` (``_SUCCESS``, ``.crc``) and
   objects matching an ``Exclusions`` glob (relative to the target path) are ignored.
 
@@ -395,9 +396,22 @@ def _is_hidden(segment: str) -> bool:
     return segment.startswith(("_", "."))
 
 
-def plan_target(account_id: str, path: str, exclusions: list[str], prefix: str | None,
-                should_stop=lambda: False) -> list[TablePlan]:
-    """Group the objects under one S3 target into tables (see the module docstring).
+def _key_names(dirs: list[str]) -> tuple[str, ...]:
+    return tuple(d.split("=", 1)[0].lower() if "=" in d else f"partition_{i}" for i, d in enumerate(dirs))
+
+
+def _key_value(segment: str) -> str:
+    return unquote(segment.split("=", 1)[1]) if "=" in segment else unquote(segment)
+
+
+def plan_target(account_id: str, path: str, exclusions: list[str], prefix: str | None) -> list[TablePlan]:
+    """Group the objects under one S3 target into tables, before schemas are known.
+
+    Files directly under the target, or under ``k=v`` folders there, form the target's table;
+    every plain first-level folder forms a table of its own (see :func:`merge_similar` for
+    AWS's rule that folds them into one). Folders below a table's folder are partitions:
+    ``k=v`` -> key ``k``, plain -> ``partition_<i>``. Objects that do not follow a table's most
+    common folder layout are logged and ignored.
 
     :raises s3memory.S3PathError: when the bucket does not exist.
     """
@@ -406,49 +420,55 @@ def plan_target(account_id: str, path: str, exclusions: list[str], prefix: str |
         key_prefix += "/"
     base_name = key_prefix.rstrip("/").rsplit("/", 1)[-1] if key_prefix else bucket
     excluded = [glob_to_regex(p) for p in exclusions or []]
-    # root (plain folders) -> list of (partition values, object)
-    roots: dict[tuple[str, ...], list[tuple[list[tuple[str, str]], s3memory.S3Object]]] = {}
+    groups: dict[str | None, list[tuple[list[str], s3memory.S3Object]]] = {}
     for obj in s3memory.list_objects(account_id, f"s3://{bucket}/{key_prefix}"):
         rel = obj.key[len(key_prefix):]
         parts = rel.split("/")
         if any(_is_hidden(p) for p in parts) or any(rx.match(rel) for rx in excluded) or obj.size == 0:
             continue
         dirs = parts[:-1]
-        root: list[str] = []
-        parts_kv: list[tuple[str, str]] = []
-        for d in dirs:
-            if "=" in d:
-                k, _, v = d.partition("=")
-                parts_kv.append((k.lower(), unquote(v)))
-            elif parts_kv:
-                break  # a plain folder below partitions: its files belong to the partition
-            else:
-                root.append(d)
-        roots.setdefault(tuple(root), []).append((parts_kv, obj))
+        if not dirs or "=" in dirs[0]:
+            groups.setdefault(None, []).append((dirs, obj))
+        else:
+            groups.setdefault(dirs[0], []).append((dirs[1:], obj))
     plans = []
-    for root, items in roots.items():
-        key_counts = Counter(tuple(k for k, _ in kv) for kv, _ in items)
-        keys = list(key_counts.most_common(1)[0][0])
-        location = f"s3://{bucket}/{key_prefix}{''.join(r + '/' for r in root)}"
-        plan = TablePlan(table_name(root[-1] if root else base_name, prefix), location, keys, {}, [])
-        for kv, obj in items:
-            if [k for k, _ in kv] != keys:
-                log.warning("crawler: %s does not follow the partition layout %s of %s; ignored",
-                            obj.url, keys, location)
+    for first, items in groups.items():
+        keys = Counter(_key_names(d) for d, _ in items).most_common(1)[0][0]
+        location = f"s3://{bucket}/{key_prefix}" + (f"{first}/" if first else "")
+        plan = TablePlan(table_name(first or base_name, prefix), location, list(keys), {}, [])
+        for dirs, obj in items:
+            if _key_names(dirs) != keys:
+                log.warning("crawler: %s does not follow the folder layout %s of %s; ignored", obj.url, keys, location)
                 continue
             if keys:
-                plan.partitions[tuple(v for _, v in kv)] = _partition_location(plan, obj, len(keys))
+                plan.partitions[tuple(_key_value(d) for d in dirs)] = location + "".join(d + "/" for d in dirs)
             plan.objects.append(obj)
-        if plan.objects:
-            plans.append(plan)
-        if should_stop():
-            return plans
+        plans.append(plan)
     return plans
 
 
-def _partition_location(plan: TablePlan, obj: s3memory.S3Object, depth: int) -> str:
-    rel = obj.url[len(plan.location):]
-    return plan.location + "".join(seg + "/" for seg in rel.split("/")[:depth])
+def merge_similar(plans: list[TablePlan], target_location: str, name: str) -> list[TablePlan]:
+    """AWS's rule: when a target holds only folders and all of them have the same format, columns
+    and layout, they are partitions (``partition_0`` = folder name) of one table named ``name``."""
+    if not plans or any(p.location == target_location for p in plans):
+        return plans
+    sigs = {(p.schema.classification, tuple(p.schema.columns), tuple(p.partition_keys)) if p.schema else None
+            for p in plans}
+    if len(sigs) != 1 or None in sigs:
+        return plans
+    keys = ["partition_0"] + [f"partition_{int(k[10:]) + 1}" if re.fullmatch(r"partition_\d+", k) else k
+                              for k in plans[0].partition_keys]
+    merged = TablePlan(name, target_location, keys, {}, [])
+    for plan in plans:
+        folder = plan.location[len(target_location):].rstrip("/")
+        if plan.partition_keys:
+            for values, loc in plan.partitions.items():
+                merged.partitions[(folder, *values)] = loc
+        else:
+            merged.partitions[(folder,)] = plan.location
+        merged.objects += plan.objects
+    merged.schema = merge_schemas([p.schema for p in plans])  # type: ignore[misc]
+    return [merged]
 
 
 # --- the crawl ---------------------------------------------------------------------------------
@@ -590,31 +610,6 @@ def _infer_plan(account_id: str, plan: TablePlan) -> None:
     plan.schema = merge_schemas([s for s in schemas if s.classification == majority])
 
 
-def _merge_partitioned(plans: list[TablePlan], base: str, bucket_prefix: str, prefix: str | None) -> list[TablePlan]:
-    """AWS's rule: sibling plain folders with identical schemas are partitions of one table."""
-    roots = [p for p in plans if p.location != bucket_prefix]
-    if len(plans) < 2 or len(roots) != len(plans):
-        return plans
-    depths = {p.location[len(bucket_prefix):].count("/") for p in plans}
-    sigs = {(p.schema.classification, tuple(p.schema.columns), tuple(p.partition_keys)) if p.schema else None
-            for p in plans}
-    if len(depths) != 1 or len(sigs) != 1 or None in sigs:
-        return plans
-    depth = depths.pop()
-    keys = [f"partition_{i}" for i in range(depth)] + plans[0].partition_keys
-    merged = TablePlan(table_name(base, prefix), bucket_prefix, keys, {}, [])
-    for plan in plans:
-        folders = tuple(plan.location[len(bucket_prefix):].rstrip("/").split("/"))
-        if plan.partition_keys:
-            for values, loc in plan.partitions.items():
-                merged.partitions[folders + values] = loc
-        else:
-            merged.partitions[folders] = plan.location
-        merged.objects += plan.objects
-    merged.schema = merge_schemas([p.schema for p in plans])  # type: ignore[misc]
-    return [merged]
-
-
 def _crawl(crawler: glue_models.FakeCrawler, crawl: LocalCrawl) -> None:
     backend = crawler.backend
     account_id = backend.account_id
@@ -628,15 +623,14 @@ def _crawl(crawler: glue_models.FakeCrawler, crawl: LocalCrawl) -> None:
             bucket, key_prefix = s3memory.split_url(path)
             if key_prefix and not key_prefix.endswith("/"):
                 key_prefix += "/"
-            target_plans = plan_target(account_id, path, target.get("Exclusions") or [], crawler.table_prefix,
-                                       lambda: crawl.stop_requested)
+            target_plans = plan_target(account_id, path, target.get("Exclusions") or [], crawler.table_prefix)
             for plan in target_plans:
-                _infer_plan(account_id, plan)
                 if crawl.stop_requested:
                     break
+                _infer_plan(account_id, plan)
             target_plans = [p for p in target_plans if p.schema is not None]
             base = key_prefix.rstrip("/").rsplit("/", 1)[-1] if key_prefix else bucket
-            plans += _merge_partitioned(target_plans, base, f"s3://{bucket}/{key_prefix}", crawler.table_prefix)
+            plans += merge_similar(target_plans, f"s3://{bucket}/{key_prefix}", table_name(base, crawler.table_prefix))
         deadline = crawl.start_time.timestamp() + MIN_CRAWL_SECONDS
         while time.time() < deadline and not crawl.stop_requested:
             time.sleep(0.05)
