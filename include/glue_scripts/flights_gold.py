@@ -1,0 +1,187 @@
+"""Glue 5.0 job "flights_gold": one day of silver flights -> gold ``flights`` and ``carrier_daily``.
+
+Job arguments (``getResolvedOptions``):
+
+* ``--ds``: the day, ``YYYY-MM-DD``.
+* ``--silver_path``: ``s3://<silver>/flights`` (the day is read from ``<silver_path>/dt=<ds>/``).
+* ``--dimensions_path``: ``s3://<silver>/reference`` holding ``airlines/``, ``airports/`` (Parquet).
+* ``--gold_path``: ``s3://<gold>``; writes ``<gold_path>/flights/dt=<ds>/`` and
+  ``<gold_path>/carrier_daily/dt=<ds>/``.
+
+Each output overwrites only its ``dt`` partition (dynamic partition overwrite), so a rerun or a
+backfill of a day replaces that day and leaves the others alone.
+
+Gold ``flights``: every silver column, plus
+
+* ``carrier_name``, ``origin_name``, ``dest_name`` (left joins: unknown codes give null names),
+  ``origin_tzone`` (the origin's IANA zone; when the airports table has none, a fixed offset
+  from its ``tz`` hours);
+* ``sched_dep_local`` (timestamp_ntz: the scheduled departure on the origin's clock, from
+  year/month/day + ``sched_dep_time`` HHMM), ``sched_dep_utc`` (timestamp, UTC instant);
+* ``dep_local``/``dep_utc``: actual departure = scheduled + ``dep_delay`` minutes (null when
+  cancelled). Computed from the delay rather than ``dep_time`` HHMM, which wraps at midnight;
+* ``is_cancelled`` (``dep_time`` is null), ``is_diverted`` (departed, ``arr_delay`` null),
+  ``is_delayed_15`` (``arr_delay`` >= 15: the US DOT counts a flight as delayed when it arrives
+  15 minutes or more after schedule), ``is_on_time`` (``arr_delay`` < 15; false when cancelled or
+  diverted);
+* ``dep_delay_bucket``/``arr_delay_bucket``: ``cancelled``, ``diverted`` (arrival only),
+  ``early`` (< 0), ``on_time`` (0-14), ``late_15_59``, ``late_60_179``, ``late_180_plus``;
+* ``made_up_minutes`` = ``dep_delay`` - ``arr_delay`` (minutes recovered in the air);
+* ``speed_mph`` = ``distance`` / (``air_time`` / 60), miles per hour (null without air time);
+* ``dt`` (string ``YYYY-MM-DD``, the partition).
+
+Gold ``carrier_daily`` (one row per dt and carrier): ``carrier_name``, ``flights`` (scheduled),
+``cancelled``, ``diverted``, ``delayed_15``, ``on_time``, ``on_time_rate`` = on_time / flights
+(cancelled and diverted flights count as not on time), ``avg_arr_delay``, ``p50_arr_delay``,
+``p95_arr_delay`` (minutes, over flights with an arrival delay; exact percentiles with linear
+interpolation).
+
+The transformations are plain functions so tests can import this file by path and run them on
+a local SparkSession; ``main`` is what Glue runs.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+GOLD_TABLES = ("flights", "carrier_daily")
+
+
+def read_day(spark: SparkSession, silver_path: str, ds: str) -> DataFrame:
+    """The silver flights of ``ds`` (``<silver_path>/dt=<ds>/``) with a ``dt`` string column.
+
+    :raises pyspark.errors.AnalysisException: "Path does not exist" when the day has no silver data.
+    """
+    return spark.read.parquet(f"{silver_path.rstrip('/')}/dt={ds}/").withColumn("dt", F.lit(ds))
+
+
+def _bucket(delay: Column, missing_label: str) -> Column:
+    return (
+        F.when(delay.isNull(), F.lit(missing_label))
+        .when(delay < 0, "early")
+        .when(delay < 15, "on_time")
+        .when(delay < 60, "late_15_59")
+        .when(delay < 180, "late_60_179")
+        .otherwise("late_180_plus")
+    )
+
+
+def enrich_flights(flights: DataFrame, airlines: DataFrame, airports: DataFrame) -> DataFrame:
+    """Gold ``flights`` from silver flights and the airlines/airports dimensions (columns in
+    the module docstring). Row count is unchanged (left joins on unique dimension keys).
+
+    Needs ``spark.sql.session.timeZone`` = UTC (``main`` sets it): local times are built as
+    wall-clock timestamps and converted with ``to_utc_timestamp``.
+
+    :raises ValueError: when the session time zone is not UTC.
+    """
+    spark = flights.sparkSession
+    if spark.conf.get("spark.sql.session.timeZone") not in ("UTC", "Etc/UTC", "GMT"):
+        raise ValueError("enrich_flights needs spark.sql.session.timeZone=UTC")
+    carriers = airlines.select(F.col("carrier"), F.col("name").alias("carrier_name"))
+    origins = airports.select(
+        F.col("faa").alias("origin"),
+        F.col("name").alias("origin_name"),
+        F.coalesce(F.col("tzone"), F.format_string("%+03d:00", F.col("tz").cast("int"))).alias("origin_tzone"),
+    )
+    dests = airports.select(F.col("faa").alias("dest"), F.col("name").alias("dest_name"))
+    sched_minutes = (F.col("sched_dep_time") / 100).cast("int") * 60 + F.col("sched_dep_time") % 100
+    local_midnight = F.make_date("year", "month", "day").cast("timestamp_ntz")
+    sched_local = local_midnight + F.make_dt_interval(F.lit(0), F.lit(0), sched_minutes.cast("int"))
+    dep_local = sched_local + F.make_dt_interval(F.lit(0), F.lit(0), F.col("dep_delay").cast("int"))
+    to_utc = lambda ts: F.to_utc_timestamp(ts.cast("timestamp"), F.col("origin_tzone"))  # noqa: E731
+    cancelled = F.col("dep_time").isNull()
+    return (
+        flights.join(F.broadcast(carriers), "carrier", "left")
+        .join(F.broadcast(origins), "origin", "left")
+        .join(F.broadcast(dests), "dest", "left")
+        .withColumn("sched_dep_local", sched_local)
+        .withColumn("sched_dep_utc", to_utc(F.col("sched_dep_local")))
+        .withColumn("dep_local", F.when(~cancelled, dep_local))
+        .withColumn("dep_utc", to_utc(F.col("dep_local")))
+        .withColumn("is_cancelled", cancelled)
+        .withColumn("is_diverted", ~cancelled & F.col("arr_delay").isNull())
+        .withColumn("is_delayed_15", F.coalesce(F.col("arr_delay") >= 15, F.lit(False)))
+        .withColumn("is_on_time", F.coalesce(F.col("arr_delay") < 15, F.lit(False)))
+        .withColumn("dep_delay_bucket", _bucket(F.col("dep_delay"), "cancelled"))
+        .withColumn("arr_delay_bucket",
+                    F.when(cancelled, F.lit("cancelled")).otherwise(_bucket(F.col("arr_delay"), "diverted")))
+        .withColumn("made_up_minutes", F.col("dep_delay") - F.col("arr_delay"))
+        .withColumn("speed_mph",
+                    F.when(F.col("air_time") > 0, F.col("distance") / (F.col("air_time") / F.lit(60.0))))
+        .select(*flights.columns, "carrier_name", "origin_name", "dest_name",
+                "origin_tzone", "sched_dep_local", "sched_dep_utc", "dep_local", "dep_utc", "is_cancelled",
+                "is_diverted", "is_delayed_15", "is_on_time", "dep_delay_bucket", "arr_delay_bucket",
+                "made_up_minutes", "speed_mph")
+    )
+
+
+def carrier_daily(gold_flights: DataFrame) -> DataFrame:
+    """Gold ``carrier_daily`` from gold ``flights``: one row per (dt, carrier); columns in the
+    module docstring. Counts are bigint, rates and delays double (minutes)."""
+    arr = F.col("arr_delay")
+    return (
+        gold_flights.groupBy("dt", "carrier")
+        .agg(
+            F.first("carrier_name", ignorenulls=True).alias("carrier_name"),
+            F.count(F.lit(1)).alias("flights"),
+            F.sum(F.col("is_cancelled").cast("long")).alias("cancelled"),
+            F.sum(F.col("is_diverted").cast("long")).alias("diverted"),
+            F.sum(F.col("is_delayed_15").cast("long")).alias("delayed_15"),
+            F.sum(F.col("is_on_time").cast("long")).alias("on_time"),
+            F.avg(arr).alias("avg_arr_delay"),
+            F.percentile(arr, F.lit(0.5)).alias("p50_arr_delay"),
+            F.percentile(arr, F.lit(0.95)).alias("p95_arr_delay"),
+        )
+        .withColumn("on_time_rate", F.col("on_time") / F.col("flights"))
+        .select("dt", "carrier", "carrier_name", "flights", "cancelled", "diverted", "delayed_15", "on_time",
+                "on_time_rate", "avg_arr_delay", "p50_arr_delay", "p95_arr_delay")
+    )
+
+
+def write_partition(df: DataFrame, path: str) -> None:
+    """Overwrite only the ``dt`` partitions present in ``df`` under ``path`` (one file each)."""
+    df.sparkSession.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+    df.repartition("dt").write.mode("overwrite").partitionBy("dt").parquet(path)
+
+
+def transform(spark: SparkSession, ds: str, silver_path: str, dimensions_path: str) -> dict[str, DataFrame]:
+    """Read the day and the dimensions; return ``{"flights": ..., "carrier_daily": ...}`` (not written)."""
+    dims = dimensions_path.rstrip("/")
+    flights = read_day(spark, silver_path, ds)
+    gold = enrich_flights(flights, spark.read.parquet(f"{dims}/airlines/"), spark.read.parquet(f"{dims}/airports/"))
+    gold = gold.cache()
+    return {"flights": gold, "carrier_daily": carrier_daily(gold)}
+
+
+def main(argv: list[str]) -> None:
+    """Glue entry point: parse the job arguments, transform the day, write both gold tables."""
+    from awsglue.context import GlueContext
+    from awsglue.job import Job
+    from awsglue.utils import getResolvedOptions
+    from pyspark.context import SparkContext
+
+    args = getResolvedOptions(argv, ["JOB_NAME", "ds", "silver_path", "gold_path", "dimensions_path"])
+    glue_context = GlueContext(SparkContext.getOrCreate())
+    spark = glue_context.spark_session
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+    logger = glue_context.get_logger()
+    job = Job(glue_context)
+    job.init(args["JOB_NAME"], args)
+    ds = args["ds"]
+    tables = transform(spark, ds, args["silver_path"], args["dimensions_path"])
+    gold = args["gold_path"].rstrip("/")
+    for name in GOLD_TABLES:
+        df = tables[name]
+        rows = df.count()
+        write_partition(df, f"{gold}/{name}")
+        logger.info(f"flights_gold {ds}: wrote {rows} rows to {gold}/{name}/dt={ds}/")
+    job.commit()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

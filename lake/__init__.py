@@ -1,0 +1,1 @@
+"""The data lake's Python package: dataset contracts, source replay, packaging and the ``lake`` CLI."""

@@ -1,0 +1,137 @@
+"""``lake``: the data lake's command line.
+
+    lake source replay --dataset flights --start 2013-01-01 --end 2013-01-31 [--shift-to YYYY-MM-DD]
+                       [--bucket B] [--endpoint-url URL]
+    lake source load-dimensions [--bucket B] [--endpoint-url URL]
+    lake build lambda [--out dist/extractor.zip]
+    lake contracts check
+
+Buckets default to ``$LAKE_BRONZE_BUCKET`` (``lake-bronze``) for replays and
+``$LAKE_SILVER_BUCKET`` (``lake-silver``) for reference tables; the endpoint to
+``$AWS_ENDPOINT_URL`` (unset: AWS itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from datetime import date
+from pathlib import Path
+
+from lake import contracts, package, source
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from exc
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    contract = contracts.load(args.dataset)
+    if contract.kind != "fact":
+        raise SystemExit(f"dataset {args.dataset} is a {contract.kind}; use 'lake source load-dimensions'")
+    bucket = args.bucket or os.environ.get("LAKE_BRONZE_BUCKET", source.DEFAULT_BRONZE_BUCKET)
+    s3 = source.s3_client(args.endpoint_url)
+    days = len(source.day_range(args.start, args.end))
+    console = Console(stderr=True)
+    total_rows = 0
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rows]:,} rows"), TimeRemainingColumn(), console=console,
+                  disable=args.quiet) as progress:
+        task = progress.add_task(f"{contract.name} -> s3://{bucket}", total=days, rows=0)
+
+        def advance(day_file: source.DayFile) -> None:
+            nonlocal total_rows
+            total_rows += day_file.rows
+            progress.update(task, advance=1, rows=total_rows, description=f"{contract.name} {day_file.day}")
+
+        manifests = source.replay(contract, args.start, args.end, bucket=bucket, s3=s3, shift_to=args.shift_to,
+                                  progress=advance)
+    console.print(f"replayed {len(manifests)} days, {total_rows:,} rows of {contract.name} into s3://{bucket}/"
+                  f"{contract.source.prefix.split('{')[0]}")
+    if args.json:
+        print(json.dumps(manifests, indent=2))
+    return 0
+
+
+def _load_dimensions(args: argparse.Namespace) -> int:
+    bucket = args.bucket or os.environ.get("LAKE_SILVER_BUCKET", source.DEFAULT_REFERENCE_BUCKET)
+    wanted = set(args.dataset or [])
+    dims = [c for c in contracts.load_all().values() if c.kind == "dimension" and (not wanted or c.name in wanted)]
+    out = source.load_dimensions(dims, bucket=bucket, s3=source.s3_client(args.endpoint_url))
+    for item in out:
+        print(f"{item['dataset']}: {item['rows']} rows, {item['bytes']} bytes -> {item['path']}")
+    return 0
+
+
+def _build_lambda(args: argparse.Namespace) -> int:
+    pkg = package.build_lambda(args.out)
+    print(f"{args.out}: {len(pkg.data)} bytes, sha256 {pkg.sha256} (CodeSha256 {pkg.code_sha256})")
+    for name in pkg.files:
+        print(f"  {name}")
+    return 0
+
+
+def _check_contracts(args: argparse.Namespace) -> int:
+    for name, contract in contracts.load_all().items():
+        print(f"{name}: {contract.kind}, {len(contract.columns)} columns, required {contract.required_columns}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``lake`` (sub-commands as in the module docstring)."""
+    p = argparse.ArgumentParser(prog="lake", description="The data lake's command line.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens to each day")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    src = sub.add_parser("source", help="play the source data into the lake").add_subparsers(dest="action",
+                                                                                            required=True)
+    rp = src.add_parser("replay", help="play days of a fact dataset into bronze as zipped CSV + manifest")
+    rp.add_argument("--dataset", default="flights")
+    rp.add_argument("--start", type=_day, required=True, help="first source day, YYYY-MM-DD")
+    rp.add_argument("--end", type=_day, required=True, help="last source day (inclusive), YYYY-MM-DD")
+    rp.add_argument("--shift-to", type=_day, help="the date the first day becomes (later days follow)")
+    rp.add_argument("--bucket", help="bronze bucket (default $LAKE_BRONZE_BUCKET or lake-bronze)")
+    rp.add_argument("--endpoint-url", help="S3 endpoint (default $AWS_ENDPOINT_URL)")
+    rp.add_argument("--json", action="store_true", help="print the manifests as JSON")
+    rp.add_argument("--quiet", action="store_true", help="no progress bar")
+    rp.set_defaults(func=_replay)
+    ld = src.add_parser("load-dimensions", help="load dimension tables as Parquet reference data")
+    ld.add_argument("--dataset", action="append", help="only this dimension (repeatable)")
+    ld.add_argument("--bucket", help="bucket (default $LAKE_SILVER_BUCKET or lake-silver)")
+    ld.add_argument("--endpoint-url", help="S3 endpoint (default $AWS_ENDPOINT_URL)")
+    ld.set_defaults(func=_load_dimensions)
+
+    build = sub.add_parser("build", help="build deployment artifacts").add_subparsers(dest="artifact", required=True)
+    bl = build.add_parser("lambda", help="the extractor's reproducible zip")
+    bl.add_argument("--out", type=Path, default=Path("dist/extractor.zip"))
+    bl.set_defaults(func=_build_lambda)
+
+    ct = sub.add_parser("contracts", help="dataset contracts").add_subparsers(dest="action", required=True)
+    ck = ct.add_parser("check", help="load and check every contract")
+    ck.set_defaults(func=_check_contracts)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``lake`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (contracts.ContractError, ValueError) as exc:
+        print(f"lake: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
