@@ -35,9 +35,9 @@ from moto.glue import responses as glue_responses
 from moto.glue.exceptions import ConcurrentRunsExceededException, EntityNotFoundException, InvalidInputException
 from moto.logs.models import logs_backends
 from moto.moto_api._internal import mock_random
-from moto.s3.models import s3_backends
 
 from localaws.runtime import CHILD_CREDENTIALS, RUNTIME, log
+from localaws.services import s3memory
 
 GLUE_COMPAT = Path(__file__).resolve().parent.parent / "glue_compat"
 RUNNER = GLUE_COMPAT / "localaws_glue_runner.py"
@@ -255,19 +255,13 @@ def install() -> None:
 def read_s3_object(account_id: str, url: str) -> bytes:
     """Read ``s3://bucket/key`` from moto's in-memory S3 (never over HTTP inside the server).
 
-    :raises EntityNotFoundException: when the bucket or key does not exist.
+    :raises EntityNotFoundException: when the URL is not s3:// or the bucket or key does not exist.
     """
-    if not url.startswith(("s3://", "s3a://")):
-        raise EntityNotFoundException(f"ScriptLocation {url!r} is not an s3:// URL")
-    bucket, _, key = url.split("://", 1)[1].partition("/")
-    backend = s3_backends[account_id]["aws"]
     try:
-        obj = backend.get_object(bucket, key)
-    except Exception as exc:  # moto raises MissingBucket / MissingKey
+        bucket, key = s3memory.split_url(url)
+        return s3memory.read_object(account_id, bucket, key)
+    except (s3memory.S3PathError, KeyError) as exc:
         raise EntityNotFoundException(f"script {url} not found: {exc}") from exc
-    if obj is None:
-        raise EntityNotFoundException(f"script {url} not found")
-    return obj.value
 
 
 def _terminate(run: LocalJobRun) -> None:
