@@ -1162,12 +1162,21 @@ def _resp_list_databases(self: athena_responses.AthenaResponse) -> str:
     return json.dumps(out)
 
 
-def _resp_get_database(self: athena_responses.AthenaResponse) -> str:
+def _database(self: athena_responses.AthenaResponse):
+    """The Glue database named by the request's CatalogName/DatabaseName.
+
+    :raises MetadataException: "Database X not found." when it does not exist.
+    """
     _check_catalog(self._get_param("CatalogName"))
     name = (self._get_param("DatabaseName") or "").lower()
     db = _glue(self).databases.get(name)
     if db is None:
         raise MetadataException(f"Database {name} not found.")
+    return db
+
+
+def _resp_get_database(self: athena_responses.AthenaResponse) -> str:
+    db = _database(self)
     return json.dumps({"Database": {"Name": db.name, "Description": db.input.get("Description", ""),
                                     "Parameters": db.input.get("Parameters") or {}}})
 
@@ -1196,12 +1205,8 @@ def _table_metadata(table) -> dict[str, Any]:
 
 
 def _resp_get_table_metadata(self: athena_responses.AthenaResponse) -> str:
-    _check_catalog(self._get_param("CatalogName"))
-    db_name = (self._get_param("DatabaseName") or "").lower()
+    db = _database(self)
     name = (self._get_param("TableName") or "").lower()
-    db = _glue(self).databases.get(db_name)
-    if db is None:
-        raise MetadataException(f"Database {db_name} not found.")
     table = db.tables.get(name)
     if table is None:
         raise MetadataException(f"Table {name} not found.")
@@ -1209,11 +1214,7 @@ def _resp_get_table_metadata(self: athena_responses.AthenaResponse) -> str:
 
 
 def _resp_list_table_metadata(self: athena_responses.AthenaResponse) -> str:
-    _check_catalog(self._get_param("CatalogName"))
-    db_name = (self._get_param("DatabaseName") or "").lower()
-    db = _glue(self).databases.get(db_name)
-    if db is None:
-        raise MetadataException(f"Database {db_name} not found.")
+    db = _database(self)
     tables = sorted(db.tables.values(), key=lambda t: t.name)
     expression = self._get_param("Expression")
     if expression:

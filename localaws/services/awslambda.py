@@ -91,7 +91,7 @@ def _layer_dirs(fn: lambda_models.LambdaFunction) -> list[str]:
     return dirs
 
 
-def _child_env(fn: lambda_models.LambdaFunction, request_id: str) -> dict[str, str]:
+def _child_env(fn: lambda_models.LambdaFunction) -> dict[str, str]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
@@ -162,7 +162,7 @@ def run_invocation(fn: lambda_models.LambdaFunction, event: bytes) -> Invocation
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=_child_env(fn, request_id),
+                env=_child_env(fn),
                 cwd=str(code_dir),
                 # No preexec_fn: a forked copy of this (large) process would count in the
                 # child's peak RSS. The bootstrap sets its own RLIMIT_AS before importing the handler.
