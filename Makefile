@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test serve bench clean
+.PHONY: venv demo demo-stop test serve bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]} at {sys.executable}"'
@@ -15,6 +15,15 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+## make demo: localaws + Airflow in the background, provision, replay 2013-01-01..07, backfill them,
+## print the results; leaves the UI on http://localhost:8080 (CI=true or DEMO_ARGS=--no-ui: exit when done)
+demo: $(STAMP)
+	$(BIN)/lake demo $(if $(filter true 1 yes,$(CI)),--no-ui,) $(DEMO_ARGS)
+
+## make demo-stop: stop what make demo started
+demo-stop: $(STAMP)
+	$(BIN)/lake demo --stop
 
 ## make test: the whole test suite
 test: $(STAMP)
@@ -29,4 +38,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/localaws_startup.py
 
 clean:
-	rm -rf $(VENV) .localaws .pytest_cache
+	rm -rf $(VENV) .localaws .demo .pytest_cache

@@ -4,6 +4,8 @@
                        [--bucket B] [--endpoint-url URL]
     lake source load-dimensions [--bucket B] [--endpoint-url URL]
     lake build lambda [--out dist/extractor.zip]
+    lake provision [--endpoint-url URL] [--step NAME ...] [--inbox | --no-inbox]
+    lake demo [--start 2013-01-01] [--end 2013-01-07] [--no-ui] | lake demo --stop
     lake contracts check
 
 Buckets default to ``$LAKE_BRONZE_BUCKET`` (``lake-bronze``) for replays and
@@ -80,6 +82,39 @@ def _build_lambda(args: argparse.Namespace) -> int:
     return 0
 
 
+def _provision(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from lake import provision, settings
+
+    s = settings.get()
+    endpoint = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+    aws = provision.Clients(s.region, endpoint)
+    steps = args.step or list(provision.STEPS)
+    unknown = [name for name in steps if name not in provision.STEPS]
+    if unknown:
+        raise ValueError(f"unknown step(s) {unknown}; steps are {list(provision.STEPS)}")
+    table = Table("step", "resource", "action", title=f"lake provision -> {endpoint or 'AWS ' + s.region}")
+    for name in steps:
+        for row in provision.run_step(name, s, aws, args.inbox):
+            table.add_row(name, row["resource"], row["action"])
+    Console().print(table)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from lake import demo
+
+    stack = demo.Stack(localaws_port=args.localaws_port, airflow_port=args.port)
+    if args.stop:
+        stopped = demo.stop(stack)
+        print("stopped " + (", ".join(stopped) if stopped else "nothing (no demo running)"))
+        return 0
+    ui = not args.no_ui and os.environ.get("CI", "").lower() not in ("true", "1", "yes")
+    return demo.run(args.start, args.end, ui=ui, stack=stack)
+
+
 def _check_contracts(args: argparse.Namespace) -> int:
     for name, contract in contracts.load_all().items():
         print(f"{name}: {contract.kind}, {len(contract.columns)} columns, required {contract.required_columns}")
@@ -115,6 +150,25 @@ def parser() -> argparse.ArgumentParser:
     bl.add_argument("--out", type=Path, default=Path("dist/extractor.zip"))
     bl.set_defaults(func=_build_lambda)
 
+    pv = sub.add_parser("provision", help="create or update every AWS resource of the lake (idempotent)")
+    pv.add_argument("--endpoint-url", help="AWS endpoint (default $AWS_ENDPOINT_URL; unset: AWS itself)")
+    pv.add_argument("--step", action="append", help="only this step (repeatable): roles, buckets, artifacts, "
+                    "lambda, glue_job, workgroup, catalog, crawlers, notifications")
+    pv.add_argument("--inbox", action=argparse.BooleanOptionalAction, default=None,
+                    help="subscribe an SQS queue to the topic (default: only with an endpoint, i.e. localaws)")
+    pv.set_defaults(func=_provision)
+
+    dm = sub.add_parser("demo", help="run the whole pipeline locally: localaws + Airflow, provision, replay, "
+                        "backfill, results")
+    dm.add_argument("--start", type=_day, default=date(2013, 1, 1), help="first day (default 2013-01-01)")
+    dm.add_argument("--end", type=_day, default=date(2013, 1, 7), help="last day (default 2013-01-07)")
+    dm.add_argument("--no-ui", action="store_true", help="stop everything when done (also with CI=true); "
+                    "exit 1 if any run failed")
+    dm.add_argument("--stop", action="store_true", help="stop the localaws and Airflow the demo started")
+    dm.add_argument("--port", type=int, default=8080, help="Airflow UI/API port (default 8080)")
+    dm.add_argument("--localaws-port", type=int, default=4566, help="localaws port (default 4566)")
+    dm.set_defaults(func=_demo)
+
     ct = sub.add_parser("contracts", help="dataset contracts").add_subparsers(dest="action", required=True)
     ck = ct.add_parser("check", help="load and check every contract")
     ck.set_defaults(func=_check_contracts)
@@ -126,9 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         return args.func(args)
-    except (contracts.ContractError, ValueError) as exc:
+    except (contracts.ContractError, ValueError, RuntimeError, BotoCoreError, ClientError) as exc:
         print(f"lake: error: {exc}", file=sys.stderr)
         return 2
 

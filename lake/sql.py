@@ -24,6 +24,11 @@ def templates(kind: str) -> list[str]:
     return sorted(p.relative_to(SQL_DIR).as_posix() for p in (SQL_DIR / kind).glob("*.sql"))
 
 
+def names(kind: str) -> list[str]:
+    """Template names (file stems) of ``kind``, sorted: e.g. ``names("dq")`` -> ``["gold_matches_silver", ...]``."""
+    return [Path(t).stem for t in templates(kind)]
+
+
 def render(template: str, ds: str, params: dict[str, Any]) -> str:
     """Render ``include/sql/<template>`` with ``ds`` and ``params`` (unknown names raise).
 

@@ -571,7 +571,9 @@ class _Query:
         for col in pred.find_all(exp.Column):
             col.set("table", None)
             col.set("db", None)
-        name = f"__parts{self.views}"
+        # One scratch table per call: a query can filter partitions of several tables.
+        self.part_filters = getattr(self, "part_filters", 0) + 1
+        name = f"__parts{self.part_filters}"
         self.con.execute(f"CREATE TEMP TABLE {name}_raw (i INTEGER, "
                          + ", ".join(f'"{k}" VARCHAR' for k, _ in key_types) + ")")
         self.con.executemany(f"INSERT INTO {name}_raw VALUES ({', '.join('?' * (len(key_types) + 1))})",
@@ -1047,6 +1049,43 @@ def _column_info(name: str, athena_type: str, precision: int, scale: int) -> dic
 # --- moto patches ------------------------------------------------------------------------------
 
 
+def _merge_update(target: dict[str, Any], updates: dict[str, Any]) -> None:
+    """Apply an UpdateWorkGroup ``ConfigurationUpdates`` to a work group configuration (in place).
+
+    ``ResultConfigurationUpdates`` maps onto ``ResultConfiguration``; ``Remove<Field>: true``
+    removes ``<Field>``; other keys replace the configuration's value.
+    """
+    for key, value in updates.items():
+        if key == "ResultConfigurationUpdates":
+            result = target.setdefault("ResultConfiguration", {})
+            for rkey, rvalue in value.items():
+                if rkey.startswith("Remove") and rvalue:
+                    result.pop(rkey[len("Remove"):], None)
+                elif not rkey.startswith("Remove"):
+                    result[rkey] = rvalue
+        elif key.startswith("Remove") and value is True:
+            target.pop(key[len("Remove"):], None)
+        else:
+            target[key] = value
+
+
+def _resp_update_work_group(self: athena_responses.AthenaResponse) -> str:
+    """UpdateWorkGroup (missing from moto): description, state and configuration updates.
+
+    :raises JsonRESTError: (InvalidRequestException) for an unknown work group, as Athena does.
+    """
+    name = self._get_param("WorkGroup")
+    wg = self.athena_backend.work_groups.get(name)
+    if wg is None:
+        raise JsonRESTError("InvalidRequestException", f"WorkGroup {name} is not found.")
+    if self._get_param("Description") is not None:
+        wg.description = self._get_param("Description")
+    if self._get_param("State"):
+        wg.state = self._get_param("State")
+    _merge_update(wg.configuration, self._get_param("ConfigurationUpdates") or {})
+    return "{}"
+
+
 def _output_location(workgroup: athena_models.WorkGroup | None, config: dict[str, Any] | None) -> str:
     conf = workgroup.configuration if workgroup else {}
     wg_location = (conf.get("ResultConfiguration") or {}).get("OutputLocation")
@@ -1242,3 +1281,4 @@ def install() -> None:
     responses.get_database = _resp_get_database  # type: ignore[method-assign]
     responses.get_table_metadata = _resp_get_table_metadata  # type: ignore[attr-defined]
     responses.list_table_metadata = _resp_list_table_metadata  # type: ignore[attr-defined]
+    responses.update_work_group = _resp_update_work_group  # type: ignore[attr-defined]

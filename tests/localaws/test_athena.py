@@ -139,6 +139,19 @@ def test_join_with_csv_table_matches_duckdb(athena, lake):
         (lake["local"] / "airports.csv").read_bytes())
 
 
+def test_partition_filters_on_two_tables_in_one_query(athena, lake):
+    """Two partitioned scans with their own dt filters in one statement (a DQ check's shape)."""
+    execution = ok(run_query(athena, """
+        WITH a AS (SELECT count(*) AS n FROM flights WHERE dt = '2013-01-03'),
+             b AS (SELECT count(*) AS n FROM flights WHERE dt = '2013-01-04')
+        SELECT a.n, b.n FROM a CROSS JOIN b"""))
+    rows = rows_of(athena, execution["QueryExecutionId"])[1:]
+    expected = _duck(lake, """SELECT count(*) FILTER (WHERE dt = '2013-01-03'), count(*) FILTER (WHERE dt = '2013-01-04')
+                              FROM flights""")
+    assert [tuple(int(v) for v in r) for r in rows] == expected
+    assert execution["Statistics"]["DataScannedInBytes"] == lake["sizes"]["2013-01-03"] + lake["sizes"]["2013-01-04"]
+
+
 def test_one_partition_query_scans_only_that_partition(athena, lake):
     one = ok(run_query(athena, "SELECT count(*) FROM flights WHERE dt = '2013-01-17'"))
     scanned = one["Statistics"]["DataScannedInBytes"]
@@ -229,6 +242,17 @@ def test_workgroup_output_location_and_missing_location(athena, aws_client):
     with pytest.raises(ClientError) as err:
         athena.start_query_execution(QueryString="SELECT 1")  # primary has no output location
     assert "No output location provided" in err.value.response["Error"]["Message"]
+
+    # UpdateWorkGroup (not in moto) moves the result location.
+    athena.update_work_group(WorkGroup="analysts", ConfigurationUpdates={
+        "ResultConfigurationUpdates": {"OutputLocation": f"s3://{BUCKET}/wg-results-2/"}})
+    conf = athena.get_work_group(WorkGroup="analysts")["WorkGroup"]["Configuration"]
+    assert conf["ResultConfiguration"]["OutputLocation"] == f"s3://{BUCKET}/wg-results-2/"
+    qid = ok(run_query(athena, "SELECT 2 AS two", output=None, workgroup="analysts"))["QueryExecutionId"]
+    assert aws_client("s3").get_object(Bucket=BUCKET, Key=f"wg-results-2/{qid}.csv")["Body"].read() == b'"two"\n"2"\n'
+    with pytest.raises(ClientError) as err:
+        athena.update_work_group(WorkGroup="nobody", ConfigurationUpdates={})
+    assert err.value.response["Error"]["Code"] == "InvalidRequestException"
 
 
 def test_errors_in_athenas_words(athena):

