@@ -68,7 +68,8 @@ class Stack:
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.airflow_home / 'airflow.db'}",
+            # SQLite with several writers (scheduler, API server, CLI): wait up to 60 s for a lock.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.airflow_home / 'airflow.db'}?timeout=60",
             "AIRFLOW__API__PORT": str(self.airflow_port),
             "AIRFLOW__API__BASE_URL": f"http://localhost:{self.airflow_port}",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{self.airflow_port}/execution/",
@@ -210,7 +211,8 @@ def _runs(stack: Stack, days: list[date]) -> dict[str, str]:
     out = airflow_cli(stack, "dags", "list-runs", DAG_ID, "-o", "json")
     wanted = {d.isoformat() for d in days}
     states: dict[str, str] = {}
-    for run in json.loads(out[out.index("["):] if "[" in out else "[]"):
+    lines = [line for line in out.splitlines() if line.startswith(("[{", "[]"))]
+    for run in json.loads(lines[-1]) if lines else []:
         ds = str(run.get("logical_date", ""))[:10]
         if ds in wanted:
             states[ds] = run.get("state", "")
@@ -240,8 +242,11 @@ def backfill(stack: Stack, start: date, end: date, timeout_s: float = 3600) -> d
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     wait_for_dag(stack)
     airflow_cli(stack, "dags", "unpause", DAG_ID)
+    from lake.settings import get as get_settings
+
     airflow_cli(stack, "backfill", "create", "--dag-id", DAG_ID, "--from-date", start.isoformat(),
-                "--to-date", end.isoformat(), "--reprocess-behavior", "completed")
+                "--to-date", end.isoformat(), "--reprocess-behavior", "completed",
+                "--max-active-runs", str(get_settings().max_active_runs))
     say(f"backfill of {DAG_ID} {start}..{end} created ({len(days)} runs); waiting for them")
     deadline = time.monotonic() + timeout_s
     last = None
@@ -302,35 +307,46 @@ def login_hint(stack: Stack) -> str:
         return f"the admin password is in {pw_file} (written when Airflow first starts)"
 
 
+def run_pipeline(stack: Stack, start: date, end: date) -> dict[str, str]:
+    """Start (or reuse) localaws and Airflow, provision, replay ``start..end``, backfill; leaves
+    both running. Returns ds -> final run state.
+
+    :raises DemoError: when a component does not start or the backfill does not finish.
+    """
+    from lake import contracts, provision, settings, source
+
+    os.environ.update(stack.env())
+    start_localaws(stack)
+    s = settings.get()
+    aws = provision.Clients(s.region, stack.endpoint_url)
+    say("provisioning the lake (buckets, Lambda, Glue job, crawlers, catalog, work group, SNS)")
+    rows = provision.provision(s, aws)
+    say(f"provisioned: {sum(1 for r in rows if r['action'].startswith('created'))} created, "
+        f"{sum(1 for r in rows if r['action'] == 'unchanged')} unchanged, {len(rows)} resources")
+    manifests = source.replay(contracts.load(s.dataset), start, end, bucket=s.bronze_bucket, s3=aws("s3"))
+    say(f"replayed {len(manifests)} days of {s.dataset} ({sum(m['rows'] for m in manifests):,} rows) "
+        f"into s3://{s.bronze_bucket}")
+    start_airflow(stack)
+    return backfill(stack, start, end)
+
+
 def run(start: date, end: date, ui: bool, stack: Stack | None = None) -> int:
     """The demo (see the module docstring). Returns the exit status: 0 when every run succeeded."""
     from rich.console import Console
 
-    from lake import contracts, provision, settings, source
+    from lake import settings
 
     stack = stack or Stack()
-    os.environ.update(stack.env())
     t0 = time.monotonic()
     try:
-        start_localaws(stack)
-        s = settings.get()
-        aws = provision.Clients(s.region, stack.endpoint_url)
-        say("provisioning the lake (buckets, Lambda, Glue job, crawlers, catalog, work group, SNS)")
-        rows = provision.provision(s, aws)
-        say(f"provisioned: {sum(1 for r in rows if r['action'].startswith('created'))} created, "
-            f"{sum(1 for r in rows if r['action'] == 'unchanged')} unchanged, {len(rows)} resources")
-        manifests = source.replay(contracts.load(s.dataset), start, end, bucket=s.bronze_bucket, s3=aws("s3"))
-        say(f"replayed {len(manifests)} days of {s.dataset} ({sum(m['rows'] for m in manifests):,} rows) "
-            f"into s3://{s.bronze_bucket}")
-        start_airflow(stack)
-        states = backfill(stack, start, end)
+        states = run_pipeline(stack, start, end)
     except DemoError as exc:
         say(f"FAILED: {exc}")
         if not ui:
             say("stopping: " + ", ".join(stop(stack)))
         return 1
-    console = Console()
-    console.print(final_table(states, summaries(stack, s.sns_topic)))
+    console = Console(width=max(Console().width, 110))
+    console.print(final_table(states, summaries(stack, settings.get().sns_topic)))
     failed = sorted(ds for ds, st in states.items() if st != "success")
     say(f"{len(states) - len(failed)} of {len(states)} runs succeeded in {time.monotonic() - t0:.0f} s"
         + (f"; failed: {failed} (task logs in the UI or {stack.airflow_home / 'logs'})" if failed else ""))
@@ -338,7 +354,7 @@ def run(start: date, end: date, ui: bool, stack: Stack | None = None) -> int:
         say(f"Airflow UI: http://localhost:{stack.airflow_port} - {login_hint(stack)}")
         say("the scheduled run for yesterday waits for its bronze file; feed it with "
             "'lake source replay --start 2013-01-08 --end 2013-01-08 --shift-to <yesterday>'")
-        say(f"SNS messages: localaws sns messages --endpoint-url {stack.endpoint_url}")
+        say(f"SNS messages: localaws sns messages --endpoint {stack.endpoint_url}")
         say("stop everything with: make demo-stop")
     else:
         say("stopping: " + ", ".join(stop(stack)))

@@ -93,7 +93,7 @@ def result_rows(response_pages: Iterable[dict[str, Any]]) -> list[dict[str, str 
                 first = False
                 if values == columns:
                     continue
-            rows.append(dict(zip(columns, values)))
+            rows.append(dict(zip(columns, values, strict=False)))
     return rows
 
 

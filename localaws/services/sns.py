@@ -6,12 +6,24 @@ moto delivers to subscriptions (SQS queues receive the messages) and keeps
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any
 
 from moto.sns import models as sns_models
 
 _original_publish = sns_models.Topic.publish
+
+
+def _delivered(message: str, message_structure: str | None) -> str:
+    """The text subscribers get: with ``MessageStructure=json`` (how Airflow's SnsHook publishes)
+    the message is ``{"default": text, <protocol>: text...}`` and ``default`` is what is delivered."""
+    if message_structure == "json":
+        try:
+            return json.loads(message).get("default", message)
+        except (ValueError, AttributeError):
+            return message
+    return message
 
 
 def _publish(self: sns_models.Topic, message: str, subject: str | None = None,
@@ -28,7 +40,7 @@ def _publish(self: sns_models.Topic, message: str, subject: str | None = None,
             "topic": self.name,
             "message_id": message_id,
             "subject": subject,
-            "message": message,
+            "message": _delivered(message, message_structure),
             "attributes": {k: v.get("Value", v.get("StringValue")) if isinstance(v, dict) else v
                            for k, v in (message_attributes or {}).items()},
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),

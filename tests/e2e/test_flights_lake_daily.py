@@ -17,7 +17,7 @@ import pytest
 
 from lake import contracts, provision, settings, source
 from tests.conftest import REPO
-from tests.lake.conftest import REQUIRED, duck, list_keys, source_csv  # noqa: F401 (fixtures)
+from tests.lake.conftest import REQUIRED, list_keys
 
 pytestmark = pytest.mark.spark
 
@@ -81,7 +81,8 @@ def _inbox(s, aws) -> list[dict]:
 def test_three_days_end_to_end_then_a_rerun(lake, run_dag, duck, capfd):
     s, aws = lake
     for ds in DAYS:
-        run = run_dag(DAG_FILE, "flights_lake_daily", logical_date=datetime.fromisoformat(ds).replace(tzinfo=timezone.utc))
+        day = datetime.fromisoformat(ds).replace(tzinfo=timezone.utc)
+        run = run_dag(DAG_FILE, "flights_lake_daily", logical_date=day)
         assert run.state == "success", f"run for {ds} ended {run.state}"
     logs = capfd.readouterr().out
     summaries = {json.loads(m["Message"])["ds"]: (m.get("Subject"), json.loads(m["Message"])) for m in _inbox(s, aws)

@@ -171,12 +171,16 @@ def test_sns_messages_command(tmp_path):
         sns.create_topic(Name="other")
         sns.publish(TopicArn=topic, Subject="flights 2013-01-05", Message="rows written: 842",
                     MessageAttributes={"ds": {"DataType": "String", "StringValue": "2013-01-05"}})
+        # Airflow's SnsHook publishes with MessageStructure=json: the delivered text is "default".
+        sns.publish(TopicArn=topic, Subject="as json", Message=json.dumps({"default": "rows rejected: 0"}),
+                    MessageStructure="json")
         result = subprocess.run([*LOCALAWS, "sns", "messages", "--topic", "lake-runs", "--endpoint", server.endpoint],
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         assert "topic=lake-runs  subject=flights 2013-01-05" in result.stdout
         assert "attributes: ds=2013-01-05" in result.stdout
         assert "  rows written: 842" in result.stdout
+        assert "  rows rejected: 0" in result.stdout and '"default"' not in result.stdout
         as_json = subprocess.run([*LOCALAWS, "sns", "messages", "--topic", "other", "--json", "--endpoint",
                                   server.endpoint], capture_output=True, text=True, timeout=60)
         assert json.loads(as_json.stdout) == []
