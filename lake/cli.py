@@ -68,7 +68,8 @@ def _load_dimensions(args: argparse.Namespace) -> int:
     bucket = args.bucket or os.environ.get("LAKE_SILVER_BUCKET", source.DEFAULT_REFERENCE_BUCKET)
     wanted = set(args.dataset or [])
     dims = [c for c in contracts.load_all().values() if c.kind == "dimension" and (not wanted or c.name in wanted)]
-    out = source.load_dimensions(dims, bucket=bucket, s3=source.s3_client(args.endpoint_url))
+    out = source.load_dimensions(dims, bucket=bucket, s3=source.s3_client(args.endpoint_url),
+                                 reference_prefix=os.environ.get("LAKE_REFERENCE_PREFIX", "reference"))
     for item in out:
         print(f"{item['dataset']}: {item['rows']} rows, {item['bytes']} bytes -> {item['path']}")
     return 0

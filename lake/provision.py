@@ -222,7 +222,8 @@ def artifacts(s: Settings, aws: Clients) -> list[Step]:
                                                           glue_script(s).read_bytes()))]
     fact = contracts.load(s.dataset)
     dims = sorted({d.dataset for d in fact.dimensions})
-    for item in source.load_dimensions([contracts.load(d) for d in dims], bucket=s.silver_bucket, s3=s3):
+    for item in source.load_dimensions([contracts.load(d) for d in dims], bucket=s.silver_bucket, s3=s3,
+                                      reference_prefix=s.reference_prefix):
         rows.append(_row(item["path"], f"loaded ({item['rows']} rows)"))
     return rows
 

@@ -288,13 +288,18 @@ def read_dimension(contract: Contract):
     return table
 
 
-def dimension_key(contract: Contract) -> str:
-    """Object key of a dimension's reference table, e.g. ``reference/airlines/airlines.parquet``."""
+def dimension_key(contract: Contract, reference_prefix: str | None = None) -> str:
+    """Object key of a dimension's reference table: ``<reference_prefix>/<name>/<name>.parquet``
+    (``LAKE_REFERENCE_PREFIX``, where the Glue job and the DDL look), or with no prefix given the
+    contract's ``source.prefix``, e.g. ``reference/airlines/airlines.parquet``."""
+    if reference_prefix is not None:
+        return f"{reference_prefix.strip('/')}/{contract.name}/{contract.name}.parquet"
     return f"{contract.source.prefix}{contract.name}.parquet"
 
 
-def load_dimensions(contracts: Iterable[Contract], *, bucket: str, s3=None) -> list[dict[str, Any]]:
-    """Write each dimension contract's packaged table to ``s3://bucket/<source.prefix><name>.parquet``
+def load_dimensions(contracts: Iterable[Contract], *, bucket: str, s3=None,
+                    reference_prefix: str | None = None) -> list[dict[str, Any]]:
+    """Write each dimension contract's packaged table to ``s3://bucket/`` + :func:`dimension_key`
     (snappy Parquet, one object, replaced on every load).
 
     :returns: ``[{"dataset", "path", "rows", "bytes"}]``.
@@ -310,7 +315,7 @@ def load_dimensions(contracts: Iterable[Contract], *, bucket: str, s3=None) -> l
         table = read_dimension(contract)
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="snappy")
-        key = dimension_key(contract)
+        key = dimension_key(contract, reference_prefix)
         s3.put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
         log.info("loaded dimension %s: %d rows, %d bytes -> s3://%s/%s", contract.name, table.num_rows,
                  buf.tell(), bucket, key)

@@ -1,6 +1,6 @@
 """``localaws`` command: ``serve`` the endpoint, list ``sns messages``.
 
-    localaws serve [--host 127.0.0.1] [--port 4566] [--state-dir .localaws]
+    localaws serve [--host 127.0.0.1] [--port 4566] [--state-dir .localaws] [--faults faults.yaml]
     localaws sns messages [--topic NAME] [--endpoint http://127.0.0.1:4566] [--json]
 """
 
@@ -18,11 +18,16 @@ from urllib.parse import urlencode
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from localaws.faults import FaultConfigError
     from localaws.persistence import SnapshotError
     from localaws.server import LocalAWS
 
-    server = LocalAWS(host=args.host, port=args.port, state_dir=args.state_dir,
-                      snapshot_interval=args.snapshot_interval)
+    try:
+        server = LocalAWS(host=args.host, port=args.port, state_dir=args.state_dir,
+                          snapshot_interval=args.snapshot_interval, faults=args.faults)
+    except FaultConfigError as exc:
+        print(f"localaws: {exc}", file=sys.stderr)
+        return 2
     try:
         server.start()
     except SnapshotError as exc:
@@ -80,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="directory for state snapshots; state survives restarts (default: none, state is lost)")
     serve.add_argument("--snapshot-interval", type=float, default=30.0,
                        help="seconds between snapshots when state changed (default 30)")
+    serve.add_argument("--faults", default=None, metavar="FILE",
+                       help="fault injection config, YAML or JSON (default: the file named by $LOCALAWS_FAULTS; "
+                            "none: no faults). See docs/localaws.md, 'Fault injection'")
     serve.add_argument("--log-level", default="INFO", help="log level (default INFO)")
     sns = sub.add_parser("sns", help="SNS helpers").add_subparsers(dest="sns_command", required=True)
     msgs = sns.add_parser("messages", help="print the messages published so far")

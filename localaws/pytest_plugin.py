@@ -4,12 +4,15 @@
   Its ``endpoint_url`` is also exported as ``AWS_ENDPOINT_URL`` with placeholder credentials and
   region ``us-east-1``, so plain ``boto3.client("s3")`` talks to it and never to AWS.
 * ``aws_client`` (function): ``aws_client("s3")`` -> a boto3 client for the endpoint.
+* ``localaws_faults`` (function): ``localaws_faults({"rules": [...]})`` sets the session server's
+  fault injection config for one test (returns the :class:`~localaws.faults.FaultInjector`;
+  ``.state()`` has the counters); the previous config is put back afterwards.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -49,3 +52,18 @@ def aws_client(localaws: LocalAWS) -> Callable:
         return boto3.client(service, endpoint_url=localaws.endpoint_url, region_name="us-east-1", **kwargs)
 
     return make
+
+
+@pytest.fixture
+def localaws_faults(localaws: LocalAWS) -> Iterator[Callable[[Any], Any]]:
+    injector = localaws.faults
+    previous = (injector.config, injector.source)
+
+    def apply(config: Any):
+        localaws.set_faults(config)
+        return injector
+
+    try:
+        yield apply
+    finally:
+        injector.configure(*previous)

@@ -11,6 +11,10 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from localaws.faults import FaultInjector
 
 log = logging.getLogger("localaws")
 
@@ -54,6 +58,8 @@ class Runtime:
     #: Background threads (Event invocations, Glue runs) still running; joined at stop.
     threads: list[threading.Thread] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
+    #: The running server's fault injector (see localaws/faults.py); ``None`` when no server runs.
+    faults: FaultInjector | None = None
 
     def spawn(self, name: str, target, *args) -> threading.Thread:
         """Start a daemon thread for background work and remember it so stop() can wait."""

