@@ -68,8 +68,8 @@ with DAG(
     tags=["lake", S.dataset, "daily"],
     default_args={
         "owner": "data-engineering",
-        "retries": 3,
-        "retry_delay": timedelta(seconds=30),
+        "retries": S.retries,
+        "retry_delay": timedelta(seconds=S.retry_delay),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=15),
         "execution_timeout": timedelta(minutes=30),

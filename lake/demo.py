@@ -307,9 +307,13 @@ def login_hint(stack: Stack) -> str:
         return f"the admin password is in {pw_file} (written when Airflow first starts)"
 
 
-def run_pipeline(stack: Stack, start: date, end: date) -> dict[str, str]:
+def run_pipeline(stack: Stack, start: date, end: date, before_airflow=None,
+                 backfill_timeout_s: float = 3600) -> dict[str, str]:
     """Start (or reuse) localaws and Airflow, provision, replay ``start..end``, backfill; leaves
     both running. Returns ds -> final run state.
+
+    :param before_airflow: optional callable run after provisioning and replay, before Airflow
+        starts (tests use it to switch on localaws fault injection).
 
     :raises DemoError: when a component does not start or the backfill does not finish.
     """
@@ -326,8 +330,10 @@ def run_pipeline(stack: Stack, start: date, end: date) -> dict[str, str]:
     manifests = source.replay(contracts.load(s.dataset), start, end, bucket=s.bronze_bucket, s3=aws("s3"))
     say(f"replayed {len(manifests)} days of {s.dataset} ({sum(m['rows'] for m in manifests):,} rows) "
         f"into s3://{s.bronze_bucket}")
+    if before_airflow is not None:
+        before_airflow()
     start_airflow(stack)
-    return backfill(stack, start, end)
+    return backfill(stack, start, end, timeout_s=backfill_timeout_s)
 
 
 def run(start: date, end: date, ui: bool, stack: Stack | None = None) -> int:

@@ -38,6 +38,8 @@ LAKE_SNS_TOPIC                  lake-events                                run s
 LAKE_INBOX_QUEUE                lake-events-inbox                          SQS queue subscribed (local)
 LAKE_MAX_REJECT_RATE            0.05                                       rejected / read, per day
 LAKE_MAX_ACTIVE_RUNS            3                                          days processed side by side
+LAKE_RETRIES                    3                                          task retries (backoff doubles)
+LAKE_RETRY_DELAY                30                                         seconds before the 1st retry
 ==============================  =========================================  ============================
 
 The AWS SDK for pandas layer ARN is published per region and version at
@@ -95,6 +97,8 @@ class Settings(BaseSettings):
     inbox_queue: str = "lake-events-inbox"
     max_reject_rate: float = Field(0.05, ge=0, le=1)
     max_active_runs: int = Field(3, ge=1)
+    retries: int = Field(3, ge=0)
+    retry_delay: int = Field(30, ge=1)
 
     # Derived names ---------------------------------------------------------------------------
 

@@ -33,6 +33,9 @@ os.environ.update(
 pytest_plugins = ["localaws.pytest_plugin"]
 
 REPO = Path(__file__).resolve().parent.parent
+#: The secret access key of the tests' ``aws_default`` connection: distinctive, so tests can prove
+#: it never appears in task logs, XCom or rendered templates.
+AWS_TEST_SECRET = "lake-test-secret-9f3c61d2"
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +55,7 @@ def airflow_aws(localaws, airflow_db):
         {
             "conn_type": "aws",
             "login": "testing",
-            "password": "testing",
+            "password": AWS_TEST_SECRET,
             "extra": {"region_name": "us-east-1", "endpoint_url": localaws.endpoint_url},
         }
     )

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from datetime import date, datetime, timezone
 
 import pyarrow.parquet as pq
 import pytest
 
 from lake import contracts, provision, settings, source
-from tests.conftest import REPO
+from tests.conftest import AWS_TEST_SECRET, REPO
 from tests.lake.conftest import REQUIRED, list_keys
 
 pytestmark = pytest.mark.spark
@@ -78,13 +79,53 @@ def _inbox(s, aws) -> list[dict]:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
+def _assert_no_secret_in_xcom_or_templates() -> None:
+    """No XCom value and no rendered template field of any task holds the secret key."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        xcoms = session.query(XComModel).filter(XComModel.dag_id == "flights_lake_daily").all()
+        rendered = session.query(RenderedTaskInstanceFields).filter(
+            RenderedTaskInstanceFields.dag_id == "flights_lake_daily").all()
+        assert xcoms and rendered
+        for row in xcoms:
+            assert AWS_TEST_SECRET not in json.dumps(row.value, default=str), (row.task_id, row.key)
+        for row in rendered:
+            assert AWS_TEST_SECRET not in json.dumps(row.rendered_fields, default=str), row.task_id
+
+
+class _Records(logging.Handler):
+    """Every stdlib log record's message (Airflow's structlog output may go to a stream captured
+    before this test, so capfd alone does not see all task log lines)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.name}: {record.getMessage()}")
+
+
 def test_three_days_end_to_end_then_a_rerun(lake, run_dag, duck, capfd):
     s, aws = lake
+    records = _Records()
+    root = logging.getLogger()
+    root.addHandler(records)
+    try:
+        _three_days_then_a_rerun(s, aws, run_dag, duck, capfd, records)
+    finally:
+        root.removeHandler(records)
+
+
+def _three_days_then_a_rerun(s, aws, run_dag, duck, capfd, records) -> None:
     for ds in DAYS:
         day = datetime.fromisoformat(ds).replace(tzinfo=timezone.utc)
         run = run_dag(DAG_FILE, "flights_lake_daily", logical_date=day)
         assert run.state == "success", f"run for {ds} ended {run.state}"
-    logs = capfd.readouterr().out
+    captured = capfd.readouterr()
+    logs = captured.out + captured.err + "\n".join(records.lines)
     summaries = {json.loads(m["Message"])["ds"]: (m.get("Subject"), json.loads(m["Message"])) for m in _inbox(s, aws)
                  if m.get("Subject", "").startswith("lake ") and "FAILED" not in m.get("Subject", "")}
     assert sorted(summaries) == DAYS
@@ -124,8 +165,10 @@ def test_three_days_end_to_end_then_a_rerun(lake, run_dag, duck, capfd):
                                  ORDER BY avg(arr_delay) DESC, origin, dest LIMIT 1""").fetchone()[0]
         assert msg["report"]["worst_route"] == worst
         assert f"on time {overall:.1%}" in subject
-    # Task logs tell what happened to the data.
+    # Task logs tell what happened to the data, and never show the connection's secret key.
     assert "data-quality check unique_key: pass" in logs
+    assert AWS_TEST_SECRET not in logs
+    _assert_no_secret_in_xcom_or_templates()
 
     # Rerun the blizzard day: every count stays the same, one copy of each partition.
     before = {ds: _counts(s, aws, ds) for ds in DAYS}
