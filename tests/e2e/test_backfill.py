@@ -8,8 +8,6 @@ This is ``lake demo --no-ui`` on other ports and a temporary home (the same code
 from __future__ import annotations
 
 import io
-import os
-import socket
 from datetime import date
 
 import boto3
@@ -22,26 +20,6 @@ from tests.lake.conftest import REQUIRED, list_keys
 pytestmark = pytest.mark.spark
 
 START, END = date(2013, 1, 1), date(2013, 1, 5)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def stack(tmp_path):
-    """A demo stack in a temporary home; the test's environment is restored and the processes
-    stopped afterwards."""
-    saved = dict(os.environ)
-    st = demo.Stack(home=tmp_path / "demo", localaws_port=_free_port(), airflow_port=_free_port())
-    try:
-        yield st
-    finally:
-        print("stopped", demo.stop(st))
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def test_backfill_five_days_with_the_real_scheduler(stack, duck):

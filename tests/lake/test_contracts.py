@@ -13,7 +13,7 @@ from tests.lake.conftest import PKG_DATA, REQUIRED
 
 def test_contracts_load_and_cross_reference():
     all_ = contracts.load_all()
-    assert set(all_) == {"flights", "airlines", "airports", "planes"}
+    assert set(all_) == {"flights", "airlines", "airports", "planes", "lineitem"}
     flights = all_["flights"]
     assert flights.kind == "fact" and flights.partition_name == "dt"
     assert flights.required_columns == REQUIRED
@@ -25,6 +25,13 @@ def test_contracts_load_and_cross_reference():
     assert flights.manifest_key("2013-01-05") == "flights/ingest_date=2013-01-05/flights_20130105.manifest.json"
     assert flights.member_name("2013-01-05") == "flights_20130105.csv"
     assert flights.partition_prefix("2013-01-05", "/silver/") == "silver/flights/dt=2013-01-05/"
+    # TPC-H lineitem (bench/extractor.py): a fact without dimensions; every column is NOT NULL, and a
+    # day's file is a full dump, so rows are not checked against the day.
+    lineitem = all_["lineitem"]
+    assert lineitem.kind == "fact" and lineitem.partition_name == "dt" and not lineitem.dimensions
+    assert lineitem.required_columns == lineitem.column_names and not lineitem.source.day_columns
+    assert lineitem.source_key("2024-01-02") == "lineitem/ingest_date=2024-01-02/lineitem_20240102.csv.zip"
+    assert lineitem.member_name("2024-01-02") == "lineitem_20240102.csv"
 
 
 def test_contract_columns_match_the_real_headers():

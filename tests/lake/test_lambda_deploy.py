@@ -21,7 +21,8 @@ def test_built_zip_deploys_and_extracts_the_blizzard_day(tmp_path, buckets, aws_
     assert (tmp_path / "again.zip").read_bytes() == data  # reproducible
     names = zipfile.ZipFile(out).namelist()
     assert names == sorted(names) == ["contracts.py", "datasets/airlines.json", "datasets/airports.json",
-                                      "datasets/flights.json", "datasets/planes.json", "handler.py"]
+                                      "datasets/flights.json", "datasets/lineitem.json", "datasets/planes.json",
+                                      "handler.py"]
     assert {i.date_time for i in zipfile.ZipFile(out).infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
     s3 = aws_client("s3")

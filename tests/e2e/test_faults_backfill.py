@@ -1,0 +1,78 @@
+"""Transient faults: a 14-day backfill (real scheduler) while localaws fails 20% of the calls to
+every service (10% throttling + 10% HTTP 500) and 20% of the Lambda and Glue runs. Every run must
+still succeed through retries, with the same gold rows per day as the source (what a fault-free
+run gives, see test_flights_lake_daily) and no duplicates. Prints the figures for
+docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import urllib.request
+from datetime import date, timedelta
+
+import boto3
+import pyarrow.parquet as pq
+import pytest
+
+from lake import demo, settings
+from tests.lake.conftest import REQUIRED, list_keys
+
+pytestmark = pytest.mark.spark
+
+START, END = date(2013, 3, 1), date(2013, 3, 14)
+FAULTS = {
+    "seed": 20131,
+    "rules": [{"operation": "*", "throttle_rate": 0.1, "error_rate": 0.1}],
+    "runs": {"lambda": {"fail_rate": 0.2}, "glue": {"fail_rate": 0.2}},
+}
+
+
+def _admin(stack, method: str, body: dict | None = None) -> dict:
+    req = urllib.request.Request(f"{stack.endpoint_url}/_localaws/faults", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (loopback)
+        return json.loads(resp.read() or b"{}")
+
+
+def test_fourteen_day_backfill_through_transient_faults(stack, duck):
+    os.environ["LAKE_RETRY_DELAY"] = "5"  # seconds, doubling per retry (the stack fixture restores the env)
+    os.environ["LAKE_RETRIES"] = "4"
+    started = time.monotonic()
+    states = demo.run_pipeline(stack, START, END, before_airflow=lambda: _admin(stack, "POST", FAULTS),
+                               backfill_timeout_s=3000)
+    faults = _admin(stack, "GET")
+    _admin(stack, "DELETE")  # check the results without faults
+    wall = time.monotonic() - started
+    days = [(START + timedelta(days=i)).isoformat() for i in range((END - START).days + 1)]
+    assert states == {ds: "success" for ds in days}, f"runs {states}; logs under {stack.airflow_home / 'logs'}"
+
+    s = settings.get()
+    s3 = boto3.client("s3", endpoint_url=stack.endpoint_url, region_name="us-east-1",
+                      aws_access_key_id="x", aws_secret_access_key="x")
+    null_required = " OR ".join(f"{c} IS NULL" for c in REQUIRED)
+    lost = duplicated = 0
+    for ds in days:
+        expected = duck.execute(f"SELECT count(*) FILTER (WHERE NOT ({null_required})) FROM src_flights "
+                                f"WHERE dt = '{ds}'").fetchone()[0]
+        silver_keys = [k for k in list_keys(s3, s.silver_bucket, f"flights/dt={ds}/") if k.endswith(".parquet")]
+        assert len(silver_keys) == 1, silver_keys
+        gold = [pq.read_table(io.BytesIO(s3.get_object(Bucket=s.gold_bucket, Key=k)["Body"].read()))
+                for k in list_keys(s3, s.gold_bucket, f"flights/dt={ds}/") if k.endswith(".parquet")]
+        rows = [r for t in gold for r in t.select(["carrier", "flight", "origin", "sched_dep_local"]).to_pylist()]
+        keys = {tuple(r.values()) for r in rows}
+        lost += max(expected - len(keys), 0)
+        duplicated += len(rows) - len(keys)
+        assert len(rows) == expected, f"{ds}: gold has {len(rows)} rows, the source {expected}"
+    retries = sorted(p for p in (stack.airflow_home / "logs").rglob("attempt=*.log")
+                     if p.name != "attempt=1.log" and "backfill__" in str(p))
+    t = faults["counters"]["totals"]
+    print(f"\nfault backfill {START}..{END}: {len(days)} runs succeeded of {len(days)} in {wall:.0f} s; "
+          f"task retries {len(retries)}; calls {t['calls']}, throttled {t['throttled']}, 500s {t['errors']}, "
+          f"Lambda/Glue runs {t['runs']} of which failed {t['runs_failed']}; rows lost {lost}, duplicated {duplicated}")
+    assert t["throttled"] > 0 and t["errors"] > 0 and t["runs_failed"] > 0 and retries
+    assert lost == 0 and duplicated == 0
