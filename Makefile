@@ -36,6 +36,8 @@ serve: $(STAMP)
 ## make bench: benchmarks under bench/ (they print their figures)
 bench: $(STAMP)
 	$(BIN)/python bench/localaws_startup.py
+	$(BIN)/python bench/localaws_athena.py
+	$(BIN)/python bench/extractor.py --scale 1
 
 clean:
 	rm -rf $(VENV) .localaws .demo .pytest_cache

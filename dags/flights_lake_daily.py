@@ -84,9 +84,9 @@ with DAG(
         bucket_name=S.bronze_bucket,
         bucket_key=[day_prefix + FACT.source.file_name.replace("{yyyymmdd}", day_file),
                     day_prefix + FACT.source.manifest_name.replace("{yyyymmdd}", day_file)],
-        deferrable=True,
-        poke_interval=60,
-        timeout=timedelta(hours=6).total_seconds(),
+        deferrable=S.sensor_deferrable,
+        poke_interval=S.sensor_poke_interval,
+        timeout=S.sensor_timeout,
         inlets=[LAKE.bronze],
     )
 

@@ -38,6 +38,9 @@ LAKE_SNS_TOPIC                  lake-events                                run s
 LAKE_INBOX_QUEUE                lake-events-inbox                          SQS queue subscribed (local)
 LAKE_MAX_REJECT_RATE            0.05                                       rejected / read, per day
 LAKE_MAX_ACTIVE_RUNS            3                                          days processed side by side
+LAKE_SENSOR_TIMEOUT             21600                                      seconds to wait for bronze
+LAKE_SENSOR_POKE_INTERVAL       60                                         seconds between checks
+LAKE_SENSOR_DEFERRABLE          true                                       wait in the triggerer
 LAKE_RETRIES                    3                                          task retries (backoff doubles)
 LAKE_RETRY_DELAY                30                                         seconds before the 1st retry
 ==============================  =========================================  ============================
@@ -97,6 +100,9 @@ class Settings(BaseSettings):
     inbox_queue: str = "lake-events-inbox"
     max_reject_rate: float = Field(0.05, ge=0, le=1)
     max_active_runs: int = Field(3, ge=1)
+    sensor_timeout: int = Field(6 * 3600, ge=1)
+    sensor_poke_interval: int = Field(60, ge=1)
+    sensor_deferrable: bool = True
     retries: int = Field(3, ge=0)
     retry_delay: int = Field(30, ge=1)
 

@@ -21,7 +21,8 @@ import pytest
 from lake import demo, settings
 from tests.lake.conftest import REQUIRED, list_keys
 
-pytestmark = pytest.mark.spark
+# Real scheduler runs: minutes on two cores, more on a loaded machine.
+pytestmark = [pytest.mark.spark, pytest.mark.timeout(2400)]
 
 START, END = date(2013, 3, 1), date(2013, 3, 14)
 FAULTS = {
