@@ -144,10 +144,24 @@ def _tail(path: Path, lines: int = 25) -> str:
         return "(no log)"
 
 
+def _pid_of(stack: Stack, name: str) -> int | None:
+    """The pid in ``<home>/<name>.pid`` if that process is alive (a component the demo started)."""
+    pid_file = stack.home / f"{name}.pid"
+    try:
+        pid = int(pid_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
 def start_localaws(stack: Stack) -> None:
     """Start ``localaws serve`` unless one already answers on the port."""
     stack.home.mkdir(parents=True, exist_ok=True)
-    if _get(f"{stack.endpoint_url}/_localaws/health"):
+    health = f"{stack.endpoint_url}/_localaws/health"
+    pid = _pid_of(stack, "localaws")
+    if _get(health, timeout=10) or pid is not None:
+        if pid is not None:
+            _wait("localaws", lambda: _get(health, timeout=10), 60, stack.home / "localaws.log", pid)
         say(f"localaws already running at {stack.endpoint_url}")
         return
     pid = _spawn(stack, "localaws", [_bin("localaws"), "serve", "--port", str(stack.localaws_port), "--state-dir",
@@ -160,7 +174,10 @@ def start_airflow(stack: Stack) -> None:
     """Start ``airflow standalone`` unless its API server already answers on the port."""
     stack.airflow_home.mkdir(parents=True, exist_ok=True)
     health = f"http://localhost:{stack.airflow_port}/api/v2/monitor/health"
-    if _get(health):
+    pid = _pid_of(stack, "airflow")
+    if _get(health, timeout=10) or pid is not None:
+        if pid is not None:  # started by us, maybe still starting or slow to answer: wait for it
+            _wait("Airflow standalone", lambda: _get(health, timeout=10), 300, stack.home / "airflow.log", pid)
         say(f"Airflow already running at http://localhost:{stack.airflow_port}")
         return
     pid = _spawn(stack, "airflow", [_bin("airflow"), "standalone"], {**os.environ, **stack.env()})
@@ -234,7 +251,31 @@ def wait_for_dag(stack: Stack, timeout_s: float = 300) -> None:
 
 
 def _airflow_running(stack: Stack) -> bool:
-    return _get(f"http://localhost:{stack.airflow_port}/api/v2/monitor/health") is not None
+    return _pid_of(stack, "airflow") is not None or _get(
+        f"http://localhost:{stack.airflow_port}/api/v2/monitor/health", timeout=10) is not None
+
+
+def open_backfills(stack: Stack) -> int:
+    """Backfills of the DAG that Airflow has not marked completed yet (read from its SQLite
+    database; the scheduler marks a finished backfill completed within about 30 s)."""
+    import sqlite3
+
+    db = stack.airflow_home / "airflow.db"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as con:
+            return con.execute("SELECT count(*) FROM backfill WHERE dag_id = ? AND completed_at IS NULL",
+                               (DAG_ID,)).fetchone()[0]
+    except sqlite3.OperationalError:  # no backfill table yet
+        return 0
+
+
+def _wait_backfills_closed(stack: Stack, timeout_s: float = 120) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while open_backfills(stack) and time.monotonic() < deadline:
+        time.sleep(3)
+    return open_backfills(stack) == 0
 
 
 def create_backfill(stack: Stack, start: date, end: date) -> None:
@@ -248,6 +289,14 @@ def create_backfill(stack: Stack, start: date, end: date) -> None:
     """
     from lake.settings import get as get_settings
 
+    if open_backfills(stack):
+        # A previous demo stopped before the scheduler closed its backfill (Airflow allows one
+        # running backfill per DAG): let the scheduler close it first.
+        say("a previous backfill is still open; starting Airflow to let the scheduler close it")
+        start_airflow(stack)
+        if not _wait_backfills_closed(stack):
+            raise DemoError(f"a previous backfill of {DAG_ID} is still running; wait for it in the UI "
+                            f"(http://localhost:{stack.airflow_port}) or stop it there, then run the demo again")
     if _airflow_running(stack):
         wait_for_dag(stack)
     else:
@@ -289,6 +338,7 @@ def backfill(stack: Stack, start: date, end: date, timeout_s: float = 3600) -> d
             say(f"{time.monotonic() - started:5.0f} s  runs {summary or 'not created yet'}")
             last = summary
         if len(states) == len(days) and set(states.values()) <= FINAL_STATES:
+            _wait_backfills_closed(stack, 90)  # so a next demo can create its own backfill
             return states
         time.sleep(5)
     raise DemoError(f"backfill not finished after {timeout_s:.0f} s; runs: {_runs(stack, days)}")
