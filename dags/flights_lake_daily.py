@@ -137,11 +137,12 @@ with DAG(
         outlets=[LAKE.catalog_gold_fact, LAKE.catalog_gold_daily],
     )
 
-    with TaskGroup("data_quality") as data_quality:
-        checks = {
+    def athena_queries(kind: str) -> dict[str, AthenaOperator]:
+        """One AthenaOperator per ``include/sql/<kind>/*.sql`` file, named after the file."""
+        return {
             name: AthenaOperator(
                 task_id=name,
-                query=f"dq/{name}.sql",
+                query=f"{kind}/{name}.sql",
                 database=S.gold_database,
                 workgroup=S.workgroup,
                 output_location=S.athena_output,
@@ -149,8 +150,11 @@ with DAG(
                 sleep_time=2,
                 execution_timeout=timedelta(minutes=15),
             )
-            for name in sql.names("dq")
+            for name in sql.names(kind)
         }
+
+    with TaskGroup("data_quality") as data_quality:
+        checks = athena_queries("dq")
 
         @task(retries=0)
         def evaluate(query_ids: dict, ds: str | None = None) -> dict:
@@ -163,19 +167,7 @@ with DAG(
         verdict = evaluate({name: op.output for name, op in checks.items()})
 
     with TaskGroup("reports") as reports:
-        report_queries = {
-            name: AthenaOperator(
-                task_id=name,
-                query=f"reports/{name}.sql",
-                database=S.gold_database,
-                workgroup=S.workgroup,
-                output_location=S.athena_output,
-                params=SQL_PARAMS,
-                sleep_time=2,
-                execution_timeout=timedelta(minutes=15),
-            )
-            for name in sql.names("reports")
-        }
+        report_queries = athena_queries("reports")
 
     @task(multiple_outputs=True)
     def summarize(extract_counts: dict, dq: dict, report_ids: dict, glue_run_id: str | None = None,
