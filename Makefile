@@ -37,6 +37,7 @@ serve: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/localaws_startup.py
 	$(BIN)/python bench/localaws_athena.py
+	$(BIN)/python bench/localaws_durability.py
 	$(BIN)/python bench/extractor.py --scale 1
 
 clean:

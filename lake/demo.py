@@ -238,10 +238,15 @@ def _query(stack: Stack, sql: str, params: tuple = ()) -> list[tuple]:
 
 
 def _runs(stack: Stack, days: list[date]) -> dict[str, str]:
-    """State of the DAG's runs for ``days`` (ds -> state; the newest run of a day wins), read from Airflow's database
-    (polled every few seconds: an ``airflow`` CLI call here would cost seconds of CPU each time)."""
+    """State of the runs of the DAG's newest backfill for ``days`` (ds -> state), read from Airflow's
+    database (polled every few seconds: an ``airflow`` CLI call here would cost seconds of CPU each
+    time). Runs the backfill reprocesses keep their run type, so they are found through
+    ``backfill_dag_run``; other runs of the same days (a manual run) are not counted."""
     wanted = {d.isoformat() for d in days}
-    rows = _query(stack, "SELECT logical_date, state FROM dag_run WHERE dag_id = ? ORDER BY id", (DAG_ID,))
+    rows = _query(stack, "SELECT dr.logical_date, dr.state FROM backfill_dag_run bdr "
+                         "JOIN dag_run dr ON dr.id = bdr.dag_run_id "
+                         "WHERE bdr.backfill_id = (SELECT max(id) FROM backfill WHERE dag_id = ?) ORDER BY dr.id",
+                  (DAG_ID,))
     return {str(ds)[:10]: state for ds, state in rows if str(ds)[:10] in wanted}
 
 
@@ -388,12 +393,14 @@ def login_hint(stack: Stack) -> str:
 
 
 def run_pipeline(stack: Stack, start: date, end: date, before_airflow=None,
-                 backfill_timeout_s: float = 3600) -> dict[str, str]:
+                 backfill_timeout_s: float = 3600, before_scheduler=None) -> dict[str, str]:
     """Start (or reuse) localaws and Airflow, provision, replay ``start..end``, backfill; leaves
     both running. Returns ds -> final run state.
 
     :param before_airflow: optional callable run after provisioning and replay, before Airflow
         starts (tests use it to switch on localaws fault injection).
+    :param before_scheduler: optional callable run once the backfill exists, before Airflow starts
+        (tests use it to trigger a manual run next to the backfill).
 
     :raises DemoError: when a component does not start or the backfill does not finish.
     """
@@ -413,6 +420,8 @@ def run_pipeline(stack: Stack, start: date, end: date, before_airflow=None,
     if before_airflow is not None:
         before_airflow()
     create_backfill(stack, start, end)
+    if before_scheduler is not None:
+        before_scheduler()
     start_airflow(stack)
     return backfill(stack, start, end, timeout_s=backfill_timeout_s)
 

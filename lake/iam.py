@@ -261,7 +261,8 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
       dimensions under ``dimensions_path`` and overwrites ``dt=<day>`` of each gold table
       (dynamic partition overwrite: HEAD of the table path, list, staging objects under the
       table, copy = GetObject + PutObject, delete, ``_SUCCESS``, EMRFS ``<table>_$folder$``
-      markers); continuous logging to ``/aws-glue/jobs/{output,error,logs-v2}``. The gold tables
+      markers); the day's lease under ``lease_path`` (put, get, delete; ``GetJobRun`` on the
+      holder); continuous logging to ``/aws-glue/jobs/{output,error,logs-v2}``. The gold tables
       are the gold crawler's targets (``lake.provision.crawler_definitions``).
     * ``glue-crawler``: the crawlers' S3 targets and databases (``lake.provision.crawler_definitions``):
       list and read the objects, create/update the table and its partitions (``DeleteBehavior``
@@ -369,6 +370,12 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
         add(p, "s3:AbortMultipartUpload", _obj(bucket, final), f"{w}: a failed multipart upload")
         add(p, "s3:PutObject", _obj(bucket, f"{table}/_SUCCESS"), f"{w}: _SUCCESS marker")
         add(p, "s3:PutObject", _obj(bucket, f"{table}_$folder$"), f"{w}: EMRFS directory marker")
+    lease_bucket, lease_key = _split(args["--lease_path"] + "/")
+    lease_obj = _obj(lease_bucket, f"{lease_key}dt={day}.json")
+    add(p, "s3:PutObject", lease_obj, f"{src} acquire_lease: create (If-None-Match) or take over (If-Match)")
+    add(p, "s3:GetObject", lease_obj, f"{src} acquire_lease / release_lease: read the holder")
+    add(p, "s3:DeleteObject", lease_obj, f"{src} release_lease")
+    add(p, "glue:GetJobRun", f"{glue_arn}:job/{s.glue_job}", f"{src} acquire_lease: is the holder still active?")
     add(p, "s3:GetBucketLocation", [_bucket(silver_bucket), _bucket(gold_tables[0][0])], "Glue/EMRFS: bucket region")
     for suffix in ("output", "error", "logs-v2"):
         group = f"/aws-glue/jobs/{suffix}"

@@ -157,6 +157,12 @@ class Settings(BaseSettings):
         return f"s3://{self.gold_bucket}/"
 
     @cached_property
+    def lease_path(self) -> str:
+        """Where the Glue job holds one lease object per day it writes, so two runs of the same day
+        never write gold at once: ``s3://<artifacts>/leases/<glue_job>/`` (``dt=<day>.json`` below)."""
+        return f"s3://{self.artifacts_bucket}/leases/{self.glue_job}/"
+
+    @cached_property
     def buckets(self) -> tuple[str, ...]:
         """All four buckets: bronze, silver, gold, artifacts."""
         return (self.bronze_bucket, self.silver_bucket, self.gold_bucket, self.artifacts_bucket)
@@ -178,6 +184,7 @@ class Settings(BaseSettings):
             "--silver_path": self.silver_path.rstrip("/"),
             "--dimensions_path": self.reference_path.rstrip("/"),
             "--gold_path": self.gold_path.rstrip("/"),
+            "--lease_path": self.lease_path.rstrip("/"),
             "--job-language": "python",
             "--enable-continuous-cloudwatch-log": "true",
         }

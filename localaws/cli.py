@@ -1,6 +1,6 @@
 """``localaws`` command: ``serve`` the endpoint, list ``sns messages``.
 
-    localaws serve [--host 127.0.0.1] [--port 4566] [--state-dir .localaws] [--faults faults.yaml]
+    localaws serve [--host 127.0.0.1] [--port 4566] [--state-dir .localaws] [--no-durable-writes] [--faults faults.yaml]
     localaws sns messages [--topic NAME] [--endpoint http://127.0.0.1:4566] [--json]
 """
 
@@ -24,7 +24,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         server = LocalAWS(host=args.host, port=args.port, state_dir=args.state_dir,
-                          snapshot_interval=args.snapshot_interval, faults=args.faults)
+                          snapshot_interval=args.snapshot_interval, faults=args.faults,
+                          durable_writes=args.durable_writes)
     except FaultConfigError as exc:
         print(f"localaws: {exc}", file=sys.stderr)
         return 2
@@ -85,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
                        help="directory for state snapshots; state survives restarts (default: none, state is lost)")
     serve.add_argument("--snapshot-interval", type=float, default=30.0,
                        help="seconds between snapshots when state changed (default 30)")
+    serve.add_argument("--durable-writes", action=argparse.BooleanOptionalAction, default=True,
+                       help="with --state-dir, answer a request that changes state only once a snapshot holding it "
+                            "is on disk, so a hard kill loses nothing acknowledged (default: on; --no-durable-writes "
+                            "keeps only the periodic snapshots)")
     serve.add_argument("--faults", default=None, metavar="FILE",
                        help="fault injection config, YAML or JSON (default: the file named by $LOCALAWS_FAULTS; "
                             "none: no faults). See docs/localaws.md, 'Fault injection'")

@@ -7,7 +7,8 @@ Use it in-process::
 
 or from the command line (``localaws serve``). Besides the AWS APIs it answers:
 
-* ``GET /_localaws/health`` -> ``{"status": "ok", "version", "endpoint", "state_dir", "uptime_seconds", "faults"}``
+* ``GET /_localaws/health`` -> ``{"status": "ok", "version", "endpoint", "state_dir", "uptime_seconds", "faults",
+  "durable_writes", "commits"}`` (``commits``: snapshots written to make writes durable)
 * ``GET /_localaws/sns/messages[?topic=NAME]`` -> ``{"messages": [...]}`` (see
   :func:`localaws.services.sns.published_messages`)
 * ``GET /_localaws/faults`` -> fault injection config and counters; ``POST`` (a JSON config)
@@ -33,7 +34,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from localaws import __version__, persistence
 from localaws import faults as _faults
 from localaws.runtime import RUNTIME, log
-from localaws.services import athena, awslambda, glue_crawler, glue_jobs, sns
+from localaws.services import athena, awslambda, glue_crawler, glue_jobs, s3conditional, sns
 
 #: Default seconds between periodic snapshots when a state directory is set.
 DEFAULT_SNAPSHOT_INTERVAL = 30.0
@@ -50,17 +51,19 @@ class _QuietHandler(MotoRequestHandler):
 
 
 class RWLock:
-    """Many readers (requests) or one writer (the snapshot)."""
+    """Many readers (requests) or one writer (the snapshot); a waiting writer blocks new readers."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._readers = 0
         self._writer = False
+        self._writers_waiting = 0
 
     @contextlib.contextmanager
     def shared(self) -> Iterator[None]:
         with self._cond:
-            while self._writer:
+            # A waiting writer goes first: a steady stream of requests must not starve snapshots.
+            while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
         try:
@@ -73,8 +76,12 @@ class RWLock:
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
         with self._cond:
-            while self._writer or self._readers:
-                self._cond.wait()
+            self._writers_waiting += 1
+            try:
+                while self._writer or self._readers:
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
             self._writer = True
         try:
             yield
@@ -91,8 +98,23 @@ def install_patches() -> None:
     sns.install()
     glue_crawler.install()
     athena.install()
+    s3conditional.install()
     for model in ("glue::job_run", "glue::crawl", "athena::execution"):
         state_manager.set_transition(model, {"progression": "manual", "times": 10**12})
+
+
+#: Operation name prefixes that only read state (the rest of the API changes it).
+_READ_PREFIXES = ("Get", "List", "Describe", "Head", "Search", "BatchGet", "Check", "Lookup", "Filter", "Receive",
+                  "Query", "Select", "Scan", "Validate", "Test")
+
+
+def _changes_state(environ: dict[str, Any], op: _faults.Operation | None) -> bool:
+    """Whether a request may change state: every AWS operation except reads (GET/HEAD, and POSTs of
+    JSON/query protocols whose operation is a Get/List/Describe/... call). ``ReceiveMessage`` counts as
+    a read: a message whose receipt is lost in a crash becomes visible again, as in SQS."""
+    if environ.get("REQUEST_METHOD") in ("GET", "HEAD") or op is None:
+        return False
+    return not op.name.startswith(_READ_PREFIXES)
 
 
 class LocalAWS:
@@ -103,6 +125,10 @@ class LocalAWS:
     :param port: TCP port; 0 picks a free one (see :attr:`endpoint_url`).
     :param state_dir: directory for snapshots; state is restored from it at start and saved at
         stop and every ``snapshot_interval`` seconds when it changed. ``None``: nothing persists.
+    :param durable_writes: with a ``state_dir``, answer a request that changes state only after a
+        snapshot containing its change is on disk (group commit: requests arriving while a snapshot
+        is written share the next one). A hard kill then loses no acknowledged change. ``False``:
+        a hard kill loses what changed since the last periodic snapshot.
     :param faults: fault injection config (a :class:`~localaws.faults.FaultConfig`, a dict, or the
         path of a YAML/JSON file); ``None``: the file named by ``$LOCALAWS_FAULTS`` if set, else off.
     :raises localaws.faults.FaultConfigError: at construction, when the fault config is invalid.
@@ -112,7 +138,8 @@ class LocalAWS:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 4566, state_dir: str | Path | None = None,
                  snapshot_interval: float = DEFAULT_SNAPSHOT_INTERVAL,
-                 faults: _faults.FaultConfig | dict | str | Path | None = None) -> None:
+                 faults: _faults.FaultConfig | dict | str | Path | None = None,
+                 durable_writes: bool = True) -> None:
         self.host = host
         self.port = port
         self.state_dir = Path(state_dir) if state_dir else None
@@ -121,8 +148,13 @@ class LocalAWS:
         self._thread: threading.Thread | None = None
         self._snapshotter: threading.Thread | None = None
         self._lock = RWLock()
+        self.durable_writes = durable_writes and self.state_dir is not None
         self._changes = 0
         self._saved_changes = 0
+        self._changes_lock = threading.Lock()
+        self._commit = threading.Condition()
+        self._committing = False
+        self.commits = 0  # snapshots written to make requests durable
         self._started_at = 0.0
         self._work_dir: Path | None = None
         self.faults = _faults.FaultInjector.from_source(faults)
@@ -144,9 +176,12 @@ class LocalAWS:
             install_patches()
             if self.state_dir:
                 persistence.load(self.state_dir)
-                failed = glue_jobs.recover_after_restart()
-                if failed:
-                    log.warning("%d Glue job runs were in progress at the last snapshot; marked FAILED", failed)
+                for what, recover in (("Glue job runs", glue_jobs.recover_after_restart),
+                                      ("Glue crawls", glue_crawler.recover_after_restart),
+                                      ("Athena queries", athena.recover_after_restart)):
+                    failed = recover()
+                    if failed:
+                        log.warning("%d %s were in progress at the last snapshot; marked FAILED", failed, what)
             app = DomainDispatcherApplication(create_backend_app)
             self._server = make_server(self.host, self.port, self._wsgi(app), threaded=True,
                                        request_handler=_QuietHandler)
@@ -164,9 +199,12 @@ class LocalAWS:
             self._started_at = time.time()
             if self.host not in ("127.0.0.1", "localhost", "::1"):
                 log.warning("localaws listens on %s, beyond loopback: it has no authentication", self.host)
-            log.info("localaws %s listening on %s (loopback only: %s, state dir: %s, faults: %s) in %.2f s",
+            log.info("localaws %s listening on %s (loopback only: %s, state dir: %s%s, faults: %s) in %.2f s",
                      __version__, self.endpoint_url, self.host in ("127.0.0.1", "localhost", "::1"),
-                     self.state_dir or "none", self.faults.source or "none", time.monotonic() - started)
+                     self.state_dir or "none",
+                     (", durable writes" if self.durable_writes else f", snapshot every {self.snapshot_interval:g} s")
+                     if self.state_dir else "",
+                     self.faults.source or "none", time.monotonic() - started)
             if self.faults.active:
                 assert self.faults.config is not None
                 log.info("localaws fault injection active (%s): %s", self.faults.source, self.faults.config.summary())
@@ -223,11 +261,37 @@ class LocalAWS:
         """Write a snapshot now (no-op without a state dir); returns its path."""
         if not self.state_dir:
             return None
-        changes = self._changes
+        changes = self._changes  # read before the lock: every change counted so far is then in the snapshot
         path, size = persistence.save(self.state_dir, self._lock.exclusive())
-        self._saved_changes = changes
+        self._saved_changes = max(self._saved_changes, changes)
         log.debug("snapshot %s written (%d bytes)", path, size)
         return path
+
+    def _count_change(self) -> int:
+        with self._changes_lock:
+            self._changes += 1
+            return self._changes
+
+    def _wait_durable(self, change: int) -> None:
+        """Return once a snapshot holds change number ``change`` (group commit: one thread writes
+        the snapshot, the others that arrived meanwhile wait for it or for the next one).
+
+        :raises OSError: when the snapshot cannot be written (the request then fails with HTTP 500).
+        """
+        with self._commit:
+            while self._saved_changes < change:
+                if self._committing:
+                    self._commit.wait()
+                    continue
+                self._committing = True
+                self._commit.release()
+                try:
+                    self.snapshot()
+                    self.commits += 1
+                finally:
+                    self._commit.acquire()
+                    self._committing = False
+                    self._commit.notify_all()
 
     def _snapshot_loop(self) -> None:
         while not RUNTIME.stopping.wait(self.snapshot_interval):
@@ -249,10 +313,22 @@ class LocalAWS:
                     status, headers, body = injected
                     start_response(status, headers)
                     return [body]
-            if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
-                self._changes += 1
-            with self._lock.shared():
+            if self.state_dir is None:  # nothing persists: no snapshot to coordinate with
                 return app(environ, start_response)
+            op = _faults.identify(environ)
+            changes = _changes_state(environ, op)
+            if op is not None and op.service == "lambda" and op.name.startswith("Invoke"):
+                # A synchronous invocation lasts as long as the handler, whose own requests (S3 PUTs)
+                # must be able to commit meanwhile: it must not hold the lock a snapshot waits for.
+                result = app(environ, start_response)
+                change = self._count_change() if changes else 0
+            else:
+                with self._lock.shared():
+                    change = self._count_change() if changes else 0  # inside the lock: see snapshot()
+                    result = app(environ, start_response)
+            if change and self.durable_writes:
+                self._wait_durable(change)
+            return result
 
         return application
 
@@ -266,6 +342,8 @@ class LocalAWS:
                 "state_dir": str(self.state_dir) if self.state_dir else None,
                 "uptime_seconds": round(time.time() - self._started_at, 3),
                 "faults": self.faults.source,
+                "durable_writes": self.durable_writes,
+                "commits": self.commits,
             }
         elif path == "/_localaws/sns/messages":
             body = {"messages": sns.published_messages(query.get("topic"))}

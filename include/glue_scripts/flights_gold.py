@@ -7,9 +7,18 @@ Job arguments (``getResolvedOptions``):
 * ``--dimensions_path``: ``s3://<silver>/reference`` holding ``airlines/``, ``airports/`` (Parquet).
 * ``--gold_path``: ``s3://<gold>``; writes ``<gold_path>/flights/dt=<ds>/`` and
   ``<gold_path>/carrier_daily/dt=<ds>/``.
+* ``--lease_path``: ``s3://<artifacts>/leases/<job>``; the run holds ``<lease_path>/dt=<ds>.json``
+  while it writes the day (see :func:`acquire_lease`).
 
 Each output overwrites only its ``dt`` partition (dynamic partition overwrite), so a rerun or a
-backfill of a day replaces that day and leaves the others alone.
+backfill of a day replaces that day and leaves the others alone. Two runs of the same day at once
+(a manual run during a backfill) would each delete the partition's old files and add their own:
+both copies would stay. So a run first takes the day's lease, an S3 object created with
+``If-None-Match: *`` (S3 conditional writes: only one creator succeeds). A run that finds the
+lease held by a Glue run still active fails at once with :class:`PartitionBusyError`, before
+reading anything; the Airflow task retries it later. A lease left by a run that is no longer
+active (it failed, was stopped, or its process died) is taken over with ``If-Match`` on the old
+lease's ETag, so of two runs taking over only one succeeds.
 
 Gold ``flights``: every silver column, plus
 
@@ -42,12 +51,89 @@ a local SparkSession; ``main`` is what Glue runs.
 
 from __future__ import annotations
 
+import json
 import sys
+from datetime import datetime, timezone
+from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 GOLD_TABLES = ("flights", "carrier_daily")
+#: Glue job run states in which a run may still write (``JobRunState``, Glue API reference).
+ACTIVE_RUN_STATES = ("STARTING", "RUNNING", "STOPPING", "WAITING")
+
+
+class PartitionBusyError(RuntimeError):
+    """Another Glue run, still active, holds the day's lease; this run wrote nothing."""
+
+
+def _lease_location(lease_path: str, ds: str) -> tuple[str, str]:
+    bucket, _, prefix = lease_path.split("://", 1)[1].partition("/")
+    return bucket, f"{prefix.rstrip('/')}/dt={ds}.json".lstrip("/")
+
+
+def _error_code(exc: Exception) -> str:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+
+
+def acquire_lease(s3: Any, glue: Any, lease_path: str, ds: str, job_name: str, run_id: str) -> dict[str, Any]:
+    """Take the lease of day ``ds`` for Glue run ``run_id`` of ``job_name``; returns the lease
+    (``job``, ``run_id``, ``ds``, ``acquired_at`` ISO UTC, ``took_over`` the previous holder's run id or None).
+
+    :param s3: a boto3 S3 client; :param glue: a boto3 Glue client (``GetJobRun`` on the holder).
+    :raises PartitionBusyError: the lease is held by a run in one of :data:`ACTIVE_RUN_STATES`,
+        or another run took over a stale lease first. The message names the day, the holder and
+        since when it holds the lease.
+    :raises botocore.exceptions.ClientError: any other S3 or Glue error.
+    """
+    bucket, key = _lease_location(lease_path, ds)
+    lease = {"job": job_name, "run_id": run_id, "ds": ds,
+             "acquired_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "took_over": None}
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(lease).encode(), IfNoneMatch="*")
+        return lease
+    except Exception as exc:  # botocore ClientError
+        if _error_code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict"):
+            raise
+    held = s3.get_object(Bucket=bucket, Key=key)
+    holder = json.loads(held["Body"].read())
+    if holder.get("run_id") == run_id:
+        return holder
+    try:
+        state = glue.get_job_run(JobName=holder["job"], RunId=holder["run_id"])["JobRun"]["JobRunState"]
+    except Exception as exc:  # noqa: BLE001 - a run Glue no longer knows cannot be writing
+        if _error_code(exc) != "EntityNotFoundException":
+            raise
+        state = "UNKNOWN"
+    busy = (f"partition dt={ds} is being written by Glue run {holder['run_id']} of job {holder['job']} "
+            f"(state {{state}}, lease s3://{bucket}/{key} held since {holder.get('acquired_at')}); "
+            f"this run {run_id} stopped before writing anything: retry it when that run has finished")
+    if state in ACTIVE_RUN_STATES:
+        raise PartitionBusyError(busy.format(state=state))
+    lease["took_over"] = holder["run_id"]
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(lease).encode(), IfMatch=held["ETag"])
+    except Exception as exc:  # botocore ClientError
+        if _error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"):
+            raise PartitionBusyError(busy.format(state="taken over by another run just now")) from exc
+        raise
+    return lease
+
+
+def release_lease(s3: Any, lease_path: str, ds: str, run_id: str) -> bool:
+    """Delete the day's lease if ``run_id`` still holds it; returns whether it was deleted."""
+    bucket, key = _lease_location(lease_path, ds)
+    try:
+        holder = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except Exception as exc:  # botocore ClientError
+        if _error_code(exc) in ("NoSuchKey", "404"):
+            return False
+        raise
+    if holder.get("run_id") != run_id:
+        return False
+    s3.delete_object(Bucket=bucket, Key=key)
+    return True
 
 
 def read_day(spark: SparkSession, silver_path: str, ds: str) -> DataFrame:
@@ -164,23 +250,33 @@ def main(argv: list[str]) -> None:
     from awsglue.utils import getResolvedOptions
     from pyspark.context import SparkContext
 
-    args = getResolvedOptions(argv, ["JOB_NAME", "ds", "silver_path", "gold_path", "dimensions_path"])
+    import boto3
+
+    args = getResolvedOptions(argv, ["JOB_NAME", "JOB_RUN_ID", "ds", "silver_path", "gold_path", "dimensions_path",
+                                     "lease_path"])
+    ds, run_id = args["ds"], args["JOB_RUN_ID"]
+    s3, glue = boto3.client("s3"), boto3.client("glue")
+    lease = acquire_lease(s3, glue, args["lease_path"], ds, args["JOB_NAME"], run_id)
     glue_context = GlueContext(SparkContext.getOrCreate())
     spark = glue_context.spark_session
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     logger = glue_context.get_logger()
+    if lease["took_over"]:
+        logger.warn(f"flights_gold {ds}: took over the lease of run {lease['took_over']}, which is no longer active")
     job = Job(glue_context)
     job.init(args["JOB_NAME"], args)
-    ds = args["ds"]
-    tables = transform(spark, ds, args["silver_path"], args["dimensions_path"])
-    gold = args["gold_path"].rstrip("/")
-    for name in GOLD_TABLES:
-        df = tables[name]
-        rows = df.count()
-        write_partition(df, f"{gold}/{name}")
-        logger.info(f"flights_gold {ds}: wrote {rows} rows to {gold}/{name}/dt={ds}/")
-    job.commit()
+    try:
+        tables = transform(spark, ds, args["silver_path"], args["dimensions_path"])
+        gold = args["gold_path"].rstrip("/")
+        for name in GOLD_TABLES:
+            df = tables[name]
+            rows = df.count()
+            write_partition(df, f"{gold}/{name}")
+            logger.info(f"flights_gold {ds}: wrote {rows} rows to {gold}/{name}/dt={ds}/")
+        job.commit()
+    finally:
+        release_lease(s3, args["lease_path"], ds, run_id)
 
 
 if __name__ == "__main__":

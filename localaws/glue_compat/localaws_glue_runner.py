@@ -10,7 +10,10 @@ traceback goes to stderr (the ``/aws-glue/jobs/error`` log) and the process exit
 import json
 import os
 import runpy
+import signal
 import sys
+import threading
+import time
 import traceback
 
 
@@ -30,7 +33,26 @@ def _stop_spark() -> None:
         SparkContext._active_spark_context.stop()
 
 
+def _die_with_parent() -> None:
+    """Kill this process group (the script and its Spark JVM) once localaws is gone.
+
+    localaws starts each run in a session of its own; if localaws is killed (SIGKILL, a crash), an
+    orphaned run would go on writing to a restarted server next to the retry. The same guard is in
+    ``localaws/lambda_runtime/bootstrap.py`` (both files run standalone and import nothing of localaws).
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="localaws-parent-watch", daemon=True).start()
+
+
 def main() -> int:
+    _die_with_parent()
     script = sys.argv[1]
     sys.argv = [script, *sys.argv[2:]]
     if os.environ.get("LOCALAWS_JOB_KIND") == "glueetl":

@@ -76,7 +76,34 @@ def _write(path: str, result: dict) -> None:
         json.dump(result, fh)
 
 
+def _die_with_parent() -> None:
+    """Kill this process group (the handler and anything it started) once localaws is gone.
+
+    localaws starts each invocation in a session of its own; if localaws is killed (SIGKILL, a
+    crash), an orphaned handler would go on writing to a restarted server next to the retry.
+    The same guard is in ``localaws/glue_compat/localaws_glue_runner.py`` (both files run
+    standalone and import nothing of localaws).
+    """
+    import signal
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os.killpg(0, signal.SIGKILL)
+
+    old = threading.stack_size(256 * 1024)  # small: RLIMIT_AS counts thread stacks
+    try:
+        threading.Thread(target=watch, name="localaws-parent-watch", daemon=True).start()
+    finally:
+        threading.stack_size(old)
+
+
 def main(spec_path: str) -> int:
+    _die_with_parent()
     with open(spec_path, encoding="utf-8") as fh:
         spec = json.load(fh)
     result_file = spec["result_file"]

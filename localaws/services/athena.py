@@ -1282,3 +1282,23 @@ def install() -> None:
     responses.get_table_metadata = _resp_get_table_metadata  # type: ignore[attr-defined]
     responses.list_table_metadata = _resp_list_table_metadata  # type: ignore[attr-defined]
     responses.update_work_group = _resp_update_work_group  # type: ignore[attr-defined]
+
+
+def recover_after_restart() -> int:
+    """Mark executions that were QUEUED or RUNNING at the last snapshot as FAILED; returns how many.
+
+    Their threads died with the previous server, so they can never finish. The reason is an
+    internal error (``GENERIC_INTERNAL_ERROR``, as Athena reports its own failures): the client
+    runs the query again.
+    """
+    count = 0
+    for account in athena_models.athena_backends.values():
+        for backend in account.values():
+            for execution in backend.executions.values():
+                if isinstance(execution, LocalExecution) and not execution.finished:
+                    execution.error = AthenaQueryError(
+                        "GENERIC_INTERNAL_ERROR", "localaws restarted while this query was running; run it again",
+                        category=1, error_type=200)
+                    execution.finish("FAILED")
+                    count += 1
+    return count

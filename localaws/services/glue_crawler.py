@@ -896,3 +896,21 @@ def install() -> None:
     glue_models.GlueBackend.get_crawler_metrics = _get_crawler_metrics  # type: ignore[attr-defined]
     glue_responses.GlueResponse.update_crawler = _resp_update_crawler  # type: ignore[attr-defined]
     glue_responses.GlueResponse.get_crawler_metrics = _resp_get_crawler_metrics  # type: ignore[attr-defined]
+
+
+def recover_after_restart() -> int:
+    """Mark crawls that were RUNNING or STOPPING at the last snapshot as FAILED; returns how many.
+
+    Their threads died with the previous server; the crawler is READY again and can be started.
+    """
+    count = 0
+    for account in glue_models.glue_backends.values():
+        for backend in account.values():
+            for crawler in backend.crawlers.values():
+                for crawl in getattr(crawler, "crawls", []):
+                    if isinstance(crawl, LocalCrawl) and not crawl.finished:
+                        crawl.error_message = "localaws restarted while this crawl was running"
+                        crawl.status = "FAILED"
+                        crawl.end_time = _now()
+                        count += 1
+    return count

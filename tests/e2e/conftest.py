@@ -30,3 +30,4 @@ def stack(tmp_path):
         print("stopped", demo.stop(st))
         os.environ.clear()
         os.environ.update(saved)
+

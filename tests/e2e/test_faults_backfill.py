@@ -7,19 +7,16 @@ docs/reliability.md.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
 import urllib.request
 from datetime import date, timedelta
 
-import boto3
-import pyarrow.parquet as pq
 import pytest
 
-from lake import demo, settings
-from tests.lake.conftest import REQUIRED, list_keys
+from lake import demo
+from tests.e2e.helpers import gold_against_source, task_retries
 
 # Real scheduler runs: minutes on two cores, more on a loaded machine.
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(2400)]
@@ -52,25 +49,8 @@ def test_fourteen_day_backfill_through_transient_faults(stack, duck):
     days = [(START + timedelta(days=i)).isoformat() for i in range((END - START).days + 1)]
     assert states == {ds: "success" for ds in days}, f"runs {states}; logs under {stack.airflow_home / 'logs'}"
 
-    s = settings.get()
-    s3 = boto3.client("s3", endpoint_url=stack.endpoint_url, region_name="us-east-1",
-                      aws_access_key_id="x", aws_secret_access_key="x")
-    null_required = " OR ".join(f"{c} IS NULL" for c in REQUIRED)
-    lost = duplicated = 0
-    for ds in days:
-        expected = duck.execute(f"SELECT count(*) FILTER (WHERE NOT ({null_required})) FROM src_flights "
-                                f"WHERE dt = '{ds}'").fetchone()[0]
-        silver_keys = [k for k in list_keys(s3, s.silver_bucket, f"flights/dt={ds}/") if k.endswith(".parquet")]
-        assert len(silver_keys) == 1, silver_keys
-        gold = [pq.read_table(io.BytesIO(s3.get_object(Bucket=s.gold_bucket, Key=k)["Body"].read()))
-                for k in list_keys(s3, s.gold_bucket, f"flights/dt={ds}/") if k.endswith(".parquet")]
-        rows = [r for t in gold for r in t.select(["carrier", "flight", "origin", "sched_dep_local"]).to_pylist()]
-        keys = {tuple(r.values()) for r in rows}
-        lost += max(expected - len(keys), 0)
-        duplicated += len(rows) - len(keys)
-        assert len(rows) == expected, f"{ds}: gold has {len(rows)} rows, the source {expected}"
-    retries = sorted(p for p in (stack.airflow_home / "logs").rglob("attempt=*.log")
-                     if p.name != "attempt=1.log" and "backfill__" in str(p))
+    lost, duplicated = gold_against_source(stack, duck, days)
+    retries = task_retries(stack)
     t = faults["counters"]["totals"]
     print(f"\nfault backfill {START}..{END}: {len(days)} runs succeeded of {len(days)} in {wall:.0f} s; "
           f"task retries {len(retries)}; calls {t['calls']}, throttled {t['throttled']}, 500s {t['errors']}, "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import functools
 import hashlib
 import io
 import json
@@ -140,6 +142,18 @@ def test_bad_rows_go_to_quarantine_with_line_and_reason(buckets, aws_client, han
     assert list_keys(s3, buckets["silver"], f"quarantine/flights/dt={BLIZZARD}/") == []
 
 
+def _zip_of(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _assert_fails_with(handler_mod, buckets, s3, ds, csv_bytes, reason):
+    return _assert_fails(handler_mod, buckets, s3, _put_day(s3, buckets["bronze"], ds, csv_bytes), reason)
+
+
 def _assert_fails(handler_mod, buckets, s3, key, reason):
     good_silver = list_keys(s3, buckets["silver"])
     with pytest.raises(handler_mod.BronzeFileError) as err:
@@ -168,24 +182,35 @@ def test_bad_files_raise_naming_file_and_reason(buckets, aws_client, handler_mod
     _put_day(s3, buckets["bronze"], ds, zip_bytes=b"this is not a zip file", rows=1)
     _assert_fails(handler_mod, buckets, s3, key, "corrupt zip")
 
-    # Wrong header: two columns swapped.
+    # Wrong header: a column missing, one the contract does not know (schema drift), one twice.
+    # (Reordered columns are matched by name: test_reordered_columns_load_as_the_contract_order.)
     header, rest = good.split(b"\n", 1)
-    swapped = header.replace(b"dep_time,sched_dep_time", b"sched_dep_time,dep_time")
-    _put_day(s3, buckets["bronze"], ds, swapped + b"\n" + rest)
-    msg = _assert_fails(handler_mod, buckets, s3, key, "wrong header")
-    assert "dep_time" in msg
     _put_day(s3, buckets["bronze"], ds, header.replace(b",time_hour", b"") + b"\n" + rest)
     assert "missing ['time_hour']" in _assert_fails(handler_mod, buckets, s3, key, "wrong header")
+    extra = b"\n".join(line + b",x" for line in good.rstrip(b"\n").split(b"\n"))
+    extra = extra.replace(header + b",x", header + b",remarks", 1) + b"\n"
+    msg = _assert_fails_with(handler_mod, buckets, s3, ds, extra, "wrong header")
+    assert "unexpected ['remarks']" in msg and "missing" not in msg and "contract flights" in msg
+    twice = header.replace(b",time_hour", b",year") + b"\n" + rest
+    assert "repeated ['year']" in _assert_fails_with(handler_mod, buckets, s3, ds, twice, "wrong header")
 
-    # Empty files: a 0-byte CSV, and a header without rows.
+    # Empty files: a 0-byte CSV, and a header without rows (the manifest says 0 rows: still an
+    # error, a day without flights is not a day the source delivers).
     _put_day(s3, buckets["bronze"], ds, b"")
     _assert_fails(handler_mod, buckets, s3, key, "empty file")
-    _put_day(s3, buckets["bronze"], ds, header + b"\n")
-    _assert_fails(handler_mod, buckets, s3, key, "empty file")
+    _put_day(s3, buckets["bronze"], ds, header + b"\n", rows=0)
+    assert "no data rows" in _assert_fails(handler_mod, buckets, s3, key, "no data rows")
 
-    # Wrong member name inside the zip.
+    # Wrong member name inside the zip; a zip without any file; a zip with a second file.
     _put_day(s3, buckets["bronze"], ds, good, member="export.csv")
     _assert_fails(handler_mod, buckets, s3, key, "missing member")
+    _put_day(s3, buckets["bronze"], ds, zip_bytes=_zip_of({}), rows=0)
+    assert "holds no file" in _assert_fails(handler_mod, buckets, s3, key, "missing member")
+    member = contracts.load("flights").member_name(ds)
+    two = _zip_of({member: good, "flights_20130103_part2.csv": good})
+    _put_day(s3, buckets["bronze"], ds, zip_bytes=two, rows=len(good.splitlines()) - 1)
+    msg = _assert_fails(handler_mod, buckets, s3, key, "unexpected member")
+    assert "flights_20130103_part2.csv" in msg
 
     # Manifest mismatch: rows, then sha256.
     _put_day(s3, buckets["bronze"], ds, good, rows=len(good.splitlines()))
@@ -203,6 +228,35 @@ def test_bad_files_raise_naming_file_and_reason(buckets, aws_client, handler_mod
         handler_mod.handler(_event(buckets, ds))
 
 
+def test_reordered_columns_load_as_the_contract_order(buckets, aws_client, handler_mod, source_csv):
+    """Columns are matched by header name: the same day with its columns in another order gives
+    the same silver table (contract order, types, values) and the same quarantine."""
+    s3 = aws_client("s3")
+    ds = "2013-01-04"
+    lines = _day_csv(source_csv, ds)
+    fields = lines[5].split(",")
+    fields[4] = "5pm"  # one bad row, so the quarantine is compared too
+    lines[5] = ",".join(fields)
+    rows = list(csv.reader(lines))
+    _put_day(s3, buckets["bronze"], ds, ("\n".join(lines) + "\n").encode())
+    normal = handler_mod.handler(_event(buckets, ds))
+    silver_key = f"silver/flights/dt={ds}/part-00000.parquet"
+    quarantine_key = f"quarantine/flights/dt={ds}/part-00000.parquet"
+    expected = _read_parquet(s3, buckets["silver"], silver_key)
+    expected_q = _read_parquet(s3, buckets["silver"], quarantine_key)
+    order = list(reversed(range(len(rows[0]))))
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([[row[i] for i in order] for row in rows])
+    assert buf.getvalue().split("\n", 1)[0].startswith("time_hour,minute,hour,distance")
+    _put_day(s3, buckets["bronze"], ds, buf.getvalue().encode())
+    reordered = handler_mod.handler(_event(buckets, ds))
+    assert (reordered["rows_read"], reordered["rows_written"], reordered["rows_rejected"]) == (
+        len(lines) - 1, len(lines) - 2, 1)
+    assert reordered["rejected_by_reason"] == normal["rejected_by_reason"] == {"unparseable:sched_dep_time": 1}
+    assert _read_parquet(s3, buckets["silver"], silver_key).equals(expected)
+    assert _read_parquet(s3, buckets["silver"], quarantine_key).equals(expected_q)
+
+
 def test_streaming_reads_in_bounded_blocks(handler_mod, tmp_path):
     """The line-numbering stream never hands pyarrow more than it asks for and numbers lines exactly."""
     data = b"a,b\n1,2\n\n3,4\r\n5,6"
@@ -213,3 +267,16 @@ def test_streaming_reads_in_bounded_blocks(handler_mod, tmp_path):
         out += chunk
     assert out == (handler_mod.LINE_COLUMN.encode() + b",a,b\n2,1,2\n4,3,4\r\n5,5,6\n")
     assert stream.bytes_read == len(data)
+
+    # Quoted line breaks: a record is numbered by the line it starts on, its inner line breaks
+    # (and a blank line inside quotes) are data; a record still open at the end is passed on, or
+    # with hold_open kept back for the next chunk.
+    data = b'a,b\n1,"x\n\ny"\n\n3,"say ""hi"""\n4,x"y\n5,"open\n'
+    for hold_open in (False, True):
+        stream = handler_mod.NumberedLines(io.BytesIO(data), ",", chunk=3, hold_open=hold_open)
+        out = b"".join(iter(functools.partial(stream.read, 5), b""))
+        head = handler_mod.LINE_COLUMN.encode() + b',a,b\n2,1,"x\n\ny"\n6,3,"say ""hi"""\n7,4,x"y\n'
+        if hold_open:
+            assert (out, stream.rest, stream.rest_line) == (head, b'5,"open\n', 8)
+        else:
+            assert (out, stream.rest, stream.rest_line) == (head + b'8,5,"open\n', b"", None)

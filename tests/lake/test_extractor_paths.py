@@ -8,7 +8,9 @@ small enough to put boundaries everywhere, on a file full of defects, and compar
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import random
 import shutil
 import subprocess
@@ -158,3 +160,128 @@ def test_tpch_lineitem_loads_whole_and_typed(handler_mod, tmp_path):
     got = con.execute(f"SELECT sum(l_orderkey), sum(l_extendedprice::DECIMAL(15, 2)), min(l_shipdate), max(l_receiptdate), "
                      f"count(DISTINCT l_comment) FROM read_parquet('{tmp_path / 's.parquet'}')").fetchone()
     assert got == expected
+
+
+def _feb8(source_csv, n: int = 400) -> list[bytes]:
+    text = source_csv.read_bytes().split(b"\n")
+    return [text[0]] + [line for line in text[1:] if line.startswith(b"2013,2,8,")][:n]
+
+
+def _all_paths(handler_mod, monkeypatch, tmp_path, zip_path, contract, day, chunks=(1 << 20, 4096, 200, 97)):
+    """Extract with both paths and several chunk sizes; assert every run gives the same output."""
+    runs = {(fast, chunk): _extract(handler_mod, monkeypatch, tmp_path, zip_path, contract, day, fast=fast, chunk=chunk)
+            for fast in (True, False) for chunk in chunks}
+    result, silver, quarantine = runs[(False, 1 << 20)]
+    counts = lambda r: (r.rows_read, r.rows_written, r.rows_rejected, r.rejected_by_reason, r.bytes_uncompressed)
+    for key, (other, other_silver, other_quarantine) in runs.items():
+        assert counts(other) == counts(result), key
+        assert other_silver.equals(silver), key
+        assert other_quarantine == quarantine, key
+    return result, silver, quarantine
+
+
+def test_quoted_line_breaks_are_one_record_numbered_by_its_first_line(handler_mod, monkeypatch, tmp_path,
+                                                                     source_csv):
+    """RFC 4180: a quoted field may hold line breaks, delimiters and "" quotes. Such a record is
+    one row, whatever chunk boundaries fall inside it, and every row's line number is the physical
+    line its record starts on. The reference is Python's csv module over the same bytes."""
+    flights = contracts.load("flights")
+    lines = _feb8(source_csv)
+    _set(lines, 10, 11, b'"N1\n23"')  # a line break in tailnum
+    _set(lines, 20, 11, b'"N5""X"')  # escaped quotes
+    _set(lines, 30, 12, b'"EWR"')  # quoted, nothing special
+    _set(lines, 40, 11, b'"A\r\n\r\nB,C"')  # CRLF, a blank line and a delimiter inside quotes
+    _set(lines, 50, 4, b'"5\npm"')  # a bad value over two lines: unparseable:sched_dep_time
+    _set(lines, 60, 11, b'"' + b"x\n" * 60 + b'"')  # 61 lines: longer than the small chunks
+    lines[70] = b'2013,2,8,"garbage\nmore"'  # malformed over two lines: wrong_field_count
+    _set(lines, 80, 18, b'"2013-02-08T17:00:00Z\n"')  # the last column ends with a line break (trimmed)
+    _set(lines, 90, 11, b'N12"')  # a quote inside an unquoted field is a character
+    _set(lines, 100, 5, b'"-5"')  # a quoted number is a number
+    _set(lines, len(lines) - 1, 11, b'"LAST\nONE"')  # the file ends inside a multi-line record ...
+    data = b"\n".join(lines)  # ... with no final line break
+    zip_path = _zip(tmp_path / "day.zip", flights.member_name(BLIZZARD), data)
+    result, silver, quarantine = _all_paths(handler_mod, monkeypatch, tmp_path, zip_path, flights, BLIZZARD)
+
+    reader = csv.reader(io.StringIO(data.decode(), newline=""))
+    records = []  # (first line, fields) of every data record
+    header = next(reader)
+    while True:
+        first = reader.line_num + 1
+        fields = next(reader, None)
+        if fields is None:
+            break
+        records.append((first, fields))
+    assert len(records) == len(lines) - 1 and data.count(b"\n") == len(lines) - 1 + 1 + 2 + 1 + 60 + 1 + 1 + 1
+    bad = {records[49][0]: "unparseable:sched_dep_time", records[69][0]: "wrong_field_count"}
+    assert {r["line_number"]: r["reason"] for r in quarantine} == bad
+    assert [r["line_number"] for r in quarantine] == sorted(bad)
+    assert records[49][0] == 51 + 1 + 2  # lines[50], after the line breaks in lines[10] and lines[40]
+    assert [r["raw_line"] for r in quarantine if r["reason"] == "wrong_field_count"] == ['2013,2,8,"garbage\nmore"']
+    assert (result.rows_read, result.rows_written, result.rows_rejected) == (len(records), len(records) - 2, 2)
+    good = [fields for first, fields in records if first not in bad]
+    col = header.index("tailnum")
+    assert silver["tailnum"].to_pylist() == [None if f[col] in ("NA", "") else f[col] for f in good]
+    assert {"N1\n23", 'N5"X', "A\r\n\r\nB,C", "x\n" * 60, 'N12"', "LAST\nONE"} <= set(silver["tailnum"].to_pylist())
+    assert silver["dep_delay"].to_pylist() == [None if f[5] == "NA" else int(f[5]) for f in good]
+    assert silver["origin"].to_pylist() == [f[header.index("origin")] for f in good]
+
+
+def test_rows_with_invalid_utf8_are_quarantined_with_their_bytes_shown(handler_mod, monkeypatch, tmp_path,
+                                                                     source_csv):
+    """Bytes that are not UTF-8 (here Latin-1 ``é`` = 0xE9) reject their row as
+    ``invalid_utf8:<first such column>``; the quarantine keeps the text with each invalid byte
+    as ``\\xNN``, from which the bytes come back. The other rows load; valid UTF-8 loads."""
+    flights = contracts.load("flights")
+    lines = _feb8(source_csv)
+    _set(lines, 10, 11, b"N3\xe9")  # tailnum
+    _set(lines, 20, 9, b"U\xe9")  # carrier (required): still invalid_utf8, not another reason
+    _set(lines, 30, 11, b'"N\xff\n1"')  # inside a multi-line quoted field
+    lines[40] = lines[40] + b",d\xe9j\xe0"  # beyond the last column (and a field too many)
+    _set(lines, 50, 11, "Né".encode())  # valid UTF-8: loaded
+    data = b"\n".join(lines) + b"\n"
+    zip_path = _zip(tmp_path / "day.zip", flights.member_name(BLIZZARD), data)
+    result, silver, quarantine = _all_paths(handler_mod, monkeypatch, tmp_path, zip_path, flights, BLIZZARD)
+    by_line = {r["line_number"]: r for r in quarantine}
+    # Independently: which physical lines do not decode (the multi-line record counts once).
+    undecodable = [n for n, line in enumerate(data.split(b"\n"), 1) if not _decodes(line)]
+    assert undecodable == [11, 21, 31, 42]  # lines[30] spans lines 31-32, so lines[40] is line 42
+    assert {n: r["reason"] for n, r in by_line.items()} == {
+        11: "invalid_utf8:tailnum", 21: "invalid_utf8:carrier", 31: "invalid_utf8:tailnum", 42: "invalid_utf8"}
+    assert (result.rows_read, result.rows_written, result.rows_rejected) == (len(lines) - 1, len(lines) - 5, 4)
+    assert by_line[11]["tailnum"] == "N3\\xe9" and by_line[21]["carrier"] == "U\\xe9"
+    assert by_line[31]["tailnum"] == "N\\xff\n1"
+    assert by_line[42]["raw_line"].endswith(",d\\xe9j\\xe0")
+    # Nothing is lost: the \xNN text gives the original bytes back.
+    assert by_line[11]["tailnum"].encode().decode("unicode_escape").encode("latin-1") == b"N3\xe9"
+    assert by_line[21]["carrier"].encode().decode("unicode_escape").encode("latin-1") == b"U\xe9"
+    assert "Né" in silver["tailnum"].to_pylist()
+
+
+def _decodes(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def test_a_quote_never_closed(handler_mod, monkeypatch, tmp_path, source_csv):
+    """A quoted field left open swallows the lines after it: near the end of the file that is one
+    malformed row (pyarrow reads the field to the end); further than MAX_RECORD_BYTES it makes the
+    file unreadable, naming the line the record starts on, instead of holding the rest in memory."""
+    flights = contracts.load("flights")
+    lines = _feb8(source_csv)
+    _set(lines, len(lines) - 3, 11, b'"N1')
+    zip_path = _zip(tmp_path / "end.zip", flights.member_name(BLIZZARD), b"\n".join(lines) + b"\n")
+    result, _, quarantine = _all_paths(handler_mod, monkeypatch, tmp_path, zip_path, flights, BLIZZARD)
+    assert [(r["line_number"], r["reason"]) for r in quarantine] == [(len(lines) - 2, "wrong_field_count")]
+    assert result.rows_read == len(lines) - 1 - 2  # the last two lines are inside the open field
+
+    lines = _feb8(source_csv)
+    _set(lines, 10, 11, b'"N1')
+    zip_path = _zip(tmp_path / "early.zip", flights.member_name(BLIZZARD), b"\n".join(lines) + b"\n")
+    monkeypatch.setattr(handler_mod, "MAX_RECORD_BYTES", 2000)
+    for fast in (True, False):
+        with pytest.raises(handler_mod.BronzeFileError, match="record starting on line 11 is still open") as err:
+            _extract(handler_mod, monkeypatch, tmp_path, zip_path, flights, BLIZZARD, fast=fast, chunk=500)
+        assert err.value.reason == "unreadable csv"

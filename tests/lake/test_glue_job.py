@@ -47,7 +47,8 @@ def test_glue_job_builds_gold_for_the_blizzard_day(buckets, aws_client, duck, ha
         Command={"Name": "glueetl", "ScriptLocation": f"s3://{buckets['silver']}/scripts/flights_gold.py"},
         DefaultArguments={"--ds": BLIZZARD, "--silver_path": f"s3://{buckets['silver']}/silver/flights",
                           "--dimensions_path": f"s3://{buckets['silver']}/reference",
-                          "--gold_path": f"s3://{buckets['silver']}/gold"},
+                          "--gold_path": f"s3://{buckets['silver']}/gold",
+                          "--lease_path": f"s3://{buckets['silver']}/leases/{job}"},
     )
     started = time.monotonic()
     run = _run(glue, job)
@@ -57,6 +58,7 @@ def test_glue_job_builds_gold_for_the_blizzard_day(buckets, aws_client, duck, ha
     rows = src_count(duck, f"dt = '{BLIZZARD}'")
     assert any(f"wrote {rows} rows" in e["message"] for e in out)
 
+    assert list_keys(s3, buckets["silver"], "leases/") == [], "the run did not release the day's lease"
     keys, flights = _gold(s3, buckets["silver"], "flights")
     assert len(keys) == 1 and flights.num_rows == rows
     assert sum(flights["is_cancelled"].to_pylist()) == src_count(duck, f"dt = '{BLIZZARD}' AND dep_time IS NULL")

@@ -197,3 +197,160 @@ def test_in_process_server_refuses_a_second_instance(localaws):
 
     with pytest.raises(RuntimeError, match="already runs in this process"):
         LocalAWS(port=0).start()
+
+
+def _parallel(fn, items, workers: int = 8) -> list:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, items))
+
+
+def test_sigkill_loses_nothing_acknowledged(tmp_path):
+    """Durable writes (the default with --state-dir): every change a client got an answer for is in
+    the snapshot before the answer, so a SIGKILL right after the last answer loses none of it."""
+    state = tmp_path / "state"
+    first = serve(tmp_path, "--state-dir", str(state), "--snapshot-interval", "3600")
+    try:
+        s3, sqs, glue = first.client("s3"), first.client("sqs"), first.client("glue")
+        s3.create_bucket(Bucket="acked")
+        queue = sqs.create_queue(QueueName="acked")["QueueUrl"]
+        glue.create_database(DatabaseInput={"Name": "acked"})
+        bodies = {f"day/{i:03d}.bin": os.urandom(1000 + i) for i in range(120)}
+        etags = dict(zip(bodies, _parallel(lambda k: s3.put_object(Bucket="acked", Key=k, Body=bodies[k])["ETag"],
+                                           list(bodies)), strict=True))
+        sent = _parallel(lambda i: sqs.send_message(QueueUrl=queue, MessageBody=f"m{i}")["MessageId"], range(40))
+        _parallel(lambda i: glue.create_table(DatabaseName="acked", TableInput={"Name": f"t{i}"}), range(20))
+        s3.delete_object(Bucket="acked", Key="day/000.bin")
+    finally:
+        first.proc.kill()  # SIGKILL right after the last acknowledgement: no final snapshot
+        first.proc.wait(timeout=30)
+    assert "durable writes" in first.log
+
+    second = serve(tmp_path, "--state-dir", str(state))
+    try:
+        s3 = second.client("s3")
+        listed = {o["Key"]: o["ETag"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="acked")
+                  for o in page.get("Contents", [])}
+        expected = {k: v for k, v in etags.items() if k != "day/000.bin"}
+        assert listed == expected
+        for key in ("day/001.bin", "day/119.bin"):
+            assert s3.get_object(Bucket="acked", Key=key)["Body"].read() == bodies[key]
+        attrs = second.client("sqs").get_queue_attributes(QueueUrl=queue,
+                                                           AttributeNames=["ApproximateNumberOfMessages"])
+        assert int(attrs["Attributes"]["ApproximateNumberOfMessages"]) == len(sent)
+        tables = second.client("glue").get_tables(DatabaseName="acked")["TableList"]
+        assert sorted(t["Name"] for t in tables) == sorted(f"t{i}" for i in range(20))
+    finally:
+        assert second.stop() == 0
+
+
+def test_sigkill_without_durable_writes_loses_changes_since_the_last_snapshot(tmp_path):
+    """The documented trade-off of --no-durable-writes: only periodic snapshots."""
+    state = tmp_path / "state"
+    first = serve(tmp_path, "--state-dir", str(state), "--no-durable-writes", "--snapshot-interval", "3600")
+    try:
+        first.client("s3").create_bucket(Bucket="kept-at-stop")
+    finally:
+        assert first.stop() == 0  # a clean stop writes a final snapshot
+    second = serve(tmp_path, "--state-dir", str(state), "--no-durable-writes", "--snapshot-interval", "3600")
+    try:
+        assert "snapshot every 3600 s" in second.log
+        second.client("s3").create_bucket(Bucket="lost-in-the-crash")
+    finally:
+        second.proc.kill()
+        second.proc.wait(timeout=30)
+    third = serve(tmp_path, "--state-dir", str(state))
+    try:
+        names = [b["Name"] for b in third.client("s3").list_buckets()["Buckets"]]
+        assert names == ["kept-at-stop"]
+    finally:
+        assert third.stop() == 0
+
+
+SLOW_HANDLER = """
+import os, time, pathlib
+def handler(event, context):
+    pathlib.Path(event["pid_file"]).write_text(str(os.getpid()))
+    time.sleep(60)
+    pathlib.Path(event["done_file"]).write_text("finished")
+    return "late"
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead too (it is reaped by whoever adopted it).
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))
+
+
+def test_sigkill_mid_run_stops_children_and_fails_runs_in_flight(tmp_path):
+    """A Lambda handler or Glue job running when localaws is killed dies with it (no orphan writing
+    to the restarted server); a query or job run in flight is FAILED after the restart, with a reason."""
+    import threading
+
+    state = tmp_path / "state"
+    first = serve(tmp_path, "--state-dir", str(state))
+    pid_file, done_file = tmp_path / "handler.pid", tmp_path / "handler.done"
+    try:
+        lam = first.client("lambda")
+        role = first.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        lam.create_function(FunctionName="slow", Runtime="python3.12", Role=role, Handler="app.handler", Timeout=300,
+                            Code={"ZipFile": zip_bytes({"app.py": SLOW_HANDLER})})
+        first.client("s3").create_bucket(Bucket="results")
+        athena = first.client("athena")
+        # A query still RUNNING when localaws is killed (10^10 pairs: minutes of DuckDB work).
+        qid = athena.start_query_execution(
+            QueryString="SELECT count(*) FROM UNNEST(sequence(1, 100000)) a(x) CROSS JOIN UNNEST(sequence(1, 100000)) "
+                        "b(y) WHERE (x * y) % 7 = 3",
+            ResultConfiguration={"OutputLocation": "s3://results/q/"})["QueryExecutionId"]
+        script = ("import os, sys, time, pathlib\n"
+                  f"pathlib.Path({str(tmp_path / 'glue.pid')!r}).write_text(str(os.getpid()))\n"
+                  "time.sleep(60)\n")
+        first.client("s3").put_object(Bucket="results", Key="slow_job.py", Body=script.encode())
+        glue = first.client("glue")
+        glue.create_job(Name="slow", Role=role,
+                        Command={"Name": "pythonshell", "ScriptLocation": "s3://results/slow_job.py"})
+        run_id = glue.start_job_run(JobName="slow")["JobRunId"]
+        payload = {"pid_file": str(pid_file), "done_file": str(done_file)}
+        threading.Thread(target=_invoke_quietly, args=(lam, payload), daemon=True).start()
+        deadline = time.monotonic() + 60
+        while not (pid_file.exists() and (tmp_path / "glue.pid").exists()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pid_file.exists() and (tmp_path / "glue.pid").exists(), first.log
+        handler_pid = int(pid_file.read_text())
+        glue_pid = int((tmp_path / "glue.pid").read_text())
+        assert athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]["State"] in (
+            "QUEUED", "RUNNING")
+    finally:
+        first.proc.kill()
+        first.proc.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while (_alive(handler_pid) or _alive(glue_pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(handler_pid), "the Lambda handler outlived the killed localaws"
+    assert not _alive(glue_pid), "the Glue job run outlived the killed localaws"
+    assert not done_file.exists()
+
+    second = serve(tmp_path, "--state-dir", str(state))
+    try:
+        status = second.client("athena").get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]
+        assert status["State"] == "FAILED"
+        assert "localaws restarted" in status["StateChangeReason"]
+        assert "1 Athena queries were in progress at the last snapshot; marked FAILED" in second.log
+        run = second.client("glue").get_job_run(JobName="slow", RunId=run_id)["JobRun"]
+        assert run["JobRunState"] == "FAILED"
+        assert "localaws restarted" in run["ErrorMessage"]
+    finally:
+        assert second.stop() == 0
+
+
+def _invoke_quietly(lam, payload: dict) -> None:
+    try:
+        lam.invoke(FunctionName="slow", Payload=json.dumps(payload).encode())
+    except Exception:  # noqa: BLE001 - the server is killed under this call
+        pass

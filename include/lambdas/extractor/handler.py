@@ -20,33 +20,49 @@ What happens (the rules come from the dataset contract, ``include/datasets/<data
 
 1. The manifest (JSON: ``rows``, ``sha256``, ``bytes``) and the zip are read from bronze. The
    zip is downloaded to a temporary file and its sha256 must equal the manifest's.
-2. The zip must hold the contract's member (``flights_YYYYMMDD.csv``). The CSV is decompressed
-   as a stream by a background thread and cut into chunks of whole lines of about
-   :data:`CHUNK_BYTES` (at most :data:`READ_AHEAD` chunks wait), so the whole file is never in
-   memory. Every row carries its physical line number (the header is line 1; blank lines are
-   skipped and not counted as rows). A chunk is parsed by ``pyarrow.csv`` (all columns as text)
-   and validated with vectorised kernels. The rows' line numbers are the chunk's first line +
-   row index when that is provably exact (no ``\r`` that is not part of ``\r\n``, and as many
-   rows as lines: no blank line, no malformed row, no quoted line break); otherwise the chunk
-   takes the exact path: every line is prefixed with its number (:class:`NumberedLines`) before
-   it is parsed. Both paths give the same rows, rejects, reasons and line numbers. (Quoted
-   fields holding a line break are not supported: the numbering splits them, as it always did.)
-3. The header must equal the contract's column names in order.
-4. A row is rejected, with the first reason found in column order, when it has the wrong
-   number of fields (``wrong_field_count``), a null in a required column
-   (``missing_required:<col>``), a value that does not parse as the column's type
-   (``unparseable:<col>``), a value outside the column's ``min``/``max``
-   (``out_of_range:<col>``), or a date (``source.day_columns``) other than ``ds``
-   (``wrong_day``). Nulls are the contract's ``null_values`` (``NA`` and empty for flights).
+2. The zip must hold the contract's member (``flights_YYYYMMDD.csv``) and nothing else (folder
+   entries aside): a second file is an error, not ignored. The CSV is decompressed as a stream by
+   a background thread and cut into chunks of whole lines of about :data:`CHUNK_BYTES` (at most
+   :data:`READ_AHEAD` chunks wait), so the whole file is never in memory. The CSV is RFC 4180
+   with pyarrow's quoting rules: a field that starts with ``"`` is quoted, ``""`` inside it is a
+   quote, and it may hold delimiters and line breaks. A record is therefore one line or, when a
+   quoted field holds line breaks, several; a chunk that ends inside a quoted field hands the
+   unfinished record on to the next chunk (a record longer than :data:`MAX_RECORD_BYTES`, e.g. a
+   quote that is never closed, makes the file unreadable). Every row carries the physical line
+   number on which its record starts (the header is line 1; every ``\\n`` starts a new line,
+   also inside a quoted field; blank lines between records are skipped and not counted as
+   rows). A chunk is parsed by ``pyarrow.csv`` (all columns as text) and validated with
+   vectorised kernels. The rows' line numbers are the chunk's first line + row index (+ the
+   line breaks inside the earlier rows' values) when that is provably exact (no ``\\r`` that is
+   not part of ``\\r\\n``, as many lines as rows plus line breaks in values: no blank line, no
+   malformed row, and the chunk does not end inside a quoted field; see ``_ChunkParser._fast``);
+   otherwise the chunk takes the exact path: every record is prefixed with its line number
+   (:class:`NumberedLines`) before it is parsed. Both paths give the same rows, rejects,
+   reasons and line numbers.
+3. The header must hold the contract's column names, each once, in any order: columns are
+   matched by name (silver always has the contract's order). A missing, unexpected or repeated
+   column is an error: a new column is a conscious change of the contract, never dropped.
+4. A row is rejected, with the first reason found, when its bytes are not valid UTF-8 (for a
+   UTF-8 contract: ``invalid_utf8:<col>``, naming the first such column; checked before every
+   other rule), when it has the wrong number of fields (``wrong_field_count``), or else, in
+   column order, for a null in a required column (``missing_required:<col>``), a value that
+   does not parse as the column's type (``unparseable:<col>``), a value outside the column's
+   ``min``/``max`` (``out_of_range:<col>``), or a date (``source.day_columns``) other than
+   ``ds`` (``wrong_day``). Nulls are the contract's ``null_values`` (``NA`` and empty for flights;
+   a quoted value is never null).
 5. Rows read must equal the manifest's ``rows``, and rows read = rows written + rows rejected.
+   A file with a header and no data rows is an error unless the contract has ``allow_empty``.
 6. Only then is the day overwritten: the day's existing silver and quarantine objects are
    deleted and the new ones uploaded, so a rerun leaves exactly one copy and a bad file never
    destroys a good partition. Silver: ``s3://<silver>/<prefix>/<table>/dt=YYYY-MM-DD/part-00000.parquet``
    (snappy), typed as the contract says. Quarantine: ``.../quarantine/<table>/dt=YYYY-MM-DD/part-00000.parquet``
-   with ``line_number`` (int64), ``reason`` (string), ``raw_line`` (string, for rows that could
-   not be split into fields) and every contract column as the original text.
+   with ``line_number`` (int64), ``reason`` (string), ``raw_line`` (string, the record's text
+   for rows that could not be split into fields) and every contract column as the original
+   text. Text that is not valid UTF-8 is kept with every invalid byte written as the four
+   characters ``\\xNN`` (Python's ``backslashreplace``), so the original bytes can be told.
 
-A corrupt zip, a missing member, a wrong header, an empty file, a missing object or a manifest
+A corrupt zip, a zip without the member or with another file, a wrong header, an empty file
+(0 bytes, or a header and no data rows), an unreadable CSV, a missing object or a manifest
 mismatch raises :class:`BronzeFileError` naming the file and the reason (Lambda answers with
 ``FunctionError``); the bronze object is never modified or deleted.
 
@@ -62,12 +78,14 @@ Result (JSON)::
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
 import logging
 import os
 import queue
+import re
 import tempfile
 import threading
 import time
@@ -106,7 +124,11 @@ PIECE_BYTES = 1 << 20
 READ_AHEAD = 2
 #: Row groups the Parquet writing thread may have queued.
 WRITE_AHEAD = 2
-#: When False every chunk takes the exact (line-prefixing) path; the tests compare both paths.
+#: Bytes one record (a line, or the lines of a quoted field holding line breaks) may span before
+#: the file is called unreadable: 64 MiB. It bounds the memory a quote that is never closed can
+#: take; a real record is many orders of magnitude smaller.
+MAX_RECORD_BYTES = 64 << 20
+#: When False every chunk takes the exact (record-numbering) path; the tests compare both paths.
 FAST_PATH = True
 #: Name of the line-number column added while streaming.
 LINE_COLUMN = "__line_number"
@@ -135,8 +157,9 @@ class BronzeFileError(Exception):
     """A bronze file cannot be loaded at all: the message names the file and the reason.
 
     :param uri: ``s3://bucket/key`` (or a local path) of the file.
-    :param reason: short reason (``corrupt zip``, ``wrong header``, ``empty file``,
-        ``manifest mismatch``, ``missing file``, ``missing member``, ``bad manifest``).
+    :param reason: short reason (``corrupt zip``, ``wrong header``, ``empty file``, ``no data rows``,
+        ``unreadable csv``, ``manifest mismatch``, ``missing file``, ``missing member``,
+        ``unexpected member``, ``missing manifest``, ``bad manifest``).
     :param detail: what exactly was found.
     """
 
@@ -169,32 +192,106 @@ def quarantine_schema(contract: contracts.Contract) -> pa.Schema:
 # --- streaming ---------------------------------------------------------------------------------
 
 
-class NumberedLines(io.RawIOBase):
-    """A read-only byte stream that prefixes every line of ``raw`` with its line number.
+_QUOTE = 0x22  # the byte b'"'
+_START, _FIELD, _QUOTED = 0, 1, 2  # at the start of a field, in an unquoted field, in a quoted field
 
-    Line 1 (the header) gets the column name :data:`LINE_COLUMN`; line ``n`` becomes
-    ``b"n<delimiter>" + line``. Blank lines are dropped (their numbers are still counted).
-    Reads ``chunk`` bytes of ``raw`` at a time, so memory stays bounded. ``first_line`` is the
-    number of the first line of ``raw`` (a chunk of a longer file starts further on).
+
+def _separators(delimiter: str) -> re.Pattern:
+    """The bytes that end an unquoted field: the delimiter and ``\\r``."""
+    return re.compile(b"[" + re.escape(delimiter.encode()) + b"\\r]")
+
+
+def _in_quotes(line: bytes, in_quote: bool, separators: re.Pattern) -> bool:
+    """Whether ``line`` (one physical line, without its ``\\n``) ends inside a quoted field, given
+    whether it starts inside one.
+
+    pyarrow's rules (``pyarrow.csv`` with ``quote_char='"'``, ``double_quote=True``, no escape
+    character): ``"`` opens a quoted field only at the start of a field; inside it ``""`` is a
+    quote and a lone ``"`` closes it, after which the field goes on unquoted (``"ab"cd`` is
+    ``abcd``); in an unquoted field ``"`` is an ordinary byte (``12"`` is ``12"``); outside
+    quotes a delimiter or a ``\\r`` ends the field. The extractor finds records with this, and
+    pyarrow parses them with the same rules, so both agree on where a record ends.
+    """
+    pos, end = 0, len(line)
+    state = _QUOTED if in_quote else _START
+    while pos < end:
+        if state == _QUOTED:
+            pos = line.find(b'"', pos)
+            if pos < 0:
+                return True
+            if pos + 1 < end and line[pos + 1] == _QUOTE:
+                pos += 2  # "" is a quote inside the field
+            else:
+                pos, state = pos + 1, _FIELD
+        elif state == _START and line[pos] == _QUOTE:
+            pos, state = pos + 1, _QUOTED
+        else:
+            found = separators.search(line, pos)
+            if found is None:
+                return False
+            pos, state = found.end(), _START
+    return state == _QUOTED
+
+
+class NumberedLines(io.RawIOBase):
+    """A read-only byte stream that prefixes every record of ``raw`` with the number of the
+    physical line it starts on.
+
+    A record is one line, or several when a quoted field holds line breaks (the quoting rules
+    are pyarrow's, :func:`_in_quotes`). The header (line 1) gets the column name
+    :data:`LINE_COLUMN`; a record starting on line ``n`` becomes ``b"n<delimiter>" + record``,
+    its inner line breaks kept. Blank lines between records are dropped (their numbers are still
+    counted); inside a quoted field they are data. Reads ``chunk`` bytes of ``raw`` at a time,
+    so memory stays bounded (by the longest record). ``first_line`` is the number of the first
+    line of ``raw`` (a chunk of a longer file starts further on).
+
+    :param hold_open: when ``raw`` ends inside a quoted field, keep that last record back as
+        :attr:`rest` (its bytes, from its first line to the end) and :attr:`rest_line` (the line
+        it starts on): a chunk of a longer file, whose record goes on in the next chunk.
+        Otherwise the open record is passed on as it is (pyarrow reads the field to the end).
+    :param check_utf8: pass on a record that is not valid UTF-8 with each invalid byte written
+        as ``\\xNN`` (``backslashreplace``), and keep its original bytes in :attr:`invalid`
+        (line number -> bytes), so one bad row does not make the file unreadable.
     """
 
-    def __init__(self, raw: BinaryIO, delimiter: str = ",", chunk: int = BLOCK_BYTES, first_line: int = 1) -> None:
+    def __init__(self, raw: BinaryIO, delimiter: str = ",", chunk: int = BLOCK_BYTES, first_line: int = 1, *,
+                 hold_open: bool = False, check_utf8: bool = False) -> None:
         super().__init__()
         self._raw = raw
         self._delim = delimiter.encode()
+        self._separators = _separators(delimiter)
         self._chunk = chunk
-        self._rest = b""
+        self._hold_open = hold_open
+        self._check_utf8 = check_utf8
+        self._rest = b""  # the part of a line read but not yet ended by a \n
+        self._record: list[bytes] | None = None  # lines of a record whose quoted field is open
+        self._record_line = 0
         self._pending = b""
         self._pos = 0
         self._line = first_line - 1
         self._eof = False
         self.bytes_read = 0
+        self.rest = b""
+        self.rest_line: int | None = None
+        self.invalid: dict[int, bytes] = {}
 
     def readable(self) -> bool:
         return True
 
+    def _numbered(self, number: int, record: bytes) -> bytes:
+        if self._check_utf8 and not record.isascii():
+            try:
+                record.decode("utf-8")
+            except UnicodeDecodeError:
+                self.invalid[number] = record
+                record = record.decode("utf-8", "backslashreplace").encode()
+        if number == 1:
+            return LINE_COLUMN.encode() + self._delim + record.removeprefix(b"\xef\xbb\xbf")
+        return b"%d%b%b" % (number, self._delim, record)
+
     def _fill(self) -> None:
         data = self._raw.read(self._chunk)
+        unterminated = False  # the last line has no \n (the end of raw)
         if data:
             self.bytes_read += len(data)
             lines = (self._rest + data).split(b"\n")
@@ -202,16 +299,30 @@ class NumberedLines(io.RawIOBase):
         else:
             self._eof = True
             lines = [self._rest] if self._rest else []
+            unterminated = bool(self._rest)
             self._rest = b""
         out = []
         for line in lines:
             self._line += 1
-            if not line.strip(b"\r \t"):
-                continue
-            if self._line == 1:
-                out.append(LINE_COLUMN.encode() + self._delim + line.removeprefix(b"\xef\xbb\xbf"))
+            if self._record is None:
+                if not line.strip(b"\r \t"):
+                    continue
+                if b'"' in line and _in_quotes(line, False, self._separators):
+                    self._record, self._record_line = [line], self._line
+                else:
+                    out.append(self._numbered(self._line, line))
             else:
-                out.append(b"%d%b%b" % (self._line, self._delim, line))
+                self._record.append(line)
+                if not _in_quotes(line, True, self._separators):
+                    out.append(self._numbered(self._record_line, b"\n".join(self._record)))
+                    self._record = None
+        if self._eof and self._record is not None:
+            if self._hold_open:
+                self.rest = b"\n".join(self._record) + (b"" if unterminated else b"\n")
+                self.rest_line = self._record_line
+            else:
+                out.append(self._numbered(self._record_line, b"\n".join(self._record)))
+            self._record = None
         self._pending = b"\n".join(out) + b"\n" if out else b""
         self._pos = 0
 
@@ -434,25 +545,29 @@ def _mark(reason: pa.Array, mask: pa.Array, label: str) -> pa.Array:
     return pc.if_else(hit, pa.scalar(label, pa.string()), reason)
 
 
-def validate_batch(batch: pa.RecordBatch, contract: contracts.Contract, day: date) -> tuple[pa.Table, pa.Table]:
-    """Split one parsed block (all columns as strings plus :data:`LINE_COLUMN`) into
-    (good rows typed as :func:`silver_schema`, rejected rows as :func:`quarantine_schema`).
+def validate_batch(batch: pa.RecordBatch, contract: contracts.Contract, day: date,
+                   reason: pa.Array | None = None) -> tuple[pa.Table, pa.Table]:
+    """Split one parsed block (all columns as strings, in any order, plus :data:`LINE_COLUMN`)
+    into (good rows typed as :func:`silver_schema`, rejected rows as :func:`quarantine_schema`).
 
-    The rules and reasons are listed in the module docstring (step 4). A block without a bad
-    row is recognised by column-wide checks (:func:`_clean_rows`); otherwise every row gets its
-    reason (:func:`_validate_rows`).
+    The rules and reasons are listed in the module docstring (step 4). ``reason`` (string, one
+    per row, null = none yet) holds reasons found before parsing (``invalid_utf8:<col>``); they
+    come first. A block without a bad row is recognised by column-wide checks
+    (:func:`_clean_rows`); otherwise every row gets its reason (:func:`_validate_rows`).
     """
-    good = _clean_rows(batch, contract, day)
-    if good is not None:
-        return good, quarantine_schema(contract).empty_table()
-    return _validate_rows(batch, contract, day)
+    if reason is None or reason.null_count == len(reason):
+        good = _clean_rows(batch, contract, day)
+        if good is not None:
+            return good, quarantine_schema(contract).empty_table()
+    return _validate_rows(batch, contract, day, reason)
 
 
 def _validate_rows(batch: pa.RecordBatch | pa.Table, contract: contracts.Contract,
-                   day: date) -> tuple[pa.Table, pa.Table]:
-    """:func:`validate_batch` row by row: the first reason of every row, in column order."""
+                   day: date, reason: pa.Array | None = None) -> tuple[pa.Table, pa.Table]:
+    """:func:`validate_batch` row by row: the first reason of every row, in column order, after
+    the reasons already in ``reason``."""
     n = batch.num_rows
-    reason = pa.nulls(n, pa.string())
+    reason = pa.nulls(n, pa.string()) if reason is None else reason
     typed: dict[str, pa.Array] = {}
     for col in contract.columns:
         raw = batch.column(col.name)
@@ -509,10 +624,16 @@ def _open_member(zip_path: Path, contract: contracts.Contract, day: date, uri: s
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise BronzeFileError(uri, "corrupt zip", str(exc)) from exc
     member = contract.member_name(day)
-    names = zf.namelist()
-    if member not in names:
+    files = [name for name in zf.namelist() if not name.endswith("/")]  # folder entries hold nothing
+    if member not in files:
         zf.close()
-        raise BronzeFileError(uri, "missing member", f"expected {member}, the zip holds {names}")
+        raise BronzeFileError(uri, "missing member",
+                              f"expected {member}, the zip holds " + (f"{files}" if files else "no file"))
+    if len(files) > 1:
+        zf.close()
+        raise BronzeFileError(uri, "unexpected member",
+                              f"the zip holds {files}; the contract {contract.name} expects {member} alone "
+                              f"(a bronze file is loaded whole, nothing in it is ignored)")
     info = zf.getinfo(member)
     if info.file_size == 0:
         zf.close()
@@ -528,8 +649,11 @@ class _ChunkParser:
         self.contract, self.day, self.uri, self.member = contract, day, uri, member
         self.delimiter = src.delimiter
         self.expected = contract.column_names
+        self.columns = list(self.expected)  # the file's order, from its header (:meth:`use_header`)
         self.malformed: list[tuple[int, str]] = []
-        self.parse_options = pacsv.ParseOptions(delimiter=src.delimiter, invalid_row_handler=self._on_invalid)
+        self._invalid: dict[int, str] = {}  # line -> invalid_utf8 reason, of the current chunk
+        self.parse_options = pacsv.ParseOptions(delimiter=src.delimiter, newlines_in_values=True,
+                                                invalid_row_handler=self._on_invalid)
         self.convert_options = pacsv.ConvertOptions(
             column_types={name: pa.string() for name in [LINE_COLUMN, *self.expected]},
             null_values=list(src.null_values),
@@ -542,10 +666,17 @@ class _ChunkParser:
             strings_can_be_null=True, quoted_strings_can_be_null=False, check_utf8=False,
         )
         self.encoding = src.encoding
+        # Bytes that are not UTF-8 reject their row (invalid_utf8:<col>) when the file is meant to
+        # be UTF-8; another encoding is transcoded by pyarrow and has no invalid bytes to find.
+        self.check_utf8 = src.encoding.lower().replace("_", "-") in ("utf-8", "utf8")
         # Row index + first line is the line number only if every row is one line and no line
         # is dropped unseen: a white-space delimiter or a single column would let a blank line
         # (dropped by the numbering) parse as a row, so such contracts always take the exact path.
         self.fast = FAST_PATH and src.delimiter not in " \t" and len(self.expected) > 1
+
+    def use_header(self, header: list[str]) -> None:
+        """Read the following chunks with the file's column order (the contract's names)."""
+        self.columns = list(header)
 
     def _on_invalid(self, row) -> str:
         number, _, text = row.text.partition(self.delimiter)
@@ -558,7 +689,7 @@ class _ChunkParser:
     def header(self, line: bytes, number: int) -> list[str]:
         """The column names of the header ``line`` (physical line ``number``), parsed as the
         numbered stream presents it. :raises BronzeFileError: unreadable."""
-        stream = NumberedLines(io.BytesIO(line), self.delimiter, first_line=number)
+        stream = NumberedLines(io.BytesIO(line), self.delimiter, first_line=number, check_utf8=self.check_utf8)
         try:
             reader = pacsv.open_csv(
                 pa.PythonFile(stream, mode="r"),
@@ -569,56 +700,145 @@ class _ChunkParser:
             raise self._unreadable(exc) from exc
         return reader.schema.names[1:]
 
-    def _fast(self, chunk: bytes, lines: int, first_line: int):
-        """(good, rejected) when the rows' line numbers are provably first_line + index, else None."""
-        if b"\r" in chunk and chunk.count(b"\r") != chunk.count(b"\r\n"):
-            return None  # a lone \\r ends a row for pyarrow but not a line for the numbering
+    def _read(self, chunk: bytes, whole: bool) -> pa.Table | None:
+        """``chunk`` parsed (a malformed row or bad UTF-8 raises: None). ``whole``: as one block
+        with pyarrow's quoting across line breaks; else in blocks of :data:`BLOCK_BYTES`, parsed
+        in parallel, each cut at a line break (a quoted line break at a cut is not understood)."""
         try:
-            table = pacsv.read_csv(
+            return pacsv.read_csv(
                 pa.py_buffer(chunk),
-                read_options=pacsv.ReadOptions(column_names=self.expected, block_size=BLOCK_BYTES,
-                                               encoding=self.encoding),
-                parse_options=pacsv.ParseOptions(delimiter=self.delimiter),  # a malformed row raises
+                read_options=pacsv.ReadOptions(column_names=self.columns, encoding=self.encoding,
+                                               block_size=len(chunk) + 1 if whole else BLOCK_BYTES),
+                parse_options=pacsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=whole),
                 convert_options=self.convert_ascii if chunk.isascii() else self.convert_options,
             )
         except pa.ArrowInvalid:
-            return None  # malformed row, bad encoding ...: the exact path reports it as before
-        if table.num_rows != lines:
-            return None  # blank lines or quoted line breaks
+            return None
+
+    def _fast(self, chunk: bytes, lines: int, first_line: int):
+        """(good, rejected) when the rows' line numbers are provably known, else None.
+
+        First the chunk is parsed in blocks; a row is at most one line, so as many rows as lines
+        means every line is one row: no blank line, no quoted line break (a quoted line break
+        inside a block joins two lines into a row; at a block's cut pyarrow drops the unfinished
+        row or fails). Otherwise, when the chunk holds quotes, it is parsed again as one block
+        with pyarrow's quoting across line breaks: every ``\\n`` then ends a row, lies inside a
+        value, or ends a blank line, so lines = rows + line breaks inside values means no blank
+        line, and a row starts on the first line + its index + the line breaks inside the rows
+        before it. Either way the chunk must not end inside a quoted field (pyarrow reads it to
+        the end of the chunk): the last value would then end with the chunk's final ``\\n``,
+        and such a chunk goes to the exact path, which hands the open record on.
+        """
+        if b"\r" in chunk and chunk.count(b"\r") != chunk.count(b"\r\n"):
+            return None  # a lone \\r ends a row for pyarrow but not a line for the numbering
+        quoted = b'"' in chunk  # only a quoted field holds a line break
+        table = self._read(chunk, whole=False)
+        breaks = None  # line breaks inside each row's values
+        if table is None or table.num_rows != lines:
+            if not quoted:
+                return None  # blank lines, a malformed row, bad UTF-8 ...: the exact path reports them
+            table = self._read(chunk, whole=True)
+            if table is None:
+                return None
+            breaks = pc.fill_null(pc.count_substring(table.column(0), "\n"), 0)
+            for column in table.columns[1:]:
+                breaks = pc.add(breaks, pc.fill_null(pc.count_substring(column, "\n"), 0))
+            if table.num_rows + pc.sum(breaks).as_py() != lines:
+                return None  # blank lines
+        rows = table.num_rows
+        if not rows:
+            return None
+        if quoted:
+            last = table.column(table.num_columns - 1)[rows - 1].as_py()
+            if last is not None and last.endswith("\n"):
+                return None  # maybe a quoted field left open by the end of the chunk
         good = _clean_rows(table, self.contract, self.day)
         if good is not None:
             return good, None
-        numbers = pa.array(range(first_line, first_line + lines), pa.int64())
+        numbers = pa.array(range(first_line, first_line + rows), pa.int64())
+        if breaks is not None:  # + the line breaks in the rows before
+            before = pc.subtract(pc.cumulative_sum(breaks), breaks)
+            numbers = pc.add(numbers, pc.cast(before, pa.int64()))
         batch = table.append_column(LINE_COLUMN, numbers).combine_chunks().to_batches()[0]
         return _validate_rows(batch, self.contract, self.day)
 
-    def _exact(self, chunk: bytes, first_line: int):
-        stream = NumberedLines(io.BytesIO(chunk), self.delimiter, chunk=len(chunk) + 1, first_line=first_line)
-        numbered = b"".join(iter(lambda: stream.read(len(chunk) + (1 << 20)), b""))
+    def _invalid_utf8(self, invalid: dict[int, bytes]) -> dict[int, str]:
+        """Reason per line of the records that are not valid UTF-8: ``invalid_utf8:<col>``,
+        the first column holding an invalid byte (``invalid_utf8`` when no column does, e.g.
+        beyond the last one)."""
+        reasons = {}
+        for number, record in invalid.items():
+            text = record.decode("utf-8", "surrogateescape")  # invalid bytes -> lone surrogates
+            fields = next(csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter), [])
+            bad = [i for i, f in enumerate(fields) if any("\udc80" <= ch <= "\udcff" for ch in f)]
+            column = self.columns[bad[0]] if bad and bad[0] < len(self.columns) else None
+            reasons[number] = f"invalid_utf8:{column}" if column else "invalid_utf8"
+        return reasons
+
+    def _exact(self, chunk: bytes, first_line: int, final: bool):
+        """(good, rejected, rest, rest_line): the chunk's records numbered one by one; a record
+        left open by the end of a chunk that is not ``final`` is handed back as ``rest``."""
+        stream = NumberedLines(io.BytesIO(chunk), self.delimiter, chunk=len(chunk) + 1, first_line=first_line,
+                               hold_open=not final, check_utf8=self.check_utf8)
+        numbered = b"".join(iter(lambda: stream.read(2 * len(chunk) + (1 << 20)), b""))
+        invalid = self._invalid_utf8(stream.invalid) if stream.invalid else {}
         if not numbered:
-            return None, None
+            return None, None, stream.rest, stream.rest_line
         try:
             table = pacsv.read_csv(
                 pa.py_buffer(numbered),
-                read_options=pacsv.ReadOptions(column_names=[LINE_COLUMN, *self.expected], block_size=BLOCK_BYTES,
-                                               encoding=self.encoding),
+                read_options=pacsv.ReadOptions(column_names=[LINE_COLUMN, *self.columns],
+                                               block_size=len(numbered) + 1, encoding=self.encoding),
                 parse_options=self.parse_options, convert_options=self.convert_options,
             )
         except pa.ArrowInvalid as exc:
             raise self._unreadable(exc) from exc
+        self._invalid = invalid
         if not table.num_rows:
-            return None, None
-        return validate_batch(table.combine_chunks().to_batches()[0], self.contract, self.day)
+            return None, None, stream.rest, stream.rest_line
+        batch = table.combine_chunks().to_batches()[0]
+        reason = None
+        if invalid:
+            numbers = pc.cast(batch.column(LINE_COLUMN), pa.int64())
+            where = pc.index_in(numbers, value_set=pa.array(list(invalid), pa.int64()))
+            reason = pc.take(pa.array(list(invalid.values()), pa.string()), where)
+        good, rejected = validate_batch(batch, self.contract, self.day, reason)
+        return good, rejected, stream.rest, stream.rest_line
 
-    def chunk(self, chunk: bytes, newlines: int, first_line: int) -> tuple[pa.Table | None, pa.Table | None, list]:
-        """Validate the lines of ``chunk`` (the first is line ``first_line``) -> (good rows,
-        rejected rows or None, malformed rows as (line, text))."""
+    def chunk(self, chunk: bytes, newlines: int, first_line: int, final: bool = False):
+        """Validate the records of ``chunk`` (which starts a record, on line ``first_line``)
+        -> (good rows, rejected rows or None, malformed rows as (line, text, reason), rest,
+        rest_line): ``rest`` is the last record when the chunk ends inside its quoted field
+        (never when ``final``), to be read again in front of the next chunk; it starts on line
+        ``rest_line``."""
         lines = newlines + (0 if chunk.endswith(b"\n") else 1)
         out = self._fast(chunk, lines, first_line) if self.fast else None
+        rest, rest_line = b"", None
+        self._invalid = {}
         if out is None:
-            out = self._exact(chunk, first_line)
-        malformed, self.malformed = self.malformed, []
-        return out[0], out[1], malformed
+            good, rejected, rest, rest_line = self._exact(chunk, first_line, final)
+        else:
+            good, rejected = out
+        malformed = [(n, text, self._invalid.get(n, "wrong_field_count")) for n, text in self.malformed]
+        self.malformed = []
+        return good, rejected, malformed, rest, rest_line
+
+
+def _header_problem(header: list[str], contract: contracts.Contract) -> str:
+    """What is wrong with a file's ``header`` for ``contract`` ("" when nothing): columns missing,
+    not in the contract, or repeated. The order does not matter (columns are matched by name)."""
+    expected = contract.column_names
+    missing = [c for c in expected if c not in header]
+    unexpected = [c for c in header if c not in expected]
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if not (missing or unexpected or repeated):
+        return ""
+    parts = [f"{label} {cols}" for label, cols in (("unexpected", unexpected), ("missing", missing),
+                                                    ("repeated", repeated)) if cols]
+    hint = (f" (a new column is a change of the dataset contract {contract.name}, "
+            f"datasets/{contract.name}.json: it is never dropped silently)" if unexpected else "")
+    return (f"the header does not match the contract {contract.name}: {', '.join(parts)}{hint}; "
+            f"the file's columns are {header}")
 
 
 def extract_file(zip_path: str | Path, contract: contracts.Contract, day: date | str, silver_file: str | Path,
@@ -627,7 +847,8 @@ def extract_file(zip_path: str | Path, contract: contracts.Contract, day: date |
 
     Three threads share the work: one decompresses (:class:`_Chunks`), the caller's parses and
     validates chunk by chunk (pyarrow parses a chunk's blocks on its CPU pool), one writes the
-    silver row groups. Memory is bounded by a few chunks and row groups, whatever the file size.
+    silver row groups. Memory is bounded by a few chunks and row groups (and the longest record,
+    at most :data:`MAX_RECORD_BYTES`), whatever the file size.
 
     :param zip_path: the bronze zip (local file).
     :param day: the partition day; rows of another day are rejected when the contract has
@@ -638,15 +859,15 @@ def extract_file(zip_path: str | Path, contract: contracts.Contract, day: date |
         order); written only when there are rejects.
     :param uri: name of the file in error messages (default: ``zip_path``).
     :returns: an :class:`ExtractResult` (rows, rejects by reason, bytes).
-    :raises BronzeFileError: corrupt zip, missing member, empty file (0 bytes, or a header and
-        no rows when the contract does not ``allow_empty``), wrong header, unreadable CSV.
+    :raises BronzeFileError: corrupt zip, missing member, unexpected member (a second file),
+        empty file (0 bytes), no data rows (a header only, when the contract does not
+        ``allow_empty``), wrong header (a column missing, unexpected or repeated), unreadable CSV.
     """
     day = day if isinstance(day, date) else date.fromisoformat(str(day))
     uri = uri or str(zip_path)
     src = contract.source
     result = ExtractResult()
     zf, info = _open_member(Path(zip_path), contract, day, uri)
-    expected = contract.column_names
     row_group_rows = int(contract.silver.get("row_group_rows", 131072))
     parser = _ChunkParser(contract, day, uri, info.filename)
     qschema = quarantine_schema(contract)
@@ -661,12 +882,12 @@ def extract_file(zip_path: str | Path, contract: contracts.Contract, day: date |
             writes.pop(0).result()
         writes.append(pool.submit(silver_writer.write_table, table, row_group_size=row_group_rows))
 
-    def reject(rejected: pa.Table | None, malformed: list[tuple[int, str]]) -> None:
+    def reject(rejected: pa.Table | None, malformed: list[tuple[int, str, str]]) -> None:
         nonlocal quarantine_writer
         tables = [rejected] if rejected is not None and rejected.num_rows else []
         if malformed:
             tables.append(pa.Table.from_pylist(
-                [{"line_number": n, "reason": "wrong_field_count", "raw_line": text} for n, text in malformed],
+                [{"line_number": n, "reason": reason, "raw_line": text} for n, text, reason in malformed],
                 schema=qschema))
         if not tables:
             return
@@ -677,6 +898,22 @@ def extract_file(zip_path: str | Path, contract: contracts.Contract, day: date |
             quarantine_writer = pq.ParquetWriter(str(quarantine_file), qschema, compression="snappy")
         quarantine_writer.write_table(table)
 
+    def take(good: pa.Table | None, rejected: pa.Table | None, malformed: list[tuple[int, str, str]]) -> None:
+        nonlocal pending, pending_rows
+        result.rows_read += len(malformed) + (good.num_rows if good is not None else 0) + (
+            rejected.num_rows if rejected is not None else 0)
+        reject(rejected, malformed)
+        if good is not None and good.num_rows:
+            result.rows_written += good.num_rows
+            pending.append(good)
+            pending_rows += good.num_rows
+            if pending_rows >= row_group_rows:
+                table = pa.concat_tables(pending)
+                full = pending_rows - pending_rows % row_group_rows
+                write_silver(table.slice(0, full))
+                pending = [table.slice(full)] if full < pending_rows else []
+                pending_rows -= full
+
     def corrupt(exc: Exception) -> BronzeFileError:
         return BronzeFileError(uri, "corrupt zip", f"{info.filename}: {exc}")
 
@@ -685,7 +922,8 @@ def extract_file(zip_path: str | Path, contract: contracts.Contract, day: date |
         with zf, zf.open(info) as member:
             chunks = _Chunks(member)
             try:
-                line = 0  # physical lines before the current chunk
+                line = 0  # physical lines up to the end of the current chunk
+                rest, rest_line = b"", 0  # a record left open by the previous chunk, and its line
                 header: list[str] | None = None
                 for chunk, newlines in chunks:
                     if header is None:  # the first non-blank line is the header
@@ -699,35 +937,30 @@ def extract_file(zip_path: str | Path, contract: contracts.Contract, day: date |
                             pos = end
                         if header is None:
                             continue
-                        if header != expected:
-                            missing = [c for c in expected if c not in header]
-                            extra = [c for c in header if c not in expected]
-                            raise BronzeFileError(
-                                uri, "wrong header",
-                                f"{info.filename} has columns {header}; the contract {contract.name} expects "
-                                f"{expected} (missing {missing}, unexpected {extra})",
-                            )
+                        problem = _header_problem(header, contract)
+                        if problem:
+                            raise BronzeFileError(uri, "wrong header", f"{info.filename}: {problem}")
+                        parser.use_header(header)
                         silver_writer = pq.ParquetWriter(str(silver_file), silver_schema(contract),
                                                          compression="snappy")
                         chunk = chunk[pos:]
                         newlines = chunk.count(b"\n")
                         if not chunk:
                             continue
-                    good, rejected, malformed = parser.chunk(chunk, newlines, line + 1)
+                    if rest:
+                        data, first, lines = rest + chunk, rest_line, rest.count(b"\n") + newlines
+                    else:
+                        data, first, lines = chunk, line + 1, newlines
                     line += newlines
-                    result.rows_read += len(malformed) + (good.num_rows if good is not None else 0) + (
-                        rejected.num_rows if rejected is not None else 0)
-                    reject(rejected, malformed)
-                    if good is not None and good.num_rows:
-                        result.rows_written += good.num_rows
-                        pending.append(good)
-                        pending_rows += good.num_rows
-                        if pending_rows >= row_group_rows:
-                            table = pa.concat_tables(pending)
-                            full = pending_rows - pending_rows % row_group_rows
-                            write_silver(table.slice(0, full))
-                            pending = [table.slice(full)] if full < pending_rows else []
-                            pending_rows -= full
+                    good, rejected, malformed, rest, rest_line = parser.chunk(data, lines, first)
+                    take(good, rejected, malformed)
+                    if len(rest) > MAX_RECORD_BYTES:
+                        raise BronzeFileError(uri, "unreadable csv",
+                                              f"{info.filename}: the record starting on line {rest_line} is still "
+                                              f"open after {len(rest)} bytes (a quoted field that is never closed?)")
+                if rest:  # the file ends inside a quoted field: pyarrow reads it to the end
+                    good, rejected, malformed, _, _ = parser.chunk(rest, rest.count(b"\n"), rest_line, final=True)
+                    take(good, rejected, malformed)
             except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
                 raise corrupt(exc) from exc
             finally:
@@ -751,7 +984,8 @@ def extract_file(zip_path: str | Path, contract: contracts.Contract, day: date |
         raise RuntimeError(f"{uri}: rows read {result.rows_read} != written {result.rows_written} "
                            f"+ rejected {result.rows_rejected} (a bug in the extractor)")
     if result.rows_read == 0 and not src.allow_empty:
-        raise BronzeFileError(uri, "empty file", f"{info.filename} has a header but no data rows")
+        raise BronzeFileError(uri, "no data rows", f"{info.filename} has a header and no data rows; the "
+                              f"contract {contract.name} does not allow an empty day (source.allow_empty)")
     result.bytes_silver = Path(silver_file).stat().st_size
     if result.rows_rejected:
         result.bytes_quarantine = Path(quarantine_file).stat().st_size
@@ -829,8 +1063,9 @@ def extract(event: dict[str, Any], s3=None, contract_loader: Callable[[str], Any
 
     :param event: see the module docstring.
     :returns: the result documented in the module docstring.
-    :raises BronzeFileError: the file is missing, corrupt, has a wrong header, is empty, or does
-        not match its manifest (rows or sha256). Silver and quarantine are then left untouched.
+    :raises BronzeFileError: the file is missing, corrupt, holds no or another member, has a
+        wrong header, is empty or has no data rows, is unreadable, or does not match its manifest
+        (rows or sha256). Silver and quarantine are then left untouched.
     :raises contracts.ContractError: the dataset has no valid contract.
     """
     started = time.monotonic()

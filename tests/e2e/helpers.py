@@ -1,0 +1,49 @@
+"""Checks shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+
+def gold_against_source(stack, con, days: list[str]) -> tuple[int, int]:
+    """Check each day's lake output on the stack's localaws against DuckDB straight over the source
+    CSV (``con``: the ``duck`` fixture's connection, table ``src_flights``): one silver object,
+    and gold ``flights`` rows = source rows without a null required column.
+
+    :returns: (rows lost, rows duplicated) over all days, by the key (carrier, flight, origin,
+        sched_dep_local); the per-day row count is asserted too.
+    """
+    import io
+
+    import boto3
+    import pyarrow.parquet as pq
+
+    from lake import settings
+    from tests.lake.conftest import REQUIRED, list_keys
+
+    s = settings.get()
+    s3 = boto3.client("s3", endpoint_url=stack.endpoint_url, region_name="us-east-1",
+                      aws_access_key_id="x", aws_secret_access_key="x")
+    null_required = " OR ".join(f"{c} IS NULL" for c in REQUIRED)
+    lost = duplicated = 0
+    for ds in days:
+        expected = con.execute(f"SELECT count(*) FILTER (WHERE NOT ({null_required})) FROM src_flights "
+                                f"WHERE dt = '{ds}'").fetchone()[0]
+        silver_keys = [k for k in list_keys(s3, s.silver_bucket, f"flights/dt={ds}/") if k.endswith(".parquet")]
+        assert len(silver_keys) == 1, silver_keys
+        gold = [pq.read_table(io.BytesIO(s3.get_object(Bucket=s.gold_bucket, Key=k)["Body"].read()))
+                for k in list_keys(s3, s.gold_bucket, f"flights/dt={ds}/") if k.endswith(".parquet")]
+        rows = [r for t in gold for r in t.select(["carrier", "flight", "origin", "sched_dep_local"]).to_pylist()]
+        keys = {tuple(r.values()) for r in rows}
+        lost += max(expected - len(keys), 0)
+        duplicated += len(rows) - len(keys)
+        assert len(rows) == expected, f"{ds}: gold has {len(rows)} rows, the source {expected}"
+    return lost, duplicated
+
+
+def task_retries(stack) -> list:
+    """Task log files of the backfill's retried attempts (``attempt=N.log``, N > 1; trigger logs are
+    not counted)."""
+    import re
+
+    logs = (stack.airflow_home / "logs").rglob("attempt=*.log")
+    return sorted(p for p in logs if "backfill__" in str(p)
+                  and (m := re.fullmatch(r"attempt=(\d+)\.log", p.name)) and m.group(1) != "1")
