@@ -7,10 +7,11 @@ them with the standard library only, so the extractor's Lambda zip bundles it un
 A contract holds:
 
 * ``columns``: ordered list of ``{"name", "type", "required", "min", "max", "format",
-  "description"}``. ``type`` is one of :data:`TYPES`. The source file's header must equal the
-  column names in this order. ``required`` columns must be non-null; ``min``/``max`` are hard
-  bounds (inclusive) a value must meet to be loaded; ``format`` is the strptime format of a
-  ``timestamp``/``date`` column.
+  "description"}``. ``type`` is one of :data:`TYPES`. The source file's header must name exactly
+  these columns, each once, in any order (columns are matched by name; silver keeps this order;
+  a missing, unexpected or repeated column fails the file). ``required`` columns must be
+  non-null; ``min``/``max`` are hard bounds (inclusive) a value must meet to be loaded;
+  ``format`` is the strptime format of a ``timestamp``/``date`` column.
 * ``partition_key``: the Hive partition of the silver/gold tables (``dt``, a date ``YYYY-MM-DD``).
 * ``source``: how the source delivers a day: ``prefix``, ``file_name``, ``member_name`` and
   ``manifest_name`` templates with the placeholders ``{date}`` (``YYYY-MM-DD``) and

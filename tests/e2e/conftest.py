@@ -30,4 +30,3 @@ def stack(tmp_path):
         print("stopped", demo.stop(st))
         os.environ.clear()
         os.environ.update(saved)
-
