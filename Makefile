@@ -33,12 +33,13 @@ test: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/localaws serve --state-dir .localaws
 
-## make bench: benchmarks under bench/ (they print their figures)
+## make bench: benchmarks under bench/ (they print their figures; big_day.py: a 2 GB day through the DAG, ~20 min)
 bench: $(STAMP)
 	$(BIN)/python bench/localaws_startup.py
 	$(BIN)/python bench/localaws_athena.py
 	$(BIN)/python bench/localaws_durability.py
 	$(BIN)/python bench/extractor.py --scale 1
+	$(BIN)/python bench/big_day.py
 
 clean:
 	rm -rf $(VENV) .localaws .demo .pytest_cache

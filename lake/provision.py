@@ -238,6 +238,9 @@ def _lambda_config(s: Settings, local: bool) -> dict[str, Any]:
         "Runtime": "python3.12",
         "Timeout": s.lambda_timeout,
         "MemorySize": s.lambda_memory,
+        # The extractor keeps the day's zip and its Parquet in /tmp: a 2 GB CSV day needs 953 MB
+        # (bench/big_day.py), more than Lambda's default 512 MB.
+        "EphemeralStorage": {"Size": s.lambda_ephemeral_storage},
         "Description": f"lake extractor: bronze {s.dataset} zip -> silver Parquet + quarantine",
         "Environment": {"Variables": s.lambda_environment()},
     }
@@ -269,6 +272,7 @@ def lambda_function(s: Settings, aws: Clients) -> list[Step]:
     differs = (current.get("Role") != config["Role"] or current.get("Handler") != config["Handler"]
                or current.get("Runtime") != config["Runtime"] or current.get("Timeout") != config["Timeout"]
                or current.get("MemorySize") != config["MemorySize"]
+               or current.get("EphemeralStorage", {}).get("Size", 512) != config["EphemeralStorage"]["Size"]
                or current.get("Environment", {}).get("Variables", {}) != config["Environment"]["Variables"]
                or sorted(layer["Arn"] for layer in current.get("Layers", [])) != sorted(config.get("Layers", [])))
     if differs:

@@ -25,6 +25,7 @@ LAKE_WORKGROUP                  lake                                       Athen
 LAKE_LAMBDA_FUNCTION            lake-extractor                             the extractor
 LAKE_LAMBDA_TIMEOUT             300                                        seconds (Lambda max 900)
 LAKE_LAMBDA_MEMORY              1024                                       MB (pyarrow needs >= 512)
+LAKE_LAMBDA_EPHEMERAL_STORAGE   2048                                       MB of /tmp (zip + Parquet of a day)
 LAKE_LAMBDA_LAYER_ARN           AWS SDK for pandas, python3.12 (below)     "" = no layer
 LAKE_GLUE_JOB                   lake-flights-gold                          the gold Glue job
 LAKE_GLUE_WORKERS               2                                          G.1X workers per run
@@ -87,6 +88,7 @@ class Settings(BaseSettings):
     lambda_function: str = "lake-extractor"
     lambda_timeout: int = Field(300, ge=1, le=900)
     lambda_memory: int = Field(1024, ge=512, le=10240)
+    lambda_ephemeral_storage: int = Field(2048, ge=512, le=10240)
     lambda_layer_arn: str | None = None
     glue_job: str = "lake-flights-gold"
     glue_workers: int = Field(2, ge=2)

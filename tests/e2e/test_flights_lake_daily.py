@@ -38,6 +38,8 @@ def lake(airflow_aws):
     again = provision.provision(s, aws)
     changed = [r for r in again if r["action"] != "unchanged" and not r["action"].startswith("loaded")]
     assert changed == [], f"a second provision changed {changed}"
+    config = aws("lambda").get_function_configuration(FunctionName=s.lambda_function)
+    assert config["EphemeralStorage"]["Size"] == s.lambda_ephemeral_storage  # a 2 GB day needs ~1 GB of /tmp
     source.replay(contracts.load("flights"), date.fromisoformat(DAYS[0]), date.fromisoformat(DAYS[-1]),
                   bucket=s.bronze_bucket, s3=aws("s3"))
     return s, aws
