@@ -52,7 +52,8 @@ def big_day(tmp_path_factory):
     """The big day's zip and manifest on disk, with DuckDB's counts of its CSV: ``(BigDay, counts, seconds)``."""
     folder = tmp_path_factory.mktemp("big-day")
     if shutil.disk_usage(folder).free < 4 * 10**9:
-        pytest.skip(f"{folder}: less than 4 GB free for a 2 GB CSV, its zip and the Lambda's copies")
+        pytest.fail(f"{folder}: less than 4 GB free for a 2 GB CSV, its zip and the Lambda's copies "
+                    "(issue 6 asks for a 2 GB file: give the machine the disk rather than skip the check)")
     try:
         big = synth.write_big_day(contracts.load("flights"), folder, day=DAY, target_bytes=synth.TWO_GB)
         started = time.monotonic()
@@ -147,7 +148,7 @@ def test_a_2gb_file_through_the_extractor(lake, big_day, airflow_aws, cleanup, m
 
     # Memory does not grow with the file: the extractor streams.
     report = synth.lambda_report(aws("logs"), s.lambda_function)
-    assert report is not None
+    assert report is not None, f"no REPORT line of {s.lambda_function} in its CloudWatch log group"
     assert report["max_memory_used_mb"] < min(RSS_TARGET_MB, report["memory_size_mb"])
     assert report["duration_ms"] < s.lambda_timeout * 1000
     print(f"\nbig file: {big.rows:,} rows, CSV {big.csv_bytes:,} bytes, zip {big.zip_bytes:,} bytes; DuckDB {want}; "
