@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from lake import demo
+from lake import demo, provision, settings
 from tests.lake.conftest import duck, source_csv  # noqa: F401 (fixtures re-exported)
 
 
@@ -30,3 +30,24 @@ def stack(tmp_path):
         print("stopped", demo.stop(st))
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def lake(airflow_aws):
+    """The lake provisioned on the in-process localaws (``dag.test()`` tests): ``(settings, clients)``."""
+    s = settings.get()
+    aws = provision.Clients(s.region, airflow_aws.endpoint_url)
+    provision.provision(s, aws)
+    return s, aws
+
+
+@pytest.fixture
+def fail_fast(monkeypatch):
+    """No retries and a short sensor timeout, read by the DAG file when run_dag parses it."""
+    monkeypatch.setenv("LAKE_RETRIES", "0")
+    monkeypatch.setenv("LAKE_SENSOR_TIMEOUT", "6")
+    monkeypatch.setenv("LAKE_SENSOR_POKE_INTERVAL", "2")
+    # dag.test() runs a deferred trigger inline without its timeout: poke mode enforces it here
+    # (with deferrable=True the triggerer enforces it: tests/e2e/test_concurrent_day.py).
+    monkeypatch.setenv("LAKE_SENSOR_DEFERRABLE", "false")
+

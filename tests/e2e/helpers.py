@@ -47,3 +47,20 @@ def task_retries(stack) -> list:
     logs = (stack.airflow_home / "logs").rglob("attempt=*.log")
     return sorted(p for p in logs if "backfill__" in str(p)
                   and (m := re.fullmatch(r"attempt=(\d+)\.log", p.name)) and m.group(1) != "1")
+
+
+def day_alerts(s, ds: str) -> list[dict]:
+    """SNS messages of day ``ds`` (subject ``lake <ds>: ...``) published on the in-process localaws."""
+    from localaws.services.sns import published_messages
+
+    return [m for m in published_messages(s.sns_topic) if (m["subject"] or "").startswith(f"lake {ds}: ")]
+
+
+def run_day(run_dag, ds: str):
+    """``dag.test()`` of flights_lake_daily for day ``ds`` (the ``run_dag`` fixture)."""
+    from datetime import datetime, timezone
+
+    from tests.conftest import REPO
+
+    return run_dag(REPO / "dags" / "flights_lake_daily.py", "flights_lake_daily",
+                   logical_date=datetime.fromisoformat(ds).replace(tzinfo=timezone.utc))

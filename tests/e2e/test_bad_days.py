@@ -9,14 +9,14 @@ import hashlib
 import io
 import json
 import os
-from datetime import date, datetime, timezone
+from datetime import date
 
 import pyarrow.parquet as pq
 import pytest
 
-from lake import contracts, provision, settings, source
-from localaws.services.sns import published_messages
+from lake import contracts, source
 from tests.conftest import REPO
+from tests.e2e.helpers import day_alerts, run_day
 from tests.lake.conftest import list_keys
 
 pytestmark = pytest.mark.spark
@@ -24,39 +24,12 @@ pytestmark = pytest.mark.spark
 DAG_FILE = REPO / "dags" / "flights_lake_daily.py"
 
 
-@pytest.fixture(scope="module")
-def lake(airflow_aws):
-    s = settings.get()
-    aws = provision.Clients(s.region, airflow_aws.endpoint_url)
-    provision.provision(s, aws)
-    return s, aws
-
-
-@pytest.fixture
-def fail_fast(monkeypatch):
-    """No retries and a short sensor timeout, read by the DAG file when run_dag parses it."""
-    monkeypatch.setenv("LAKE_RETRIES", "0")
-    monkeypatch.setenv("LAKE_SENSOR_TIMEOUT", "6")
-    monkeypatch.setenv("LAKE_SENSOR_POKE_INTERVAL", "2")
-    # dag.test() runs a deferred trigger inline without its timeout: poke mode enforces it here
-    # (with deferrable=True the triggerer enforces the timeout; no test covers that path yet).
-    monkeypatch.setenv("LAKE_SENSOR_DEFERRABLE", "false")
-
-
-def _alerts(s, ds: str) -> list[dict]:
-    return [m for m in published_messages(s.sns_topic) if (m["subject"] or "").startswith(f"lake {ds}: ")]
-
-
-def _run(run_dag, ds: str):
-    return run_dag(DAG_FILE, "flights_lake_daily", logical_date=datetime.fromisoformat(ds).replace(tzinfo=timezone.utc))
-
-
 def test_late_file_fails_the_sensor_and_alerts(lake, run_dag, fail_fast):
     s, _ = lake
     ds = "2013-04-01"  # nothing delivered
-    run = _run(run_dag, ds)
+    run = run_day(run_dag, ds)
     assert run.state == "failed"
-    alerts = _alerts(s, ds)
+    alerts = day_alerts(s, ds)
     assert [a["subject"] for a in alerts] == [f"lake {ds}: wait_for_bronze FAILED"]
     assert "wait_for_bronze" in alerts[0]["message"] and ds in alerts[0]["message"]
 
@@ -74,9 +47,9 @@ def test_corrupt_zip_fails_extract_names_the_file_and_keeps_it(lake, run_dag, fa
     s3.put_object(Bucket=s.bronze_bucket, Key=key, Body=garbage)
     s3.put_object(Bucket=s.bronze_bucket, Key=key.replace(".csv.zip", ".manifest.json"),
                   Body=json.dumps(manifest).encode())
-    run = _run(run_dag, ds)
+    run = run_day(run_dag, ds)
     assert run.state == "failed"
-    alerts = _alerts(s, ds)
+    alerts = day_alerts(s, ds)
     assert [a["subject"] for a in alerts] == [f"lake {ds}: extract FAILED"]
     assert f"s3://{s.bronze_bucket}/{key}" in alerts[0]["message"]
     assert s3.get_object(Bucket=s.bronze_bucket, Key=key)["Body"].read() == garbage  # kept, unchanged
@@ -91,7 +64,7 @@ def test_duplicate_delivery_leaves_one_copy(lake, run_dag, duck, monkeypatch):
     day = date.fromisoformat(ds)
     for _ in range(2):  # the same day delivered twice (bronze is versioned: two versions)
         source.replay(flights, day, day, bucket=s.bronze_bucket, s3=s3)
-        assert _run(run_dag, ds).state == "success"
+        assert run_day(run_dag, ds).state == "success"
     versions = s3.list_object_versions(Bucket=s.bronze_bucket, Prefix=f"flights/ingest_date={ds}/")["Versions"]
     assert len([v for v in versions if v["Key"].endswith(".zip")]) == 2
     rows = duck.execute(f"SELECT count(*) FROM src_flights WHERE dt = '{ds}'").fetchone()[0]
@@ -101,6 +74,6 @@ def test_duplicate_delivery_leaves_one_copy(lake, run_dag, duck, monkeypatch):
     got = sum(pq.read_table(io.BytesIO(s3.get_object(Bucket=s.gold_bucket, Key=k)["Body"].read())).num_rows
               for k in gold)
     assert got == rows
-    summaries = [json.loads(m["message"]) for m in _alerts(s, ds) if "FAILED" not in m["subject"]]
+    summaries = [json.loads(m["message"]) for m in day_alerts(s, ds) if "FAILED" not in m["subject"]]
     assert [m["rows_read"] for m in summaries] == [rows, rows]
     assert os.environ.get("LAKE_RETRIES") is None  # this one runs with the real retry settings

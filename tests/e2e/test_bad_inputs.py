@@ -29,14 +29,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake import contracts, source
-from tests.e2e import test_bad_days as bad_days
+from tests.e2e.helpers import day_alerts, run_day
 from tests.lake.conftest import HANDLER, REQUIRED, import_path, list_keys
 
 pytestmark = pytest.mark.spark
 
-# As in test_bad_days: a provisioned lake (module scope), fast failures (no retries), the day's
-# SNS messages, a dag.test() run of the real DAG file.
-lake, fail_fast, _alerts, _run = bad_days.lake, bad_days.fail_fast, bad_days._alerts, bad_days._run
 
 FLIGHTS = contracts.load("flights")
 FIRST, LAST = date(2013, 4, 10), date(2013, 4, 20)
@@ -143,7 +140,7 @@ def _assert_extract_failed(s, s3, run, d: Delivery, *problems: str) -> str:
     states = _states(run)
     assert (states["wait_for_bronze"], states["extract"]) == ("success", "failed")
     assert {states[t] for t in ("check_extract", "transform", "crawl_silver", "notify")} == {"upstream_failed"}
-    alerts = _alerts(s, d.ds)
+    alerts = day_alerts(s, d.ds)
     assert [a["subject"] for a in alerts] == [f"lake {d.ds}: extract FAILED"]
     message = _text(alerts[0]["message"])
     assert f"s3://{s.bronze_bucket}/{d.key}" in message
@@ -167,7 +164,7 @@ def _assert_loaded(s, s3, run, d: Delivery, read: int, rejects: dict[int, str]):
     silver and gold; the SNS summary says so. Returns (silver table, quarantine rows)."""
     assert run.state == "success", _states(run)
     written = read - len(rejects)
-    alerts = _alerts(s, d.ds)
+    alerts = day_alerts(s, d.ds)
     assert [a for a in alerts if "FAILED" in a["subject"] or "will retry" in a["subject"]] == []
     assert len(alerts) == 1
     summary = json.loads(alerts[0]["message"])
@@ -193,7 +190,7 @@ def test_zip_without_a_file(lake, run_dag, fail_fast):
     s, aws = lake
     ds = "2013-04-10"
     d = _deliver(s, aws("s3"), ds, {}, rows=len(_day(ds)[1]))
-    _assert_extract_failed(s, aws("s3"), _run(run_dag, ds), d, "missing member", "the zip holds no file")
+    _assert_extract_failed(s, aws("s3"), run_day(run_dag, ds), d, "missing member", "the zip holds no file")
 
 
 def test_zip_with_two_files(lake, run_dag, fail_fast):
@@ -205,14 +202,14 @@ def test_zip_with_two_files(lake, run_dag, fail_fast):
     member = FLIGHTS.member_name(date.fromisoformat(ds))
     d = _deliver(s, aws("s3"), ds, {member: body, "flights_20130411_late.csv": _csv(header, lines[:10])},
                  rows=len(_records(body)))
-    _assert_extract_failed(s, aws("s3"), _run(run_dag, ds), d, "unexpected member", "flights_20130411_late.csv")
+    _assert_extract_failed(s, aws("s3"), run_day(run_dag, ds), d, "unexpected member", "flights_20130411_late.csv")
 
 
 def test_empty_csv(lake, run_dag, fail_fast):
     s, aws = lake
     ds = "2013-04-12"
     d = _deliver_csv(s, aws("s3"), ds, b"", rows=0)
-    _assert_extract_failed(s, aws("s3"), _run(run_dag, ds), d, "empty file", "flights_20130412.csv is 0 bytes")
+    _assert_extract_failed(s, aws("s3"), run_day(run_dag, ds), d, "empty file", "flights_20130412.csv is 0 bytes")
 
 
 def test_header_only(lake, run_dag, fail_fast):
@@ -225,7 +222,7 @@ def test_header_only(lake, run_dag, fail_fast):
     header, _ = _day(ds)
     d = _deliver_csv(s, aws("s3"), ds, header + b"\n")
     assert json.loads(d.manifest_bytes)["rows"] == 0
-    _assert_extract_failed(s, aws("s3"), _run(run_dag, ds), d, "no data rows",
+    _assert_extract_failed(s, aws("s3"), run_day(run_dag, ds), d, "no data rows",
                            "flights_20130413.csv has a header and no data rows")
 
 
@@ -236,7 +233,7 @@ def test_missing_column(lake, run_dag, fail_fast):
     drop = FLIGHTS.column_names.index("air_time")
     cut = [b",".join(f for i, f in enumerate(line.split(b",")) if i != drop) for line in [header, *lines]]
     d = _deliver_csv(s, aws("s3"), ds, _csv(cut[0], cut[1:]))
-    message = _assert_extract_failed(s, aws("s3"), _run(run_dag, ds), d, "wrong header", "missing ['air_time']")
+    message = _assert_extract_failed(s, aws("s3"), run_day(run_dag, ds), d, "wrong header", "missing ['air_time']")
     assert "unexpected" not in message
 
 
@@ -247,7 +244,7 @@ def test_extra_column(lake, run_dag, fail_fast):
     ds = "2013-04-15"
     header, lines = _day(ds)
     d = _deliver_csv(s, aws("s3"), ds, _csv(header + b",gate", [line + b",B22" for line in lines]))
-    message = _assert_extract_failed(s, aws("s3"), _run(run_dag, ds), d, "wrong header", "unexpected ['gate']")
+    message = _assert_extract_failed(s, aws("s3"), run_day(run_dag, ds), d, "wrong header", "unexpected ['gate']")
     assert "missing" not in message
 
 
@@ -272,10 +269,10 @@ def test_manifest_row_count_mismatch_keeps_the_previous_partition(lake, run_dag,
     manifest = json.loads(s3.get_object(Bucket=s.bronze_bucket, Key=d.manifest_key)["Body"].read())
     d.manifest_bytes = json.dumps({**manifest, "rows": rows + 1}).encode()
     s3.put_object(Bucket=s.bronze_bucket, Key=d.manifest_key, Body=d.manifest_bytes)
-    run = _run(run_dag, ds)
+    run = run_day(run_dag, ds)
     assert run.state == "failed"
-    assert [a["subject"] for a in _alerts(s, ds)] == [f"lake {ds}: extract FAILED"]
-    message = _text(_alerts(s, ds)[0]["message"])
+    assert [a["subject"] for a in day_alerts(s, ds)] == [f"lake {ds}: extract FAILED"]
+    message = _text(day_alerts(s, ds)[0]["message"])
     assert f"s3://{s.bronze_bucket}/{d.key}" in message
     assert f"manifest mismatch: {rows} rows read, the manifest says {rows + 1}" in message
     _assert_bronze_kept(s, s3, d)
@@ -308,7 +305,7 @@ def test_reordered_columns_load_like_the_contract_order(lake, run_dag, fail_fast
                                f"FROM src_flights WHERE dt = '{ds}'").fetchone()
     assert (read, nulls) == (len(lines), _required_nulls(lines))
     rejects = {i + 2: f"missing_required:{_first_null(line)}" for i, line in enumerate(lines) if _first_null(line)}
-    silver, _ = _assert_loaded(s, s3, _run(run_dag, ds), d, read, rejects)
+    silver, _ = _assert_loaded(s, s3, run_day(run_dag, ds), d, read, rejects)
     # The normal order, extracted from its own zip by the same handler, gives the same table.
     handler = import_path("extractor_handler", HANDLER)
     (tmp_path / "normal.zip").write_bytes(_zip_member(ds, normal))
@@ -360,7 +357,7 @@ def test_wrong_types_are_quarantined_with_line_and_column(lake, run_dag, fail_fa
     assert rejected / read < 0.05
     rejects = {i + 2: f"missing_required:{_first_null(line)}" for i, line in enumerate(lines) if _first_null(line)}
     rejects.update({i + 2: f"unparseable:{column}" for i, (column, _) in bad.items()})
-    _, quarantine = _assert_loaded(s, s3, _run(run_dag, ds), d, read, rejects)
+    _, quarantine = _assert_loaded(s, s3, run_day(run_dag, ds), d, read, rejects)
     by_line = {r["line_number"]: r for r in quarantine}
     for i, (column, value) in bad.items():
         assert by_line[i + 2][column] == value.decode()
@@ -387,7 +384,7 @@ def test_invalid_utf8_rows_are_quarantined_and_kept(lake, run_dag, fail_fast, du
     assert read == len(lines) == duck.execute(f"SELECT count(*) FROM src_flights WHERE dt = '{ds}'").fetchone()[0]
     rejects = {i + 2: f"missing_required:{_first_null(line)}" for i, line in enumerate(lines) if _first_null(line)}
     rejects.update({i + 2: f"invalid_utf8:{column}" for i, column in bad.items()})
-    silver, quarantine = _assert_loaded(s, s3, _run(run_dag, ds), d, read, rejects)
+    silver, quarantine = _assert_loaded(s, s3, run_day(run_dag, ds), d, read, rejects)
     by_line = {r["line_number"]: r for r in quarantine}
     for i, column in bad.items():
         kept = by_line[i + 2][column]
@@ -435,7 +432,7 @@ def test_quoted_fields_with_quotes_and_line_breaks(lake, run_dag, fail_fast, duc
     rejects = {first_line[i]: f"missing_required:{_first_null(line)}" for i, line in enumerate(lines)
                if _first_null(line)}
     rejects[first_line[f]] = "unparseable:sched_dep_time"
-    silver, quarantine = _assert_loaded(s, s3, _run(run_dag, ds), d, len(records), rejects)
+    silver, quarantine = _assert_loaded(s, s3, run_day(run_dag, ds), d, len(records), rejects)
     good = [fields for first, fields in records if first not in rejects]
     col = FLIGHTS.column_names.index("tailnum")
     assert silver["tailnum"].to_pylist() == [None if f[col] in ("NA", "") else f[col] for f in good]

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lake import contracts, provision, settings, synth
+from lake import contracts, synth
 from tests.conftest import DAGS_FOLDER, REPO
 
 pytestmark = pytest.mark.timeout(900)
@@ -37,14 +37,6 @@ DAY = synth.DEFAULT_DAY
 NOT_RUN = r"transform|crawl_silver|crawl_gold|data_quality\..+|reports\..+|summarize|notify"
 #: The extractor's memory target, whatever the file size (bench/extractor.py).
 RSS_TARGET_MB = 512
-
-
-@pytest.fixture(scope="module")
-def lake(airflow_aws):
-    s = settings.get()
-    aws = provision.Clients(s.region, airflow_aws.endpoint_url)
-    provision.provision(s, aws)
-    return s, aws
 
 
 @pytest.fixture(scope="module")
