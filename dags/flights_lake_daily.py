@@ -8,10 +8,10 @@ into trusted, queryable tables:
 |---|---|
 | `wait_for_bronze` | waits (deferred) for `s3://<bronze>/flights/ingest_date={{ ds }}/` zip + manifest |
 | `extract` | Lambda extractor: unzip, validate against `include/datasets/flights.json`; good rows -> silver Parquet `dt={{ ds }}`, rejected rows -> quarantine (with line number and reason) |
-| `check_extract` | rows read = written + rejected; fails above `LAKE_MAX_REJECT_RATE` |
+| `check_extract` | rows read = written + rejected; fails above `LAKE_MAX_REJECT_RATE` (no retry: same counts) |
 | `transform` | Glue job: silver -> gold `flights` + `carrier_daily`, overwriting only `dt={{ ds }}` |
 | `crawl_silver`, `crawl_gold` | Glue crawlers add the day's partitions to the catalog |
-| `data_quality.*` | Athena runs `include/sql/dq/*.sql`; `evaluate` fails the run naming each failing check |
+| `data_quality.*` | Athena runs `include/sql/dq/*.sql`; `evaluate` fails the run naming each failing check (no retry) |
 | `reports.*` | Athena runs `include/sql/reports/*.sql` |
 | `summarize` -> `notify` | SNS: the run summary (counts, DQ, on-time rate, worst route) |
 
@@ -102,10 +102,11 @@ with DAG(
         outlets=[LAKE.silver, LAKE.quarantine],
     )
 
-    @task(retries=0)
+    @task
     def check_extract(payload: str) -> dict:
-        """Fail the run when the extractor's counts break the invariant or the reject rate."""
-        return pipeline.check_extract(payload, S.max_reject_rate)
+        """Fail the run (no retry) when the extractor's counts break the invariant or the reject rate."""
+        with pipeline.verdict_is_final():
+            return pipeline.check_extract(payload, S.max_reject_rate)
 
     checked = check_extract(extract.output)
 
@@ -156,13 +157,14 @@ with DAG(
     with TaskGroup("data_quality") as data_quality:
         checks = athena_queries("dq")
 
-        @task(retries=0)
+        @task
         def evaluate(query_ids: dict, ds: str | None = None) -> dict:
-            """Read each check's violating rows; fail naming every failing check."""
+            """Read each check's violating rows (retried if Athena fails); fail naming every failing check (final)."""
             hook = AthenaHook(region_name=S.region)
-            return pipeline.evaluate_dq(
-                {name: pipeline.result_rows(hook.get_query_results_paginator(qid)) for name, qid in query_ids.items()},
-                ds)
+            rows = {name: pipeline.result_rows(hook.get_query_results_paginator(qid))
+                    for name, qid in query_ids.items()}
+            with pipeline.verdict_is_final():
+                return pipeline.evaluate_dq(rows, ds)
 
         verdict = evaluate({name: op.output for name, op in checks.items()})
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Iterable
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,26 @@ class ExtractCheckError(ValueError):
 class DataQualityError(AssertionError):
     """One or more data-quality checks found violations; the message names each check and its
     number of violating rows, plus the first rows."""
+
+
+@contextmanager
+def verdict_is_final() -> Iterator[None]:
+    """Fail the Airflow task without retrying when the day's data is at fault.
+
+    An :class:`ExtractCheckError` or :class:`DataQualityError` raised inside becomes Airflow's
+    ``AirflowFailException`` (same message): a retry would read the same data and reach the same
+    verdict, so the run fails at once with one alert. Any other error (an AWS call that timed out,
+    localaws restarting, the API server not answering) passes through unchanged and is left to the
+    task's retries.
+
+    :raises airflow.sdk.exceptions.AirflowFailException: for a verdict on the data.
+    """
+    try:
+        yield
+    except (ExtractCheckError, DataQualityError) as exc:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(str(exc)) from exc
 
 
 def parse_extract(payload: str | bytes | dict[str, Any]) -> dict[str, Any]:

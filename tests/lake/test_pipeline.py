@@ -49,6 +49,27 @@ def test_evaluate_dq_names_every_failing_check():
     assert "unique_key: 1 violating rows" in text and "known_dimensions: 3 violating rows" in text
 
 
+def test_a_verdict_on_the_data_is_final_but_aws_errors_are_retried(blizzard_payload):
+    """The DAG's check_extract and evaluate run inside verdict_is_final(): a failed check fails the
+    task without retries (the same data fails again), an AWS error keeps the task's retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from botocore.exceptions import EndpointConnectionError
+
+    broken = {**json.loads(blizzard_payload), "rows_rejected": 7}
+    with pytest.raises(AirflowFailException, match=r"rows_read \d+ != rows_written") as err:
+        with pipeline.verdict_is_final():
+            pipeline.check_extract(broken, 0.05)
+    assert isinstance(err.value.__cause__, pipeline.ExtractCheckError)
+    with pytest.raises(AirflowFailException, match="1 of 1 data-quality checks failed"):
+        with pipeline.verdict_is_final():
+            pipeline.evaluate_dq({"unique_key": [{"n": "2"}]}, "2013-02-08")
+    with pytest.raises(EndpointConnectionError):  # localaws down: not final, Airflow retries the task
+        with pipeline.verdict_is_final():
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+    with pipeline.verdict_is_final():
+        assert pipeline.check_extract(blizzard_payload, 0.05)["rows_rejected"] == 0
+
+
 def test_result_rows_skips_the_header_and_keeps_nulls():
     page = {"ResultSet": {"ResultSetMetadata": {"ColumnInfo": [{"Name": "carrier"}, {"Name": "n"}]},
                           "Rows": [{"Data": [{"VarCharValue": "carrier"}, {"VarCharValue": "n"}]},
