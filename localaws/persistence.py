@@ -124,11 +124,28 @@ def save(state_dir: Path, lock: ContextManager[Any] | None = None) -> tuple[Path
     return target, target.stat().st_size
 
 
+def _remove_unfinished(state_dir: Path) -> None:
+    """Delete the temporary files of snapshots a killed localaws did not finish writing
+    (``.state-*.tmp``, made by :func:`save`); the last finished snapshot is never among them."""
+    leftovers = sorted(state_dir.glob(".state-*.tmp")) if state_dir.is_dir() else []
+    size = 0
+    for tmp in leftovers:
+        try:
+            size += tmp.stat().st_size
+            tmp.unlink()
+        except FileNotFoundError:
+            continue
+    if leftovers:
+        log.info("removed %d unfinished snapshot file(s) in %s (%d bytes) left by a localaws that was killed "
+                 "while writing them", len(leftovers), state_dir, size)
+
+
 def load(state_dir: Path) -> bool:
     """Restore the snapshot in ``state_dir`` into moto's backends; False when there is none.
 
     :raises SnapshotError: when the file exists but is unreadable, truncated or of another format.
     """
+    _remove_unfinished(state_dir)
     path = state_dir / SNAPSHOT_NAME
     if not path.exists():
         return False

@@ -152,6 +152,25 @@ def test_periodic_snapshot_is_written_atomically(tmp_path):
         assert server.stop() == 0
 
 
+def test_restart_removes_snapshots_a_kill_left_unfinished(tmp_path):
+    state = tmp_path / "state"
+    first = serve(tmp_path, "--state-dir", str(state))
+    try:
+        first.client("s3").create_bucket(Bucket="kept")
+    finally:
+        assert first.stop() == 0
+    # What a SIGKILL in the middle of save() leaves: a half-written temporary file.
+    half = b"\x80\x05 half a pickle" * 1000
+    (state / ".state-k1ll3d.tmp").write_bytes(half)
+    second = serve(tmp_path, "--state-dir", str(state))
+    try:
+        assert [b["Name"] for b in second.client("s3").list_buckets()["Buckets"]] == ["kept"]
+        assert sorted(p.name for p in state.iterdir()) == ["state.pickle"]
+        assert f"removed 1 unfinished snapshot file(s) in {state} ({len(half)} bytes)" in second.log_path.read_text()
+    finally:
+        assert second.stop() == 0
+
+
 def test_unreadable_snapshot_stops_startup(tmp_path):
     state = tmp_path / "state"
     state.mkdir()
