@@ -64,3 +64,8 @@ def run_day(run_dag, ds: str):
 
     return run_dag(REPO / "dags" / "flights_lake_daily.py", "flights_lake_daily",
                    logical_date=datetime.fromisoformat(ds).replace(tzinfo=timezone.utc))
+
+
+def task_instances(run) -> dict:
+    """The finished DagRun's task instances by task id (``.state``, ``.try_number``)."""
+    return {ti.task_id: ti for ti in run.get_task_instances()}

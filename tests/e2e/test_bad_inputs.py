@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake import contracts, source
-from tests.e2e.helpers import day_alerts, run_day
+from tests.e2e.helpers import day_alerts, run_day, task_instances
 from tests.lake.conftest import HANDLER, REQUIRED, import_path, list_keys
 
 pytestmark = pytest.mark.spark
@@ -117,7 +117,7 @@ def _deliver_csv(s, s3, ds: str, body: bytes, rows: int | None = None) -> Delive
 
 
 def _states(run) -> dict[str, str]:
-    return {ti.task_id: ti.state for ti in run.get_task_instances()}
+    return {task_id: ti.state for task_id, ti in task_instances(run).items()}
 
 
 def _assert_bronze_kept(s, s3, d: Delivery) -> None:

@@ -15,7 +15,7 @@ from datetime import date
 import pytest
 
 from lake import contracts, source
-from tests.e2e.helpers import day_alerts, run_day
+from tests.e2e.helpers import day_alerts, run_day, task_instances
 
 pytestmark = pytest.mark.spark
 
@@ -23,10 +23,6 @@ pytestmark = pytest.mark.spark
 #: (703 mph ground speed, a jet-stream tailwind) and gold.plausible.speed_mph allows 700.
 FAST_DAY = "2013-05-25"
 NORMAL_DAY = "2013-05-27"
-
-
-def _task_instances(run) -> dict:
-    return {ti.task_id: ti for ti in run.get_task_instances()}
 
 
 @pytest.fixture
@@ -47,7 +43,7 @@ def test_a_day_failing_data_quality_fails_at_once_without_retry(lake, run_dag, d
     _replay(lake, FAST_DAY)
     run = run_day(run_dag, FAST_DAY)
     assert run.state == "failed"
-    tis = _task_instances(run)
+    tis = task_instances(run)
     evaluate = tis["data_quality.evaluate"]
     assert (evaluate.state, evaluate.try_number) == ("failed", 1), "a DQ verdict must not be retried"
     assert {tis[t].state for t in ("summarize", "notify")} == {"upstream_failed"}
@@ -82,8 +78,8 @@ def test_an_athena_error_in_evaluate_is_retried(lake, run_dag, duck, real_retrie
     run = run_day(run_dag, NORMAL_DAY)
     faulted = injector.state()["counters"]["operations"]["athena:GetQueryResults"]
     assert faulted["errors"] == 6
-    assert run.state == "success", _task_instances(run)
-    evaluate = _task_instances(run)["data_quality.evaluate"]
+    assert run.state == "success", task_instances(run)
+    evaluate = task_instances(run)["data_quality.evaluate"]
     assert (evaluate.state, evaluate.try_number) == ("success", 2)
     subjects = [a["subject"] for a in day_alerts(s, NORMAL_DAY)]
     assert subjects.count(f"lake {NORMAL_DAY}: data_quality.evaluate will retry") == 1
