@@ -158,9 +158,30 @@ class GlueRunFaults(RunFaults):
         return self.jobs
 
 
+class AthenaRunFaults(_Model):
+    """Slow Athena queries: a matching query stays ``RUNNING`` for ``latency_ms`` before it runs,
+    as a query does on AWS while the engine is busy. StopQueryExecution ends the wait at once.
+
+    :param latency_ms: how long each query is held, a fixed number of milliseconds or ``[min, max]``.
+    :param workgroups: work group names (fnmatch patterns) affected; ``None``: every work group.
+    :param after_runs: the first N queries of each work group are not held.
+    """
+
+    latency_ms: NonNegativeFloat | tuple[NonNegativeFloat, NonNegativeFloat]
+    workgroups: list[str] | None = None
+    after_runs: NonNegativeInt = 0
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> AthenaRunFaults:
+        if isinstance(self.latency_ms, tuple) and self.latency_ms[0] > self.latency_ms[1]:
+            raise ValueError("latency_ms [min, max] has min > max")
+        return self
+
+
 class RunsConfig(_Model):
     lambda_: LambdaRunFaults | None = Field(default=None, alias="lambda")
     glue: GlueRunFaults | None = None
+    athena: AthenaRunFaults | None = None
 
 
 class FaultConfig(_Model):
@@ -178,6 +199,8 @@ class FaultConfig(_Model):
         for kind, runs in (("lambda", self.runs.lambda_), ("glue", self.runs.glue)):
             if runs is not None:
                 parts.append(f"{kind} runs fail {runs.fail_rate:.0%} / time out {runs.timeout_rate:.0%}")
+        if self.runs.athena is not None:
+            parts.append(f"athena queries held RUNNING {self.runs.athena.latency_ms} ms")
         return ", ".join(parts)
 
 
@@ -715,6 +738,25 @@ class FaultInjector:
                  noun, "" if total == 1 else "s")
         return outcome
 
+    def query_hold(self, workgroup: str) -> float:
+        """Seconds a new Athena query of ``workgroup`` stays RUNNING before it runs (0: not held)."""
+        with self._lock:
+            if self.config is None or self.config.runs.athena is None:
+                return 0.0
+            rule = self.config.runs.athena
+            key = f"athena:{workgroup}"
+            counters = self._runs.setdefault(key, _RunCounters())
+            counters.runs += 1
+            if rule.workgroups is not None and not any(fnmatchcase(workgroup, p) for p in rule.workgroups):
+                return 0.0
+            u = self._rng(f"athena-run:{workgroup}").random()
+            if counters.runs <= rule.after_runs:
+                return 0.0
+            low, high = rule.latency_ms if isinstance(rule.latency_ms, tuple) else (rule.latency_ms,) * 2
+            seconds = (low + (high - low) * u) / 1000.0
+        log.info("localaws fault: athena query of work group %s held RUNNING %.0f ms", workgroup, seconds * 1000)
+        return seconds
+
     # -- reporting
     def state(self) -> dict[str, Any]:
         """``{"active", "source", "config", "counters": {"operations", "runs", "totals"}}``."""
@@ -737,6 +779,12 @@ class FaultInjector:
                 "config": self.config.dump() if self.config is not None else None,
                 "counters": {"operations": ops, "runs": runs, "totals": totals},
             }
+
+
+def query_hold(workgroup: str) -> float:
+    """Seconds a new Athena query of ``workgroup`` is held RUNNING by fault injection (0: none)."""
+    injector = RUNTIME.faults
+    return injector.query_hold(workgroup) if injector is not None else 0.0
 
 
 def run_fault(kind: str, name: str) -> str | None:

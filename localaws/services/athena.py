@@ -44,6 +44,7 @@ from moto.glue.models import GlueBackend, glue_backends
 from moto.moto_api._internal import mock_random
 from sqlglot import exp
 
+from localaws import faults
 from localaws.runtime import RUNTIME, log
 from localaws.services import s3memory
 from localaws.services.athena_sql import (
@@ -990,6 +991,7 @@ def _execute(backend: athena_models.AthenaBackend, execution: LocalExecution) ->
         execution.status = "RUNNING"
         query: _Query | None = None
         try:
+            _hold(execution)
             query = _Query(backend, execution)
             query.run()
             done = time.monotonic()
@@ -1017,6 +1019,16 @@ def _execute(backend: athena_models.AthenaBackend, execution: LocalExecution) ->
             log.info("athena query %s: %s in %.2f s, %d bytes scanned%s", execution.id, execution.status,
                      (execution.completed or time.time()) - execution.submitted, execution.scanned_bytes,
                      f" - {execution.error.reason}" if execution.error else "")
+
+
+def _hold(execution: LocalExecution) -> None:
+    """Keep a RUNNING query waiting as long as fault injection says (``runs.athena``); a cancel or
+    a server shutdown ends the wait (the query is then cancelled)."""
+    hold = faults.query_hold(execution.workgroup.name if execution.workgroup else "primary")
+    deadline = time.monotonic() + hold
+    while (left := deadline - time.monotonic()) > 0:
+        if execution.cancel_requested or RUNTIME.stopping.wait(min(left, 0.05)):
+            raise QueryCancelled()
 
 
 def _store_results(backend: athena_models.AthenaBackend, execution: LocalExecution, query: _Query) -> None:
@@ -1177,6 +1189,32 @@ def _resp_get_query_results(self: athena_responses.AthenaResponse) -> str:
     return json.dumps(out)
 
 
+def _resp_list_query_executions(self: athena_responses.AthenaResponse) -> str:
+    """ListQueryExecutions as Athena answers it (moto returns every id of every work group, oldest
+    first, unpaged): the ids of one work group (``primary`` when none is named), newest first,
+    ``MaxResults`` (1..50, default 50) a page with a ``NextToken``. Source: the Athena API
+    reference, ListQueryExecutions ("If a workgroup is not specified, a list of available query
+    execution IDs for the queries in the primary workgroup is returned"; MaxResults 0-50).
+
+    :raises JsonRESTError: (InvalidRequestException) for an unknown work group or a bad MaxResults.
+    """
+    name = self._get_param("WorkGroup") or "primary"
+    if name not in self.athena_backend.work_groups:
+        raise JsonRESTError("InvalidRequestException", f"WorkGroup {name} is not found.")
+    max_results = int(self._get_param("MaxResults") or 50)
+    if not 1 <= max_results <= 50:
+        raise JsonRESTError("InvalidRequestException", "MaxResults must be between 1 and 50")
+    executions = [e for e in self.athena_backend.executions.values()
+                  if (e.workgroup.name if e.workgroup else "primary") == name]
+    ids = [e.id for e in sorted(executions, key=lambda e: getattr(e, "submitted", 0.0), reverse=True)]
+    token = self._get_param("NextToken")
+    start = int(token) if token and token.isdigit() else 0
+    out: dict[str, Any] = {"QueryExecutionIds": ids[start:start + max_results]}
+    if start + max_results < len(ids):
+        out["NextToken"] = str(start + max_results)
+    return json.dumps(out)
+
+
 def _glue(self: athena_responses.AthenaResponse) -> GlueBackend:
     backend = glue_backends[self.current_account][self.region]
     _ensure_default_database(backend)
@@ -1277,6 +1315,7 @@ def install() -> None:
     responses.get_query_execution = _resp_get_query_execution  # type: ignore[method-assign]
     responses.batch_get_query_execution = _resp_batch_get_query_execution  # type: ignore[attr-defined]
     responses.get_query_results = _resp_get_query_results  # type: ignore[method-assign]
+    responses.list_query_executions = _resp_list_query_executions  # type: ignore[method-assign]
     responses.list_databases = _resp_list_databases  # type: ignore[method-assign]
     responses.get_database = _resp_get_database  # type: ignore[method-assign]
     responses.get_table_metadata = _resp_get_table_metadata  # type: ignore[attr-defined]

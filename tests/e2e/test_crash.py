@@ -1,5 +1,7 @@
 """Crash: localaws is killed with SIGKILL in the middle of a backfill (twice: while a Glue job run
-is RUNNING, then while an Athena query or a crawl is), and restarted from its state directory on
+is RUNNING, then while an Athena query is: localaws's fault injection holds each query of the lake's
+work group RUNNING for a few seconds before the second kill, so the kill does not race a query
+that lasts 0.1 s on an idle machine), and restarted from its state directory on
 the same port. The DAG's task retries finish every day; nothing localaws acknowledged before a kill
 is lost; gold rows per day equal the source with no duplicates. Prints the figures for
 docs/reliability.md.
@@ -14,6 +16,7 @@ end result against DuckDB straight over the source CSV.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -63,6 +66,23 @@ def _in_flight(stack, kind: str) -> bool:
         return any(c["State"] == "RUNNING" for c in crawlers)
     except Exception:  # noqa: BLE001 - localaws restarting or not provisioned yet
         return False
+
+
+#: How long each lake query stays RUNNING before the second kill (the restart clears the setting).
+#: On an idle machine a DQ query lasts ~0.1 s, shorter than the 0.5 s poll: without the hold the
+#: poll could miss every query of the backfill (issue 17).
+ATHENA_HOLD_MS = 4000
+
+
+def _hold_athena_queries(stack) -> None:
+    """Make every query of the lake's work group stay RUNNING for ATHENA_HOLD_MS, through
+    localaws's own fault injection (``runs.athena``), so the poll below sees one for sure."""
+    body = json.dumps({"runs": {"athena": {"latency_ms": ATHENA_HOLD_MS,
+                                           "workgroups": [settings.get().workgroup]}}}).encode()
+    request = urllib.request.Request(f"{stack.endpoint_url}/_localaws/faults", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 (loopback)
+        assert json.load(resp)["active"]
 
 
 def _acknowledged(stack) -> dict:
@@ -132,6 +152,8 @@ def test_sigkill_of_localaws_mid_backfill(stack, duck):
     thread.start()
     kills = []
     for round_no, kind in enumerate(("glue", "athena"), start=1):
+        if kind == "athena":
+            _hold_athena_queries(stack)
         deadline = time.monotonic() + 1200
         while not _in_flight(stack, kind):
             assert thread.is_alive(), f"the backfill ended before a {kind} step could be interrupted: {outcome}"

@@ -255,6 +255,27 @@ def test_workgroup_output_location_and_missing_location(athena, aws_client):
     assert err.value.response["Error"]["Code"] == "InvalidRequestException"
 
 
+def test_list_query_executions_one_work_group_newest_first_paged(athena):
+    """As Athena: the ids of one work group (primary by default), newest first, <= 50 a page."""
+    athena.create_work_group(Name="listing", Configuration={
+        "ResultConfiguration": {"OutputLocation": f"s3://{BUCKET}/listing/"}})
+    started = [ok(run_query(athena, f"SELECT {i} AS n", output=None, workgroup="listing"))["QueryExecutionId"]
+               for i in range(7)]
+    primary = ok(run_query(athena, "SELECT 'primary' AS wg"))["QueryExecutionId"]
+    pages = list(athena.get_paginator("list_query_executions").paginate(
+        WorkGroup="listing", PaginationConfig={"PageSize": 3}))
+    assert [len(p["QueryExecutionIds"]) for p in pages] == [3, 3, 1]
+    assert [q for p in pages for q in p["QueryExecutionIds"]] == started[::-1]
+    default = athena.list_query_executions()["QueryExecutionIds"]
+    assert default[0] == primary and not set(default) & set(started)
+    with pytest.raises(ClientError) as err:
+        athena.list_query_executions(WorkGroup="nobody")
+    assert err.value.response["Error"]["Code"] == "InvalidRequestException"
+    with pytest.raises(ClientError) as err:
+        athena.list_query_executions(WorkGroup="listing", MaxResults=51)
+    assert "MaxResults" in err.value.response["Error"]["Message"]
+
+
 def test_errors_in_athenas_words(athena):
     missing = run_query(athena, "SELECT * FROM nosuch")
     assert missing["Status"]["State"] == "FAILED"
@@ -423,7 +444,7 @@ def test_operators_and_sensor_in_a_dag(run_dag, aws_client, lake, tmp_path):
     athena = aws_client("athena")
     ids = athena.list_query_executions()["QueryExecutionIds"]
     by_marker = {}
-    for execution in athena.batch_get_query_execution(QueryExecutionIds=ids[-50:])["QueryExecutions"]:
+    for execution in athena.batch_get_query_execution(QueryExecutionIds=ids)["QueryExecutions"]:
         for marker in ("localaws-dag-daily", "localaws-dag-deferred", "localaws-dag-sensor"):
             if marker in execution["Query"]:
                 by_marker[marker] = execution

@@ -223,6 +223,57 @@ def test_athena_get_query_execution_throttled_other_calls_pass(client, localaws_
     assert counters["athena:ListWorkGroups"]["throttled"] == 0
 
 
+def _wait_final(athena, qid: str, timeout_s: float = 30) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]
+        if status["State"] in ("SUCCEEDED", "FAILED", "CANCELLED") or time.monotonic() > deadline:
+            return status
+        time.sleep(0.05)
+
+
+def test_athena_queries_held_running_per_work_group(client, localaws_faults):
+    """``runs.athena.latency_ms`` keeps a query RUNNING that long, only in the work groups named;
+    StopQueryExecution ends the hold at once."""
+    athena = client("athena", None)
+    s3 = client("s3", None)
+    bucket = unique("athena-hold")
+    s3.create_bucket(Bucket=bucket)
+    held, free = unique("held"), unique("free")
+    for wg in (held, free):
+        athena.create_work_group(Name=wg, Configuration={"ResultConfiguration": {"OutputLocation": f"s3://{bucket}/{wg}/"}})
+    injector = localaws_faults({"runs": {"athena": {"latency_ms": 1500, "workgroups": [held]}}})
+
+    started = time.monotonic()
+    qid = athena.start_query_execution(QueryString="SELECT 1", WorkGroup=held)["QueryExecutionId"]
+    time.sleep(0.5)
+    assert athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]["State"] == "RUNNING"
+    assert _wait_final(athena, qid)["State"] == "SUCCEEDED"
+    assert time.monotonic() - started >= 1.5
+    assert athena.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"][1]["Data"][0]["VarCharValue"] == "1"
+
+    started = time.monotonic()
+    qid = athena.start_query_execution(QueryString="SELECT 1", WorkGroup=free)["QueryExecutionId"]
+    assert _wait_final(athena, qid)["State"] == "SUCCEEDED"
+    assert time.monotonic() - started < 1.5
+
+    qid = athena.start_query_execution(QueryString="SELECT 1", WorkGroup=held)["QueryExecutionId"]
+    time.sleep(0.3)
+    started = time.monotonic()
+    athena.stop_query_execution(QueryExecutionId=qid)
+    assert _wait_final(athena, qid)["State"] == "CANCELLED"
+    assert time.monotonic() - started < 1.0
+    runs = injector.state()["counters"]["runs"]
+    assert runs[f"athena:{held}"]["runs"] == 2 and runs[f"athena:{free}"]["runs"] == 1
+
+
+def test_athena_hold_config_is_validated():
+    with pytest.raises(FaultConfigError, match="runs.athena.latency_ms"):
+        fault_lib.validate({"runs": {"athena": {"latency_ms": -1}}})
+    with pytest.raises(FaultConfigError, match="min > max"):
+        fault_lib.validate({"runs": {"athena": {"latency_ms": [500, 100]}}})
+
+
 # --- Lambda -------------------------------------------------------------------------------------
 
 HANDLER = "def handler(event, context):\n    print('handler ran')\n    return {'ok': True}\n"
