@@ -11,7 +11,8 @@ The extractor writes one deterministic silver object per day, so concurrent extr
 The Glue job would not (each run deletes the partition's old files and adds its own): it holds a
 per-day lease (include/glue_scripts/flights_gold.py ``acquire_lease``), so the second Glue run of
 the day fails at once with ``PartitionBusyError`` and the task's retry rewrites the day after the
-first run released it. Gold rows are compared with DuckDB straight over the source CSV.
+first run released it. To make the overlap certain rather than likely, localaws's fault injection
+delays each lease release by LEASE_HOLD_MS. Gold rows are compared with DuckDB straight over the source CSV.
 """
 
 from __future__ import annotations
@@ -50,6 +51,22 @@ def _manual_state(stack) -> str | None:
     return rows[0][0] if rows else None
 
 
+#: Each Glue run keeps its day's lease this much longer (its DeleteObject of the lease is delayed by
+#: localaws's fault injection; nothing else in the pipeline calls DeleteObject). Both runs of DAY
+#: start together and reach the Glue job within seconds of each other, but a Glue run of a ~900-row
+#: day lasts ~10 s on an idle machine: without the hold the second run could start after the first
+#: released the lease, and the race this test is about would not happen (issue 17).
+LEASE_HOLD_MS = 20_000
+
+
+def _hold_leases(stack) -> None:
+    body = json.dumps({"rules": [{"operation": "s3:DeleteObject", "latency_ms": LEASE_HOLD_MS}]}).encode()
+    request = urllib.request.Request(f"{stack.endpoint_url}/_localaws/faults", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 (loopback)
+        assert json.load(resp)["active"]
+
+
 def test_a_manual_run_during_a_backfill_of_the_same_day(stack, duck):
     os.environ["LAKE_RETRY_DELAY"] = "5"  # seconds, doubling per retry (the stack fixture restores the env)
     os.environ["LAKE_RETRIES"] = "4"
@@ -66,6 +83,7 @@ def test_a_manual_run_during_a_backfill_of_the_same_day(stack, duck):
             s3.delete_object(Bucket=s.bronze_bucket, Key=key)
 
     def trigger_manual_run() -> None:
+        _hold_leases(stack)
         # 06:00 on the same day: logical dates are unique per DAG, {{ ds }} is the same day.
         demo.airflow_cli(stack, "dags", "trigger", demo.DAG_ID, "--logical-date", f"{DAY}T06:00:00+00:00",
                          "--run-id", MANUAL_RUN)
