@@ -210,10 +210,11 @@ def validate_batch(batch: pa.RecordBatch, contract: contracts.Contract, day: dat
     """Split one parsed block (all columns as strings, in any order, plus ``chunks.LINE_COLUMN``)
     into (good rows typed as :func:`silver_schema`, rejected rows as :func:`quarantine_schema`).
 
-    The rules and reasons are listed in the module docstring (step 4). ``reason`` (string, one
-    per row, null = none yet) holds reasons found before parsing (``invalid_utf8:<col>``); they
-    come first. A block without a bad row is recognised by column-wide checks
-    (:func:`_clean_rows`); otherwise every row gets its reason (:func:`_validate_rows`).
+    The rules and reasons are listed in the docstring of ``handler.py`` (step 4). ``reason``
+    (string, one per row, null = none yet) holds reasons found before parsing
+    (``invalid_utf8:<col>``); they come first. A block without a bad row is recognised by
+    column-wide checks (:func:`_clean_rows`); otherwise every row gets its reason
+    (:func:`_validate_rows`).
     """
     if reason is None or reason.null_count == len(reason):
         good = _clean_rows(batch, contract, day)
