@@ -1,6 +1,7 @@
 """Reproducible deployment zips.
 
-``build_lambda()`` packs the extractor: ``handler.py`` (``include/lambdas/extractor/``),
+``build_lambda()`` packs the extractor: every module of ``include/lambdas/extractor/``
+(``handler.py``, the entry point, and the modules it imports, all at the zip's root),
 ``contracts.py`` (``lake/contracts.py`` unchanged) and ``datasets/*.json``
 (``include/datasets/``). Entries are sorted, every timestamp is 1980-01-01 00:00 (the zip
 epoch), permissions are 0644 and compression is deflate level 9, so the same sources always
@@ -55,11 +56,10 @@ def deterministic_zip(files: dict[str, bytes]) -> bytes:
 
 
 def extractor_files() -> dict[str, bytes]:
-    """The extractor's files by archive name (``handler.py``, ``contracts.py``, ``datasets/*.json``)."""
-    files = {
-        "handler.py": (EXTRACTOR_DIR / "handler.py").read_bytes(),
-        "contracts.py": CONTRACTS_MODULE.read_bytes(),
-    }
+    """The extractor's files by archive name (``handler.py`` and the other ``*.py`` of
+    ``include/lambdas/extractor/``, ``contracts.py``, ``datasets/*.json``)."""
+    files = {path.name: path.read_bytes() for path in sorted(EXTRACTOR_DIR.glob("*.py"))}
+    files["contracts.py"] = CONTRACTS_MODULE.read_bytes()
     for path in sorted(DATASETS_DIR.glob("*.json")):
         files[f"datasets/{path.name}"] = path.read_bytes()
     return files

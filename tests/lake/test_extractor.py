@@ -260,12 +260,12 @@ def test_reordered_columns_load_as_the_contract_order(buckets, aws_client, handl
 def test_streaming_reads_in_bounded_blocks(handler_mod, tmp_path):
     """The line-numbering stream never hands pyarrow more than it asks for and numbers lines exactly."""
     data = b"a,b\n1,2\n\n3,4\r\n5,6"
-    stream = handler_mod.NumberedLines(io.BytesIO(data), ",", chunk=3)
+    stream = handler_mod.chunks.NumberedLines(io.BytesIO(data), ",", chunk=3)
     out = b""
     while chunk := stream.read(5):
         assert len(chunk) <= 5
         out += chunk
-    assert out == (handler_mod.LINE_COLUMN.encode() + b",a,b\n2,1,2\n4,3,4\r\n5,5,6\n")
+    assert out == (handler_mod.chunks.LINE_COLUMN.encode() + b",a,b\n2,1,2\n4,3,4\r\n5,5,6\n")
     assert stream.bytes_read == len(data)
 
     # Quoted line breaks: a record is numbered by the line it starts on, its inner line breaks
@@ -273,9 +273,9 @@ def test_streaming_reads_in_bounded_blocks(handler_mod, tmp_path):
     # with hold_open kept back for the next chunk.
     data = b'a,b\n1,"x\n\ny"\n\n3,"say ""hi"""\n4,x"y\n5,"open\n'
     for hold_open in (False, True):
-        stream = handler_mod.NumberedLines(io.BytesIO(data), ",", chunk=3, hold_open=hold_open)
+        stream = handler_mod.chunks.NumberedLines(io.BytesIO(data), ",", chunk=3, hold_open=hold_open)
         out = b"".join(iter(functools.partial(stream.read, 5), b""))
-        head = handler_mod.LINE_COLUMN.encode() + b',a,b\n2,1,"x\n\ny"\n6,3,"say ""hi"""\n7,4,x"y\n'
+        head = handler_mod.chunks.LINE_COLUMN.encode() + b',a,b\n2,1,"x\n\ny"\n6,3,"say ""hi"""\n7,4,x"y\n'
         if hold_open:
             assert (out, stream.rest, stream.rest_line) == (head, b'5,"open\n', 8)
         else:

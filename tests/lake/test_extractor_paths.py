@@ -36,9 +36,9 @@ def _zip(path: Path, member: str, data: bytes) -> Path:
 
 
 def _extract(handler_mod, monkeypatch, tmp_path, zip_path, contract, day, *, fast: bool, chunk: int):
-    monkeypatch.setattr(handler_mod, "FAST_PATH", fast)
-    monkeypatch.setattr(handler_mod, "CHUNK_BYTES", chunk)
-    monkeypatch.setattr(handler_mod, "PIECE_BYTES", min(chunk, 1 << 20))
+    monkeypatch.setattr(handler_mod.validate, "FAST_PATH", fast)
+    monkeypatch.setattr(handler_mod.chunks, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(handler_mod.chunks, "PIECE_BYTES", min(chunk, 1 << 20))
     out = tmp_path / f"out-{fast}-{chunk}"
     out.mkdir()
     result = handler_mod.extract_file(zip_path, contract, day, out / "silver.parquet", out / "q.parquet")
@@ -115,8 +115,8 @@ def test_clean_parse_agrees_with_the_rules(handler_mod):
     for col in columns:
         for value in samples:
             raw = pa.array([value, None, "1"])
-            values, bad = handler_mod._parse(raw, col)
-            clean = handler_mod._parse_clean(raw, col)
+            values, bad = handler_mod.validate._parse(raw, col)
+            clean = handler_mod.validate._parse_clean(raw, col)
             if any(bad.to_pylist()):
                 assert clean is None, (col.type, value)
             else:
@@ -124,10 +124,10 @@ def test_clean_parse_agrees_with_the_rules(handler_mod):
 
 
 def test_chunks_hold_whole_lines_and_every_byte(handler_mod, tmp_path, monkeypatch):
-    monkeypatch.setattr(handler_mod, "PIECE_BYTES", 7)
+    monkeypatch.setattr(handler_mod.chunks, "PIECE_BYTES", 7)
     data = b"".join(b"line %d %s\n" % (i, b"x" * (i % 23)) for i in range(500)) + b"tail without newline"
     with zipfile.ZipFile(_zip(tmp_path / "c.zip", "c.csv", data)) as zf, zf.open("c.csv") as member:
-        reader = handler_mod._Chunks(member, size=100, ahead=1)
+        reader = handler_mod.chunks.Chunks(member, size=100, ahead=1)
         chunks = list(reader)
         reader.close()
     assert b"".join(c for c, _ in chunks) == data and reader.bytes_read == len(data)
@@ -153,7 +153,7 @@ def test_tpch_lineitem_loads_whole_and_typed(handler_mod, tmp_path):
     meta = pq.ParquetFile(tmp_path / "s.parquet").metadata
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [25000, 25000, 10175]
     silver = pq.read_table(tmp_path / "s.parquet")
-    assert silver.schema == handler_mod.silver_schema(lineitem)
+    assert silver.schema == handler_mod.validate.silver_schema(lineitem)
     con = duckdb.connect()
     expected = con.execute(f"SELECT sum(l_orderkey), sum(l_extendedprice::DECIMAL(15, 2)), min(l_shipdate), "
                           f"max(l_receiptdate), count(DISTINCT l_comment) FROM read_csv('{csv}', header=true)").fetchone()
@@ -280,7 +280,7 @@ def test_a_quote_never_closed(handler_mod, monkeypatch, tmp_path, source_csv):
     lines = _feb8(source_csv)
     _set(lines, 10, 11, b'"N1')
     zip_path = _zip(tmp_path / "early.zip", flights.member_name(BLIZZARD), b"\n".join(lines) + b"\n")
-    monkeypatch.setattr(handler_mod, "MAX_RECORD_BYTES", 2000)
+    monkeypatch.setattr(handler_mod.validate, "MAX_RECORD_BYTES", 2000)
     for fast in (True, False):
         with pytest.raises(handler_mod.BronzeFileError, match="record starting on line 11 is still open") as err:
             _extract(handler_mod, monkeypatch, tmp_path, zip_path, flights, BLIZZARD, fast=fast, chunk=500)
