@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
 
-from localaws.services import glue_crawler
+from localaws.services.glue_crawler import models as crawler_models
 
 ROLE = "arn:aws:iam::123456789012:role/crawler"
 DAYS = 30
@@ -206,7 +206,7 @@ def test_sibling_folders_with_one_schema_become_partition_columns(aws_client, la
 
 def test_running_twice_stop_and_cancelled(aws_client, lake, monkeypatch):
     glue = aws_client("glue")
-    monkeypatch.setattr(glue_crawler, "MIN_CRAWL_SECONDS", 5.0)
+    monkeypatch.setattr(crawler_models, "MIN_CRAWL_SECONDS", 5.0)
     glue.create_crawler(Name="slow-crawler", Role=ROLE, DatabaseName="slow",
                         Targets={"S3Targets": [{"Path": f"s3://{lake['bucket']}/raw/airports/"}]})
     glue.start_crawler(Name="slow-crawler")

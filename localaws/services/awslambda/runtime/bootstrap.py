@@ -81,8 +81,8 @@ def _die_with_parent() -> None:
 
     localaws starts each invocation in a session of its own; if localaws is killed (SIGKILL, a
     crash), an orphaned handler would go on writing to a restarted server next to the retry.
-    The same guard is in ``localaws/glue_compat/localaws_glue_runner.py`` (both files run
-    standalone and import nothing of localaws).
+    The same guard is in ``localaws/services/glue_jobs/compat/localaws_glue_runner.py`` (both
+    files run standalone and import nothing of localaws).
     """
     import signal
     import threading

@@ -1,9 +1,10 @@
-"""Glue jobs: StartJobRun really runs the job's script; UpdateJob and BatchStopJobRun added.
+"""Glue job runs: a run really runs the job's script, in a child process.
 
 A run of a ``glueetl`` job runs the script from ``Command.ScriptLocation`` under local PySpark 3.5
 (Glue 5.0's Spark line) in a subprocess; a ``pythonshell`` job runs it under plain Python. The
-subprocess sees the local ``awsglue`` compatibility package (``localaws/glue_compat``) and an S3
-bridge that stages s3:// reads and writes through a local directory.
+subprocess sees the local ``awsglue`` compatibility package (``compat/``, next to this module)
+and an S3 bridge that stages s3:// reads and writes through a local directory. The API patches
+(StartJobRun, UpdateJob, BatchStopJobRun) are in :mod:`localaws.services.glue_jobs.responses`.
 
 Arguments are passed as Glue passes them: ``--JOB_ID``, ``--JOB_RUN_ID``, ``--JOB_NAME`` and the
 job's ``DefaultArguments`` merged with the run's ``Arguments`` (then ``NonOverridableArguments``).
@@ -32,18 +33,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from moto.core.responses import ActionResult
 from moto.glue import models as glue_models
-from moto.glue import responses as glue_responses
-from moto.glue.exceptions import ConcurrentRunsExceededException, EntityNotFoundException, InvalidInputException
+from moto.glue.exceptions import EntityNotFoundException
 from moto.logs.models import logs_backends
-from moto.moto_api._internal import mock_random
 
 from localaws import faults
 from localaws.runtime import CHILD_CREDENTIALS, RUNTIME, log
 from localaws.services import s3memory
 
-GLUE_COMPAT = Path(__file__).resolve().parent.parent / "glue_compat"
+GLUE_COMPAT = Path(__file__).resolve().parent / "compat"
 RUNNER = GLUE_COMPAT / "localaws_glue_runner.py"
 LOG_GROUP = "/aws-glue/jobs"
 OUTPUT_GROUP = "/aws-glue/jobs/output"
@@ -143,117 +141,6 @@ class LocalJobRun:
         if self.max_capacity:
             out["MaxCapacity"] = self.max_capacity
         return out
-
-
-# --- moto patches ------------------------------------------------------------------------------
-
-
-def _start_job_run(self: glue_models.FakeJob, allocated_capacity=None, max_capacity=None, timeout=None,
-                   worker_type=None, security_configuration=None, number_of_workers=None,
-                   notification_property=None, previous_run_id=None, arguments=None) -> str:
-    """Replacement for ``FakeJob.start_job_run``: enforce MaxConcurrentRuns and start the process."""
-    max_runs = int((self.execution_property or {}).get("MaxConcurrentRuns", 1))
-    running = [jr for jr in self.job_runs if jr.status in ACTIVE_STATES]
-    if len(running) >= max_runs:
-        raise ConcurrentRunsExceededException(
-            f"Concurrent runs exceeded for {self.name}: {len(running)} running, MaxConcurrentRuns={max_runs}"
-        )
-    args = dict(self.default_arguments or {})
-    args.update(arguments or {})
-    args.update(self.non_overridable_arguments or {})
-    run = LocalJobRun(
-        self,
-        f"jr_{mock_random.get_random_hex(64)}",
-        args,
-        previous_run_id=previous_run_id,
-        timeout=timeout,
-        worker_type=worker_type,
-        number_of_workers=number_of_workers,
-        max_capacity=max_capacity,
-    )
-    self.job_runs.append(run)
-    RUNTIME.spawn(f"glue-{self.name}-{run.job_run_id[:12]}", _execute, self, run)
-    return run.job_run_id
-
-
-def _update_job(self: glue_models.GlueBackend, name: str, job_update: dict[str, Any]) -> str:
-    """UpdateJob: overwrites the job definition with ``JobUpdate`` (AWS replaces it whole)."""
-    job = self.get_job(name)
-    if "Command" not in job_update or "Role" not in job_update:
-        raise InvalidInputException("UpdateJob", "JobUpdate must include Role and Command")
-    fields = {
-        "Description": ("description", ""),
-        "LogUri": ("log_uri", None),
-        "Role": ("role", None),
-        "ExecutionProperty": ("execution_property", {}),
-        "Command": ("command", None),
-        "DefaultArguments": ("default_arguments", {}),
-        "NonOverridableArguments": ("non_overridable_arguments", None),
-        "Connections": ("connections", None),
-        "MaxRetries": ("max_retries", None),
-        "AllocatedCapacity": ("allocated_capacity", None),
-        "Timeout": ("timeout", None),
-        "MaxCapacity": ("max_capacity", None),
-        "WorkerType": ("worker_type", None),
-        "NumberOfWorkers": ("number_of_workers", None),
-        "SecurityConfiguration": ("security_configuration", None),
-        "NotificationProperty": ("notification_property", None),
-        "GlueVersion": ("glue_version", None),
-        "CodeGenConfigurationNodes": ("code_gen_configuration_nodes", None),
-        "ExecutionClass": ("execution_class", "STANDARD"),
-        "SourceControlDetails": ("source_control_details", None),
-    }
-    for key, (attr, default) in fields.items():
-        setattr(job, attr, job_update.get(key, default))
-    job.execution_property = job.execution_property or {}
-    job.default_arguments = job.default_arguments or {}
-    job.last_modified_on = _now()
-    return name
-
-
-def _batch_stop_job_run(self: glue_models.GlueBackend, job_name: str, run_ids: list[str]) -> dict[str, Any]:
-    ok, errors = [], []
-    job = self.jobs.get(job_name)
-    for run_id in run_ids:
-        run = next((r for r in job.job_runs if r.job_run_id == run_id), None) if job else None
-        if run is None:
-            errors.append({"JobName": job_name, "JobRunId": run_id,
-                           "ErrorDetail": {"ErrorCode": "EntityNotFoundException",
-                                           "ErrorMessage": f"Job run {run_id} not found"}})
-            continue
-        if run.state not in ACTIVE_STATES:
-            errors.append({"JobName": job_name, "JobRunId": run_id,
-                           "ErrorDetail": {"ErrorCode": "InvalidInputException",
-                                           "ErrorMessage": f"Job run {run_id} is already {run.state}"}})
-            continue
-        run.stop_requested = True
-        run.set_state("STOPPING")
-        _terminate(run)
-        ok.append({"JobName": job_name, "JobRunId": run_id})
-    return {"SuccessfulSubmissions": ok, "Errors": errors}
-
-
-def _resp_update_job(self: glue_responses.GlueResponse) -> ActionResult:
-    name = self._get_param("JobName")
-    return ActionResult({"JobName": self.glue_backend.update_job(name, self._get_param("JobUpdate") or {})})
-
-
-def _resp_batch_stop_job_run(self: glue_responses.GlueResponse) -> ActionResult:
-    return ActionResult(
-        self.glue_backend.batch_stop_job_run(self._get_param("JobName"), self._get_param("JobRunIds") or [])
-    )
-
-
-def install() -> None:
-    """Patch moto's Glue models and responses (idempotent)."""
-    glue_models.FakeJob.start_job_run = _start_job_run  # type: ignore[method-assign]
-    glue_models.GlueBackend.update_job = _update_job  # type: ignore[attr-defined]
-    glue_models.GlueBackend.batch_stop_job_run = _batch_stop_job_run  # type: ignore[attr-defined]
-    glue_responses.GlueResponse.update_job = _resp_update_job  # type: ignore[attr-defined]
-    glue_responses.GlueResponse.batch_stop_job_run = _resp_batch_stop_job_run  # type: ignore[attr-defined]
-
-
-# --- the executor ------------------------------------------------------------------------------
 
 
 def read_s3_object(account_id: str, url: str) -> bytes:
@@ -480,19 +367,3 @@ def _maybe_retry(job: glue_models.FakeJob, run: LocalJobRun) -> None:
                         number_of_workers=run.number_of_workers, max_capacity=run.max_capacity)
     job.job_runs.append(retry)
     RUNTIME.spawn(f"glue-{job.name}-{retry.job_run_id[:12]}", _execute, job, retry)
-
-
-def recover_after_restart() -> int:
-    """Mark runs that were active when a snapshot was taken as FAILED; returns how many.
-
-    Their processes died with the previous server, so they can never finish.
-    """
-    count = 0
-    for account in glue_models.glue_backends.values():
-        for backend in account.values():
-            for job in backend.jobs.values():
-                for run in job.job_runs:
-                    if isinstance(run, LocalJobRun) and run.state in ACTIVE_STATES:
-                        run.set_state("FAILED", "localaws restarted while this run was in progress")
-                        count += 1
-    return count

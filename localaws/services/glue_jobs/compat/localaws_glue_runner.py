@@ -38,7 +38,8 @@ def _die_with_parent() -> None:
 
     localaws starts each run in a session of its own; if localaws is killed (SIGKILL, a crash), an
     orphaned run would go on writing to a restarted server next to the retry. The same guard is in
-    ``localaws/lambda_runtime/bootstrap.py`` (both files run standalone and import nothing of localaws).
+    ``localaws/services/awslambda/runtime/bootstrap.py`` (both files run standalone and import
+    nothing of localaws).
     """
     parent = os.getppid()
 

@@ -1,10 +1,10 @@
-"""Lambda: run a function's handler from its deployed zip in a fresh Python subprocess.
+"""Lambda invocations: run a function's handler from its deployed zip in a fresh Python subprocess.
 
-Replaces moto's Docker-based ``LambdaFunction.invoke``. One invocation:
+:func:`run_invocation` stands in for moto's Docker-based ``LambdaFunction.invoke``. One invocation:
 
 1. the deployment zip (``LambdaFunction.code_bytes``) and each layer's zip are unpacked once per
    code sha256 under the work directory;
-2. ``localaws/lambda_runtime/bootstrap.py`` runs in a new interpreter with the function's
+2. ``runtime/bootstrap.py`` (next to this module) runs in a new interpreter with the function's
    environment variables, ``AWS_ENDPOINT_URL`` pointing back at localaws, and an address-space
    limit of ``MemorySize`` MB (``RLIMIT_AS``);
 3. the process is killed at ``Timeout`` seconds ("Task timed out after N.NN seconds");
@@ -12,15 +12,14 @@ Replaces moto's Docker-based ``LambdaFunction.invoke``. One invocation:
    ``/aws/lambda/<name>``; the last 4 KB are returned in ``X-Amz-Log-Result`` for ``LogType=Tail``.
 
 Errors come back with ``X-Amz-Function-Error: Unhandled`` and a JSON body
-``{"errorType", "errorMessage", "stackTrace"}`` as AWS returns them. ``Event`` invocations
-return 202 at once and run on a background thread. Fault injection (``runs.lambda`` in the fault
+``{"errorType", "errorMessage", "stackTrace"}`` as AWS returns them (the Invoke API itself is in
+:mod:`localaws.services.awslambda.responses`). Fault injection (``runs.lambda`` in the fault
 config, see :mod:`localaws.faults`) can make an invocation fail (``Runtime.InjectedFault``) or
 time out (``Sandbox.Timedout``, reported at once) without running the handler.
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -43,7 +42,7 @@ from moto.awslambda import models as lambda_models
 from localaws import faults
 from localaws.runtime import CHILD_CREDENTIALS, RUNTIME, log
 
-BOOTSTRAP = Path(__file__).resolve().parent.parent / "lambda_runtime" / "bootstrap.py"
+BOOTSTRAP = Path(__file__).resolve().parent / "runtime" / "bootstrap.py"
 
 #: AWS returns the last 4 KB of the execution log in X-Amz-Log-Result
 #: (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html).
@@ -317,39 +316,3 @@ def _save_logs(fn: lambda_models.LambdaFunction, stream: str, lines: list[str]) 
         {"timestamp": now_ms, "message": "(no output)"}
     ]
     logs.put_log_events(fn.logs_group_name, stream, events)
-
-
-def _invoke(self: lambda_models.LambdaFunction, body: Any, request_headers: Any, response_headers: Any) -> bytes:
-    """Replacement for ``LambdaFunction.invoke`` (moto's responses call it for Invoke)."""
-    inv_type = request_headers.get("x-amz-invocation-type", "RequestResponse")
-    event = body.encode() if isinstance(body, str) else (body or b"{}")
-    response_headers["x-amz-executed-version"] = "$LATEST"
-    if inv_type == "DryRun":
-        return b""
-    if inv_type == "Event":
-        RUNTIME.spawn(f"lambda-event-{self.function_name}", _run_event, self, event)
-        return b""
-    if not (self.run_time or "").startswith("python"):
-        response_headers["x-amz-function-error"] = "Unhandled"
-        return json.dumps({
-            "errorType": "Runtime.InvalidRuntime",
-            "errorMessage": f"localaws runs only python3.x runtimes; function {self.function_name} has {self.run_time}",
-        }).encode()
-    result = run_invocation(self, event)
-    if result.function_error:
-        response_headers["x-amz-function-error"] = result.function_error
-    tail = result.log.encode()[-LOG_TAIL_BYTES:]
-    response_headers["x-amz-log-result"] = base64.b64encode(tail).decode()
-    return result.payload
-
-
-def _run_event(fn: lambda_models.LambdaFunction, event: bytes) -> None:
-    try:
-        run_invocation(fn, event)
-    except Exception:  # noqa: BLE001 - a background invocation has no caller to raise to
-        log.exception("lambda %s: asynchronous invocation failed to run", fn.function_name)
-
-
-def install() -> None:
-    """Patch moto's Lambda model so Invoke runs the handler (idempotent)."""
-    lambda_models.LambdaFunction.invoke = _invoke  # type: ignore[method-assign]
