@@ -135,6 +135,31 @@ def test_state_survives_restart(tmp_path):
         assert second.stop() == 0
 
 
+def test_a_failed_query_survives_restarts(tmp_path):
+    """A FAILED Athena query keeps its error in the snapshot; the next start reads it back (it used
+    to stop startup: the error class could not be unpickled)."""
+    state = tmp_path / "state"
+    for round_no in range(2):
+        served = serve(tmp_path, "--state-dir", str(state))
+        try:
+            athena = served.client("athena")
+            if round_no == 0:
+                served.client("s3").create_bucket(Bucket="results")
+                qid = athena.start_query_execution(QueryString="SELECT * FROM no_such_table",
+                                                   ResultConfiguration={"OutputLocation": "s3://results/"})["QueryExecutionId"]
+                deadline = time.monotonic() + 30
+                while (status := athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"])["State"] \
+                        in ("QUEUED", "RUNNING") and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert status["State"] == "FAILED", status
+                reason = status["StateChangeReason"]
+            else:
+                status = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]
+                assert status["State"] == "FAILED" and status["StateChangeReason"] == reason
+        finally:
+            assert served.stop() == 0
+
+
 def test_periodic_snapshot_is_written_atomically(tmp_path):
     state = tmp_path / "state"
     server = serve(tmp_path, "--state-dir", str(state), "--snapshot-interval", "0.5")

@@ -29,10 +29,19 @@ class AthenaQueryError(Exception):
         self.error_type = error_type
         super().__init__(self.reason)
 
+    def __reduce__(self):
+        # A FAILED execution keeps its error in the state snapshot: pickle must rebuild it with
+        # its keyword arguments (the default rebuilds from ``args`` alone and fails).
+        return (_rebuild_error, (self.error_name, self.message, self.category, self.error_type))
+
     @property
     def reason(self) -> str:
         """``StateChangeReason`` / ``AthenaError.ErrorMessage``."""
         return f"{self.error_name}: {self.message}" if self.error_name else self.message
+
+
+def _rebuild_error(error_name: str | None, message: str, category: int, error_type: int) -> AthenaQueryError:
+    return AthenaQueryError(error_name, message, category=category, error_type=error_type)
 
 
 class QueryCancelled(Exception):

@@ -23,7 +23,7 @@ from moto.glue import models as glue_models
 from moto.logs.models import logs_backends
 from moto.moto_api._internal import mock_random
 
-from localaws.runtime import log
+from localaws.runtime import RUNTIME, log
 from localaws.services import s3memory
 from localaws.services.glue_crawler.grouping import TablePlan, merge_similar, plan_target, table_name
 from localaws.services.glue_crawler.inference import (
@@ -38,6 +38,9 @@ from localaws.services.glue_crawler.inference import (
 SAMPLE_FILES = 5
 #: A crawl lasts at least this many seconds (tests raise it to exercise StopCrawler).
 MIN_CRAWL_SECONDS = 0.0
+#: After StopCrawler a crawler stays STOPPING at least this long before READY, so a client sees
+#: the state AWS documents between the two (on AWS stopping takes seconds or more).
+STOPPING_SECONDS = 2.0
 LOG_GROUP = "/aws-glue/crawlers"
 
 PARQUET_FORMATS = {
@@ -69,6 +72,7 @@ class LocalCrawl:
         self.end_time: datetime | None = None
         self.error_message: str | None = None
         self.stop_requested = False
+        self.stop_requested_at: float | None = None  # time.monotonic() of StopCrawler
         self.log_group = LOG_GROUP
         self.log_stream = crawler_name
         self.message_prefix = self.crawl_id
@@ -216,6 +220,9 @@ def _crawl(crawler: glue_models.FakeCrawler, crawl: LocalCrawl) -> None:
         while time.time() < deadline and not crawl.stop_requested:
             time.sleep(0.05)
         if crawl.stop_requested:
+            stopping_until = (getattr(crawl, "stop_requested_at", None) or time.monotonic()) + STOPPING_SECONDS
+            while (left := stopping_until - time.monotonic()) > 0 and not RUNTIME.stopping.wait(min(left, 0.05)):
+                pass
             crawl.status = "STOPPED"
             return
         policy = crawler.schema_change_policy or {}

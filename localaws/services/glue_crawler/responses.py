@@ -9,6 +9,7 @@ crawls a restart cut off.
 from __future__ import annotations
 
 import statistics
+import time
 from typing import Any
 
 from moto.core.responses import ActionResult
@@ -33,6 +34,7 @@ def _stop_crawler(self: glue_models.FakeCrawler) -> None:
         raise CrawlerNotRunningException(f"Crawler with name {self.name} isn't running")
     crawl = self.crawls[-1]
     crawl.stop_requested = True
+    crawl.stop_requested_at = time.monotonic()
     crawl.status = "STOPPING"
 
 
