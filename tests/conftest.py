@@ -112,7 +112,7 @@ def duck(source_csv) -> duckdb.DuckDBPyConnection:
     return con
 
 
-# --- test tiers (README "Tests"; markers registered in pyproject.toml) ---------------------------
+# --- test tiers (README "Test tiers"; markers registered in pyproject.toml) ---------------------------
 
 #: Markers every test in a folder of tests/ gets.
 FOLDER_MARKERS = {"e2e": ("e2e",)}
