@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo demo-stop test serve bench clean
+.PHONY: venv demo demo-stop test test-fast serve bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]} at {sys.executable}"'
@@ -25,9 +25,14 @@ demo: $(STAMP)
 demo-stop: $(STAMP)
 	$(BIN)/lake demo --stop
 
-## make test: the whole test suite
+## make test: the whole test suite (every tier: unit, spark, e2e, slow)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make test-fast: the fast tier (marker unit: no Spark, no Airflow scheduler or whole-DAG run, nothing
+## multi-minute), under 3 minutes on 2 cores
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
 
 ## make serve: localaws on 127.0.0.1:4566 with state kept in .localaws/
 serve: $(STAMP)

@@ -65,7 +65,7 @@ def parse_extract(payload: str | bytes | dict[str, Any]) -> dict[str, Any]:
 def check_extract(payload: str | bytes | dict[str, Any], max_reject_rate: float) -> dict[str, Any]:
     """Check one day's extractor result and return its counts.
 
-    Rules: rows_read = rows_written + rows_rejected (the invariant of DESIGN.md), rows_read > 0,
+    Rules: rows_read = rows_written + rows_rejected (the invariant of docs/architecture.md), rows_read > 0,
     and rows_rejected / rows_read <= ``max_reject_rate`` (``LAKE_MAX_REJECT_RATE``).
 
     :param payload: the extractor's result (JSON text or dict; shape in the handler's docstring).

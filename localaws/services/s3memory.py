@@ -1,7 +1,7 @@
 """Read and write S3 objects in moto's in-memory backend, from inside the server process.
 
 The crawler and the Athena engine run in the server process; reading S3 over HTTP from there
-deadlocks (see DESIGN.md), so they use these helpers. ``account_id`` is the AWS account of the
+deadlocks (see docs/localaws.md), so they use these helpers. ``account_id`` is the AWS account of the
 calling backend (``backend.account_id``); all objects live in moto's ``"aws"`` partition.
 """
 

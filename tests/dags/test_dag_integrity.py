@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 DAGS = REPO / "dags"
 

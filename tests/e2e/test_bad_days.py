@@ -12,14 +12,10 @@ import os
 from datetime import date
 
 import pyarrow.parquet as pq
-import pytest
 
 from lake import contracts, source
-from tests.conftest import REPO
 from tests.e2e.helpers import day_alerts, run_day
-from tests.lake.conftest import list_keys
-
-pytestmark = pytest.mark.spark
+from tests.helpers import REPO, list_keys
 
 DAG_FILE = REPO / "dags" / "flights_lake_daily.py"
 

@@ -26,14 +26,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pyarrow.parquet as pq
-import pytest
 
 from lake import contracts, source
 from tests.e2e.helpers import day_alerts, run_day, task_instances
-from tests.lake.conftest import HANDLER, REQUIRED, import_path, list_keys
-
-pytestmark = pytest.mark.spark
-
+from tests.helpers import HANDLER, REQUIRED, import_path, list_keys
 
 FLIGHTS = contracts.load("flights")
 FIRST, LAST = date(2013, 4, 10), date(2013, 4, 20)

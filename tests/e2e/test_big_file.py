@@ -27,9 +27,11 @@ from datetime import UTC, datetime
 import pytest
 
 from lake import contracts, synth
-from tests.conftest import DAGS_FOLDER, REPO
+from tests.conftest import DAGS_FOLDER
+from tests.helpers import REPO
 
-pytestmark = pytest.mark.timeout(900)
+#: The tier (tests/conftest.py): e2e by its folder; not spark (the Glue job does not run); slow (minutes).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 DAG_FILE = REPO / "dags" / "flights_lake_daily.py"
 DAY = synth.DEFAULT_DAY

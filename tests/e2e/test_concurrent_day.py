@@ -30,9 +30,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake import demo, settings
-from tests.lake.conftest import REQUIRED, list_keys
+from tests.helpers import REQUIRED, list_keys
 
-pytestmark = [pytest.mark.spark, pytest.mark.timeout(1800)]
+pytestmark = pytest.mark.timeout(1800)
 
 START, END = date(2013, 9, 2), date(2013, 9, 4)
 DAY = "2013-09-03"

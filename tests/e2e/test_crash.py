@@ -31,7 +31,7 @@ import pytest
 from lake import demo, settings
 from tests.e2e.helpers import gold_against_source, task_retries
 
-pytestmark = [pytest.mark.spark, pytest.mark.timeout(2400)]
+pytestmark = pytest.mark.timeout(2400)
 
 START, END = date(2013, 8, 5), date(2013, 8, 9)
 CANARY_BUCKET = "crash-canary"

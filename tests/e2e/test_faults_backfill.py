@@ -19,7 +19,7 @@ from lake import demo
 from tests.e2e.helpers import gold_against_source, task_retries
 
 # Real scheduler runs: minutes on two cores, more on a loaded machine.
-pytestmark = [pytest.mark.spark, pytest.mark.timeout(2400)]
+pytestmark = pytest.mark.timeout(2400)
 
 START, END = date(2013, 3, 1), date(2013, 3, 14)
 FAULTS = {

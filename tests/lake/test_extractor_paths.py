@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake import contracts
-from tests.lake.conftest import BLIZZARD
+from tests.helpers import BLIZZARD
 
 TPCHGEN = shutil.which("tpchgen-cli") or str(Path(sys.executable).parent / "tpchgen-cli")
 

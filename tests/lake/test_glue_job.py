@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake import contracts, source
-from tests.lake.conftest import BLIZZARD, GLUE_SCRIPT, list_keys, src_count
+from tests.helpers import BLIZZARD, GLUE_SCRIPT, list_keys, src_count
 
 pytestmark = pytest.mark.spark
 

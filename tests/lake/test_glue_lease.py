@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.lake.conftest import GLUE_SCRIPT, import_path
+from tests.helpers import GLUE_SCRIPT, import_path
 
 DS = "2013-06-01"
 

@@ -12,9 +12,7 @@ import pytest
 import sqlglot
 
 from lake import contracts, source, sql
-from tests.lake.conftest import BLIZZARD, GLUE_SCRIPT, import_path, src_count
-
-pytestmark = pytest.mark.spark
+from tests.helpers import BLIZZARD, GLUE_SCRIPT, import_path, src_count
 
 # 2013-01-09 is just outside the 30-day window ending 2013-02-08; 2013-01-10 is its first day.
 DAYS = ["2013-01-09", "2013-01-10", "2013-02-07", BLIZZARD]

@@ -9,8 +9,8 @@ import zipfile
 from datetime import date
 
 from lake import cli, contracts, source
+from tests.helpers import BLIZZARD, src_count
 from tests.localaws.helpers import lambda_role
-from tests.lake.conftest import BLIZZARD, src_count
 
 
 def test_built_zip_deploys_and_extracts_the_blizzard_day(tmp_path, buckets, aws_client, duck, capsys):

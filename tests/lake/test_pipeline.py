@@ -7,15 +7,15 @@ import json
 import pytest
 
 from lake import pipeline
-from tests.lake.conftest import BLIZZARD, src_count
-from tests.lake.test_extractor import _event, _replay
+from tests.helpers import BLIZZARD, src_count
+from tests.lake.helpers import extractor_event, replay_day
 
 
 @pytest.fixture
 def blizzard_payload(buckets, aws_client, handler_mod) -> str:
     """The extractor's JSON result for 2013-02-08, as LambdaInvokeFunctionOperator returns it."""
-    _replay(aws_client("s3"), buckets["bronze"], BLIZZARD)
-    return json.dumps(handler_mod.handler(_event(buckets, BLIZZARD)))
+    replay_day(aws_client("s3"), buckets["bronze"], BLIZZARD)
+    return json.dumps(handler_mod.handler(extractor_event(buckets, BLIZZARD)))
 
 
 def test_check_extract_passes_a_real_day(blizzard_payload, duck):

@@ -11,7 +11,7 @@ from datetime import date
 import pyarrow.parquet as pq
 
 from lake import cli, contracts, source
-from tests.lake.conftest import BLIZZARD, list_keys, src_count
+from tests.helpers import BLIZZARD, list_keys, src_count
 
 
 def _csv_lines(s3, bucket, key, member):

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from lake import contracts, source, synth
-from tests.lake.conftest import REQUIRED
+from tests.helpers import REQUIRED
 
 DAYS = (date(2013, 5, 24), date(2013, 5, 26))
 DAY = date(2013, 6, 15)

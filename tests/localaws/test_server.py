@@ -86,6 +86,7 @@ def test_serve_health_loopback_logging_and_sigint(tmp_path):
     assert "localaws stopped" in server.log
 
 
+@pytest.mark.slow  # kills and restarts localaws server processes (the tier: tests/conftest.py)
 def test_state_survives_restart(tmp_path):
     state = tmp_path / "state"
     first = serve(tmp_path, "--state-dir", str(state))
@@ -177,6 +178,7 @@ def test_periodic_snapshot_is_written_atomically(tmp_path):
         assert server.stop() == 0
 
 
+@pytest.mark.slow  # kills and restarts localaws server processes (the tier: tests/conftest.py)
 def test_restart_removes_snapshots_a_kill_left_unfinished(tmp_path):
     state = tmp_path / "state"
     first = serve(tmp_path, "--state-dir", str(state))
@@ -250,6 +252,7 @@ def _parallel(fn, items, workers: int = 8) -> list:
         return list(pool.map(fn, items))
 
 
+@pytest.mark.slow  # kills and restarts localaws server processes (the tier: tests/conftest.py)
 def test_sigkill_loses_nothing_acknowledged(tmp_path):
     """Durable writes (the default with --state-dir): every change a client got an answer for is in
     the snapshot before the answer, so a SIGKILL right after the last answer loses none of it."""
@@ -289,6 +292,7 @@ def test_sigkill_loses_nothing_acknowledged(tmp_path):
         assert second.stop() == 0
 
 
+@pytest.mark.slow  # kills and restarts localaws server processes (the tier: tests/conftest.py)
 def test_sigkill_without_durable_writes_loses_changes_since_the_last_snapshot(tmp_path):
     """The documented trade-off of --no-durable-writes: only periodic snapshots."""
     state = tmp_path / "state"
@@ -332,6 +336,7 @@ def _alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))
 
 
+@pytest.mark.slow  # kills and restarts localaws server processes (the tier: tests/conftest.py)
 def test_sigkill_mid_run_stops_children_and_fails_runs_in_flight(tmp_path):
     """A Lambda handler or Glue job running when localaws is killed dies with it (no orphan writing
     to the restarted server); a query or job run in flight is FAILED after the restart, with a reason."""
