@@ -19,8 +19,9 @@ Every failure and every retry of any task is published to the SNS topic too. Eve
 only its day's partition and overwrites it: reruns and backfills never duplicate rows.
 
 Backfill missed days: `airflow backfill create --dag-id flights_lake_daily --from-date 2013-01-01
---to-date 2013-01-07`. Names come from `lake/settings.py` (`LAKE_*` variables); the AWS
-endpoint and credentials from the `aws_default` connection.
+--to-date 2013-01-07`. Names come from `lake/layout.py` (built from `lake/settings.py`'s `LAKE_*`
+variables and the dataset contract); the AWS endpoint and credentials from the `aws_default`
+connection.
 """
 
 from __future__ import annotations
@@ -38,15 +39,13 @@ from airflow.providers.amazon.aws.operators.sns import SnsPublishOperator
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk import DAG, CronDataIntervalTimetable, TaskGroup, task
 
-from lake import assets, contracts, pipeline, sql
+from lake import assets, contracts, layout, pipeline, sql
 from lake.settings import get as get_settings
 
 S = get_settings()
-FACT = contracts.load(S.dataset)
-SQL_PARAMS = sql.params_for(FACT, {n: contracts.load(n) for n in sorted({d.dataset for d in FACT.dimensions})},
-                            silver_database=S.silver_database, gold_database=S.gold_database,
-                            reference_location=S.reference_path)
-LAKE = assets.for_settings(S)
+L = layout.for_dataset(S)
+SQL_PARAMS = sql.params_for(L.contract, {n: contracts.load(n) for n in L.dimensions}, layout=L)
+LAKE = assets.for_layout(L)
 
 ALERT_MESSAGE = ("{{ dag.dag_id }}, run {{ run_id }}, day {{ ds }}: task {{ ti.task_id }} (try {{ ti.try_number }}) "
                  "%s: {{ exception }}")
@@ -77,13 +76,10 @@ with DAG(
         "on_retry_callback": [ON_RETRY],
     },
 ) as dag:
-    day_prefix = FACT.source.prefix.replace("{date}", "{{ ds }}")
-    day_file = "{{ ds_nodash }}"
     wait_for_bronze = S3KeySensor(
         task_id="wait_for_bronze",
-        bucket_name=S.bronze_bucket,
-        bucket_key=[day_prefix + FACT.source.file_name.replace("{yyyymmdd}", day_file),
-                    day_prefix + FACT.source.manifest_name.replace("{yyyymmdd}", day_file)],
+        bucket_name=L.bronze_bucket,
+        bucket_key=[L.bronze_key_template, L.manifest_key_template],
         deferrable=S.sensor_deferrable,
         poke_interval=S.sensor_poke_interval,
         timeout=S.sensor_timeout,
@@ -93,7 +89,7 @@ with DAG(
     extract = LambdaInvokeFunctionOperator(
         task_id="extract",
         function_name=S.lambda_function,
-        payload='{"ds": "{{ ds }}", "dataset": "' + S.dataset + '"}',
+        payload=L.lambda_payload(),
         invocation_type="RequestResponse",
         log_type="Tail",
         botocore_config={"read_timeout": S.lambda_timeout + 60, "connect_timeout": 10,
@@ -112,7 +108,7 @@ with DAG(
 
     transform = GlueJobOperator(
         task_id="transform",
-        job_name=S.glue_job,
+        job_name=L.glue_job,
         script_args={"--ds": "{{ ds }}"},
         verbose=True,
         deferrable=True,
@@ -120,22 +116,22 @@ with DAG(
         waiter_delay=10,
         waiter_max_attempts=S.glue_timeout * 6 + 6,
         execution_timeout=timedelta(minutes=S.glue_timeout + 10),
-        outlets=[LAKE.gold_fact, LAKE.gold_daily],
+        outlets=list(LAKE.gold),
     )
 
     crawl_silver = GlueCrawlerOperator(
         task_id="crawl_silver",
-        config={"Name": S.silver_crawler},
+        config={"Name": L.silver_crawler},
         poll_interval=5,
         max_active_tis_per_dag=1,  # one crawl of a crawler at a time across runs
         outlets=[LAKE.catalog_silver],
     )
     crawl_gold = GlueCrawlerOperator(
         task_id="crawl_gold",
-        config={"Name": S.gold_crawler},
+        config={"Name": L.gold_crawler},
         poll_interval=5,
         max_active_tis_per_dag=1,
-        outlets=[LAKE.catalog_gold_fact, LAKE.catalog_gold_daily],
+        outlets=list(LAKE.catalog_gold),
     )
 
     def athena_queries(kind: str) -> dict[str, AthenaOperator]:
@@ -146,7 +142,7 @@ with DAG(
                 query=f"{kind}/{name}.sql",
                 database=S.gold_database,
                 workgroup=S.workgroup,
-                output_location=S.athena_output,
+                output_location=L.athena_output,
                 params=SQL_PARAMS,
                 sleep_time=2,
                 execution_timeout=timedelta(minutes=15),

@@ -162,6 +162,16 @@ class Contract:
         d = day if isinstance(day, date) else date.fromisoformat(str(day))
         return template.format(date=d.isoformat(), yyyymmdd=d.strftime("%Y%m%d"))
 
+    def day_keys(self, date_text: str, yyyymmdd_text: str) -> tuple[str, str]:
+        """Bronze keys (file, manifest) with ``{date}`` and ``{yyyymmdd}`` replaced by the given
+        texts, unchecked: e.g. the Jinja forms ``"{{ ds }}"``/``"{{ ds_nodash }}"`` an S3 sensor
+        renders. :raises ContractError: when the source has no manifest."""
+        if not self.source.manifest_name:
+            raise ContractError(f"dataset {self.name}: source has no manifest_name")
+        return tuple(template.format(date=date_text, yyyymmdd=yyyymmdd_text)  # type: ignore[return-value]
+                     for template in (self.source.prefix + self.source.file_name,
+                                      self.source.prefix + self.source.manifest_name))
+
     def source_key(self, day: date | str) -> str:
         """Bronze object key of ``day``'s file, e.g. ``flights/ingest_date=2013-01-05/flights_20130105.csv.zip``."""
         return self._fill(self.source.prefix + self.source.file_name, day)
@@ -179,8 +189,17 @@ class Contract:
     def partition_prefix(self, day: date | str, prefix: str = "") -> str:
         """Key prefix of ``day``'s partition: ``[prefix/]<table>/dt=YYYY-MM-DD/``."""
         d = day if isinstance(day, date) else date.fromisoformat(str(day))
+        return self.partition_path(d.isoformat(), prefix)
+
+    def partition_path(self, value: str, prefix: str = "") -> str:
+        """Key prefix of the partition ``value`` (unchecked text, e.g. ``"{{ ds }}"``):
+        ``[prefix/]<table>/<partition_name>=<value>/``."""
+        return f"{self.table_path(prefix)}{self.partition_name}={value}/"
+
+    def table_path(self, prefix: str = "") -> str:
+        """Key prefix of the table's folder: ``[prefix/]<table>/``."""
         base = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
-        return f"{base}{self.table}/{self.partition_name}={d.isoformat()}/"
+        return f"{base}{self.table}/"
 
 
 def _fail(name: str, message: str) -> ContractError:

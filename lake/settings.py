@@ -2,7 +2,8 @@
 
 Every name the DAGs, the provisioning code and the CLI use (buckets, prefixes, the Lambda
 function, the Glue job, the crawlers, databases, the Athena work group, the SNS topic) comes
-from :class:`Settings`. Defaults are the local names; on AWS set the variables (bucket names
+from :class:`Settings`; the object keys, paths and tables built from them and the dataset
+contract come from :class:`lake.layout.Layout`. Defaults are the local names; on AWS set the variables (bucket names
 are global, so at least the four buckets need your own names). Credentials and endpoints are
 *not* settings: they come from Airflow's ``aws_default`` connection (or boto3's usual chain for
 the ``lake`` command).
@@ -17,6 +18,7 @@ LAKE_BRONZE_BUCKET              lake-bronze                                raw z
 LAKE_SILVER_BUCKET              lake-silver                                silver, quarantine, reference
 LAKE_GOLD_BUCKET                lake-gold                                  gold tables
 LAKE_ARTIFACTS_BUCKET           lake-artifacts                             code + Athena results
+LAKE_SILVER_PREFIX              (none)                                     silver tables' folder (silver bucket)
 LAKE_QUARANTINE_PREFIX          quarantine                                 rejected rows (silver bucket)
 LAKE_REFERENCE_PREFIX           reference                                  dimension tables
 LAKE_SILVER_DATABASE            lake_silver                                Glue database (silver, dims)
@@ -80,6 +82,7 @@ class Settings(BaseSettings):
     silver_bucket: str = "lake-silver"
     gold_bucket: str = "lake-gold"
     artifacts_bucket: str = "lake-artifacts"
+    silver_prefix: str = ""
     quarantine_prefix: str = "quarantine"
     reference_prefix: str = "reference"
     silver_database: str = "lake_silver"
@@ -134,62 +137,9 @@ class Settings(BaseSettings):
                 f"{PANDAS_LAYER_VERSION}")
 
     @cached_property
-    def athena_output(self) -> str:
-        """Where Athena writes query results: ``s3://<artifacts>/athena-results/``."""
-        return f"s3://{self.artifacts_bucket}/athena-results/"
-
-    @cached_property
-    def glue_script_location(self) -> str:
-        """The Glue script's S3 location: ``s3://<artifacts>/glue/<dataset>_gold.py``."""
-        return f"s3://{self.artifacts_bucket}/glue/{self.dataset}_gold.py"
-
-    @cached_property
-    def silver_path(self) -> str:
-        """The fact's silver table root: ``s3://<silver>/<dataset>/`` (days under ``dt=``)."""
-        return f"s3://{self.silver_bucket}/{self.dataset}/"
-
-    @cached_property
-    def reference_path(self) -> str:
-        """Dimension tables: ``s3://<silver>/<reference_prefix>/`` (one folder per dimension)."""
-        return f"s3://{self.silver_bucket}/{self.reference_prefix}/"
-
-    @cached_property
-    def gold_path(self) -> str:
-        """Gold root: ``s3://<gold>/`` (tables ``<dataset>/`` and ``carrier_daily/``)."""
-        return f"s3://{self.gold_bucket}/"
-
-    @cached_property
-    def lease_path(self) -> str:
-        """Where the Glue job holds one lease object per day it writes, so two runs of the same day
-        never write gold at once: ``s3://<artifacts>/leases/<glue_job>/`` (``dt=<day>.json`` below)."""
-        return f"s3://{self.artifacts_bucket}/leases/{self.glue_job}/"
-
-    @cached_property
     def buckets(self) -> tuple[str, ...]:
         """All four buckets: bronze, silver, gold, artifacts."""
         return (self.bronze_bucket, self.silver_bucket, self.gold_bucket, self.artifacts_bucket)
-
-    def lambda_environment(self) -> dict[str, str]:
-        """The extractor's environment variables (see include/lambdas/extractor/handler.py)."""
-        return {
-            "LAKE_DATASET": self.dataset,
-            "LAKE_BRONZE_BUCKET": self.bronze_bucket,
-            "LAKE_SILVER_BUCKET": self.silver_bucket,
-            "LAKE_SILVER_PREFIX": "",
-            "LAKE_QUARANTINE_BUCKET": self.silver_bucket,
-            "LAKE_QUARANTINE_PREFIX": self.quarantine_prefix,
-        }
-
-    def glue_arguments(self) -> dict[str, str]:
-        """The Glue job's default arguments (``--ds`` comes from each run)."""
-        return {
-            "--silver_path": self.silver_path.rstrip("/"),
-            "--dimensions_path": self.reference_path.rstrip("/"),
-            "--gold_path": self.gold_path.rstrip("/"),
-            "--lease_path": self.lease_path.rstrip("/"),
-            "--job-language": "python",
-            "--enable-continuous-cloudwatch-log": "true",
-        }
 
 
 def get() -> Settings:

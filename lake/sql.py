@@ -14,7 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lake import settings
 from lake.contracts import Contract
+from lake.layout import Layout
+from lake.layout import reference_location as reference_location_of
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "include" / "sql"
 
@@ -41,18 +44,25 @@ def render(template: str, ds: str, params: dict[str, Any]) -> str:
     return env.get_template(template).render(ds=ds, params=params)
 
 
-def params_for(fact: Contract, dimensions: dict[str, Contract], *, silver_database: str = "lake_silver",
-               gold_database: str = "lake_gold", reference_location: str = "s3://lake-silver/reference/",
-               min_route_flights: int = 3, top_n: int = 10, trailing_days: int = 30) -> dict[str, Any]:
+def params_for(fact: Contract, dimensions: dict[str, Contract], *, silver_database: str | None = None,
+               gold_database: str | None = None, reference_location: str | None = None,
+               min_route_flights: int = 3, top_n: int = 10, trailing_days: int = 30,
+               layout: Layout | None = None) -> dict[str, Any]:
     """The ``params`` for the dq/ and reports/ templates of a fact dataset, from its contract.
 
-    Dimension tables live in ``silver_database``, named as their dataset; gold tables are
-    ``flights`` (the fact's table) and ``carrier_daily``.
+    Databases and the reference location come from ``layout`` (default: the layout of ``fact``
+    with the environment's settings) unless given. Dimension tables live in the silver
+    database, named as their dataset; gold tables are the fact's table (``flights_table``) and
+    ``carrier_daily``.
 
     :returns: ``{"silver_database", "gold_database", "silver_table", "flights_table",
         "carrier_daily_table", "partition", "not_null", "unique_key", "plausible",
         "dimension_checks", "min_route_flights", "top_n", "trailing_days", "dimension_tables"}``.
     """
+    lay = layout or Layout(settings.get(), fact)
+    silver_database = silver_database or lay.settings.silver_database
+    gold_database = gold_database or lay.settings.gold_database
+    reference_location = reference_location or lay.reference_root
     gold_flights = fact.gold.get("tables", {}).get(fact.table, {})
     checks = []
     for dim in fact.dimensions:
@@ -62,10 +72,10 @@ def params_for(fact: Contract, dimensions: dict[str, Contract], *, silver_databa
     return {
         "silver_database": silver_database,
         "gold_database": gold_database,
-        "silver_table": fact.table,
+        "silver_table": lay.silver_table,
         "flights_table": fact.table,
         "carrier_daily_table": "carrier_daily",
-        "partition": fact.partition_name,
+        "partition": lay.partition_name,
         "not_null": list(gold_flights.get("not_null", [])),
         "unique_key": list(gold_flights.get("unique_key", [])),
         "plausible": dict(fact.gold.get("plausible", {})),
@@ -83,12 +93,13 @@ def params_for(fact: Contract, dimensions: dict[str, Contract], *, silver_databa
 
 def dimension_params(contract: Contract, database: str, reference_location: str) -> dict[str, Any]:
     """``params`` for ``ddl/create_dimension_table.sql``: database and dimension (name,
-    location ``<reference_location>/<name>/``, columns with Athena types)."""
+    location ``<reference_location>/<name>/`` (:func:`lake.layout.reference_location`),
+    columns with Athena types)."""
     return {
         "database": database,
         "dimension": {
             "name": contract.name,
-            "location": f"{reference_location.rstrip('/')}/{contract.name}/",
+            "location": reference_location_of(reference_location, contract.name),
             "columns": [{"name": c.name, "athena_type": c.athena_type, "description": c.description}
                         for c in contract.columns],
         },

@@ -14,6 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake import contracts, source
+from lake.layout import Layout
+from lake.settings import Settings
 from tests.lake.conftest import BLIZZARD, REQUIRED, list_keys, src_count
 
 
@@ -24,8 +26,10 @@ def _replay(s3, bucket, day: str):
 
 
 def _event(buckets, ds, **extra):
-    return {"ds": ds, "bucket": buckets["bronze"], "silver_bucket": buckets["silver"], "silver_prefix": "silver",
-            "quarantine_prefix": "quarantine", **extra}
+    """The extractor's event for ``ds`` from the layout (silver under ``silver/``, rejects under ``quarantine/``)."""
+    s = Settings(bronze_bucket=buckets["bronze"], silver_bucket=buckets["silver"], silver_prefix="silver",
+                 quarantine_prefix="quarantine")
+    return {**Layout(s, contracts.load("flights")).lambda_event(ds), **extra}
 
 
 def _read_parquet(s3, bucket, key):

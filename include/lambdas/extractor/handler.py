@@ -4,17 +4,19 @@ Handler ``handler.handler`` (python3.12). On AWS, pyarrow and boto3 come from th
 "AWS SDK for pandas" layer; the function zip (built by ``lake build lambda``) holds only this
 file, ``contracts.py`` (``lake/contracts.py`` unchanged) and the contracts under ``datasets/``.
 
-Event (every key but ``ds`` may instead come from an environment variable; defaults in brackets)::
+Event (every field required; built by ``lake.layout.Layout.lambda_payload``, so the names come
+from one place and the extractor derives none; a missing field is a ``ValueError`` naming it)::
 
-    {"ds": "2013-01-05",                         # the day (logical date), YYYY-MM-DD
-     "dataset": "flights",                       # env LAKE_DATASET [flights]
-     "bucket": "lake-bronze",                    # bronze bucket; env LAKE_BRONZE_BUCKET [lake-bronze]
-     "key": "flights/ingest_date=.../x.csv.zip", # optional: default from the contract
-     "manifest_key": "...manifest.json",         # optional: default from the contract
-     "silver_bucket": "lake-silver",             # env LAKE_SILVER_BUCKET [lake-silver]
-     "silver_prefix": "",                        # env LAKE_SILVER_PREFIX [""]
-     "quarantine_bucket": "lake-silver",         # env LAKE_QUARANTINE_BUCKET [the silver bucket]
-     "quarantine_prefix": "quarantine"}          # env LAKE_QUARANTINE_PREFIX [quarantine]
+    {"ds": "2013-01-05",                                          # the day (logical date), YYYY-MM-DD
+     "dataset": "flights",                                        # the contract
+     "bucket": "lake-bronze",                                     # bronze bucket
+     "key": "flights/ingest_date=2013-01-05/flights_20130105.csv.zip",
+     "manifest_key": "flights/ingest_date=2013-01-05/flights_20130105.manifest.json",
+     "silver_bucket": "lake-silver",
+     "silver_prefix": "flights/dt=2013-01-05/",                   # the day's silver partition
+     "quarantine_bucket": "lake-silver",
+     "quarantine_prefix": "quarantine/flights/dt=2013-01-05/",    # the day's rejected rows
+     "partition": {"name": "dt", "value": "2013-01-05"}}          # both prefixes end with name=value/
 
 What happens (the rules come from the dataset contract, ``include/datasets/<dataset>.json``):
 
@@ -54,8 +56,8 @@ What happens (the rules come from the dataset contract, ``include/datasets/<data
    A file with a header and no data rows is an error unless the contract has ``allow_empty``.
 6. Only then is the day overwritten: the day's existing silver and quarantine objects are
    deleted and the new ones uploaded, so a rerun leaves exactly one copy and a bad file never
-   destroys a good partition. Silver: ``s3://<silver>/<prefix>/<table>/dt=YYYY-MM-DD/part-00000.parquet``
-   (snappy), typed as the contract says. Quarantine: ``.../quarantine/<table>/dt=YYYY-MM-DD/part-00000.parquet``
+   destroys a good partition. Silver: ``s3://<silver_bucket>/<silver_prefix>part-00000.parquet``
+   (snappy), typed as the contract says. Quarantine: ``s3://<quarantine_bucket>/<quarantine_prefix>part-00000.parquet``
    with ``line_number`` (int64), ``reason`` (string), ``raw_line`` (string, the record's text
    for rows that could not be split into fields) and every contract column as the original
    text. Text that is not valid UTF-8 is kept with every invalid byte written as the four
@@ -83,7 +85,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import queue
 import re
 import tempfile
@@ -995,22 +996,32 @@ def extract_file(zip_path: str | Path, contract: contracts.Contract, day: date |
 # --- S3 ----------------------------------------------------------------------------------------
 
 
-def _config(event: dict[str, Any]) -> dict[str, str]:
-    """Merge the event with the environment's defaults (see the module docstring)."""
-    if not event.get("ds"):
-        raise ValueError("the event needs 'ds' (YYYY-MM-DD), the day to extract")
-    silver_bucket = event.get("silver_bucket") or os.environ.get("LAKE_SILVER_BUCKET", "lake-silver")
-    return {
-        "ds": str(event["ds"]),
-        "dataset": event.get("dataset") or os.environ.get("LAKE_DATASET", "flights"),
-        "bucket": event.get("bucket") or os.environ.get("LAKE_BRONZE_BUCKET", "lake-bronze"),
-        "key": event.get("key") or "",
-        "manifest_key": event.get("manifest_key") or "",
-        "silver_bucket": silver_bucket,
-        "silver_prefix": event.get("silver_prefix", os.environ.get("LAKE_SILVER_PREFIX", "")),
-        "quarantine_bucket": event.get("quarantine_bucket") or os.environ.get("LAKE_QUARANTINE_BUCKET", silver_bucket),
-        "quarantine_prefix": event.get("quarantine_prefix", os.environ.get("LAKE_QUARANTINE_PREFIX", "quarantine")),
-    }
+#: Event fields, every one required: the caller (the DAG, through ``lake.layout.Layout.lambda_payload``)
+#: names every object, so the extractor derives no name itself.
+EVENT_FIELDS = ("ds", "dataset", "bucket", "key", "manifest_key", "silver_bucket", "silver_prefix",
+                "quarantine_bucket", "quarantine_prefix", "partition")
+
+
+def _config(event: dict[str, Any]) -> dict[str, Any]:
+    """The event's fields (see the module docstring), checked.
+
+    :raises ValueError: naming every missing or empty field, or when ``partition`` is not
+        ``{"name", "value"}`` with ``value`` = ``ds`` and the silver and quarantine prefixes do not
+        end with ``<name>=<value>/``.
+    """
+    missing = [f for f in EVENT_FIELDS if not event.get(f)]
+    if missing:
+        raise ValueError(f"the event lacks {', '.join(repr(f) for f in missing)}: the caller sends every key "
+                         f"(lake.layout.Layout.lambda_payload); got {sorted(event)}")
+    cfg = {f: event[f] for f in EVENT_FIELDS}
+    part = cfg["partition"]
+    if not isinstance(part, dict) or not part.get("name") or str(part.get("value")) != str(cfg["ds"]):
+        raise ValueError(f"the event's 'partition' must be {{\"name\", \"value\": ds}}; got {part!r}")
+    folder = f"{part['name']}={part['value']}/"
+    for f in ("silver_prefix", "quarantine_prefix"):
+        if not str(cfg[f]).endswith(folder):
+            raise ValueError(f"the event's {f!r} {cfg[f]!r} is not the folder of partition {folder!r}")
+    return cfg
 
 
 def _s3():
@@ -1073,13 +1084,10 @@ def extract(event: dict[str, Any], s3=None, contract_loader: Callable[[str], Any
     contract = (contract_loader or contracts.load)(cfg["dataset"])
     day = date.fromisoformat(cfg["ds"])
     s3 = s3 or _s3()
-    bucket = cfg["bucket"]
-    key = cfg["key"] or contract.source_key(day)
-    manifest_key = cfg["manifest_key"] or contract.manifest_key(day)
+    bucket, key, manifest_key = cfg["bucket"], cfg["key"], cfg["manifest_key"]
     uri = f"s3://{bucket}/{key}"
     manifest = _read_manifest(s3, bucket, manifest_key)
-    silver_prefix = contract.partition_prefix(day, cfg["silver_prefix"])
-    quarantine_prefix = contract.partition_prefix(day, cfg["quarantine_prefix"])
+    silver_prefix, quarantine_prefix = cfg["silver_prefix"], cfg["quarantine_prefix"]
     with tempfile.TemporaryDirectory(prefix="extractor-") as tmp:
         local_zip = Path(tmp) / "source.zip"
         try:
