@@ -58,7 +58,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DAG_FILE = REPO / "dags" / "flights_lake_daily.py"
+DAG_FILE = REPO / "dags" / "lake_daily.py"
 DAG_ID = "flights_lake_daily"
 #: Free disk wanted in the temporary directory: CSV + zip (2.6 GB), the Lambda's /tmp (zip +
 #: silver, 1 GB), the Glue staging (silver + gold, 1.1 GB), Athena's copies of the gold objects,

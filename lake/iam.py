@@ -158,9 +158,9 @@ def values(s: Settings, **extra: str) -> dict[str, str]:
         "gold_database": s.gold_database,
         "workgroup": s.workgroup,
         "lambda_function": s.lambda_function,
-        "glue_job": s.glue_job,
-        "silver_crawler": s.silver_crawler,
-        "gold_crawler": s.gold_crawler,
+        "glue_job": lay.glue_job,
+        "silver_crawler": lay.silver_crawler,
+        "gold_crawler": lay.gold_crawler,
         "sns_topic": s.sns_topic,
         "topic_arn": s.topic_arn,
         "lambda_role_arn": s.lambda_role,
@@ -300,7 +300,7 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
     * ``glue-crawler``: the crawlers' S3 targets and databases (``lake.provision.crawler_definitions``):
       list and read the objects, create/update the table and its partitions (``DeleteBehavior``
       LOG: nothing is deleted); logs in ``/aws-glue/crawlers``.
-    * ``airflow-execution``: ``dags/flights_lake_daily.py`` through the amazon provider:
+    * ``airflow-execution``: ``dags/lake_daily.py`` through the amazon provider:
       ``S3KeySensor`` (``S3Hook.head_object`` / the deferred ``S3KeyTrigger``: HeadObject of the
       zip and the manifest, 404 while they are missing), ``LambdaInvokeFunctionOperator``
       (Invoke), ``GlueJobOperator`` (``GlueJobHook.get_or_create_glue_job`` -> GetJob,
@@ -437,14 +437,14 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
 
     # --- Airflow (MWAA execution role) ------------------------------------------------------------
     p = "airflow-execution"
-    dag = "dags/flights_lake_daily.py"
+    dag = "dags/lake_daily.py"
     for key in (zip_key, manifest_key):
         src = f"{dag} wait_for_bronze: S3KeySensor -> S3Hook.head_object / S3KeyTrigger"
         add(p, "s3:GetObject", _obj(s.bronze_bucket, key), src)
         add(p, "s3:ListBucket", _bucket(s.bronze_bucket), f"{src}: 404 (not 403) while missing", **{"s3:prefix": key})
     add(p, "lambda:InvokeFunction", f"arn:aws:lambda:{region}:{account}:function:{s.lambda_function}",
         f"{dag} extract: LambdaInvokeFunctionOperator -> LambdaHook.invoke_lambda")
-    job = f"{glue_arn}:job/{s.glue_job}"
+    job = f"{glue_arn}:job/{lay.glue_job}"
     src = f"{dag} transform: GlueJobOperator"
     add(p, "glue:GetJob", job, f"{src} -> GlueJobHook.get_or_create_glue_job (has_job)")
     add(p, "glue:StartJobRun", job, f"{src} -> GlueJobHook.initialize_job")
@@ -454,7 +454,7 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
         group = f"/aws-glue/jobs/{suffix}"
         add(p, "logs:GetLogEvents", logs(group, "jr_0123456789abcdef"), f"{src} verbose: GlueJobCompleteTrigger")
         add(p, "logs:FilterLogEvents", logs(group), f"{src} verbose: GlueJobHook.print_job_logs")
-    for crawler in (s.silver_crawler, s.gold_crawler):
+    for crawler in (lay.silver_crawler, lay.gold_crawler):
         src = f"{dag} crawl_*: GlueCrawlerOperator"
         add(p, "glue:GetCrawler", f"{glue_arn}:crawler/{crawler}", f"{src}: has_crawler, update_crawler, crawler_ready")
         add(p, "glue:StartCrawler", f"{glue_arn}:crawler/{crawler}", f"{src}: start_crawler")
@@ -495,7 +495,7 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
     env_name, mwaa_bucket = x["mwaa_environment"], x["mwaa_bucket"]
     add(p, "airflow:PublishMetrics", f"arn:aws:airflow:{region}:{account}:environment/{env_name}", mwaa)
     for action in ("s3:GetObject", "s3:GetObjectVersion"):
-        add(p, action, [_obj(mwaa_bucket, "dags/flights_lake_daily.py"), _obj(mwaa_bucket, "requirements.txt")],
+        add(p, action, [_obj(mwaa_bucket, "dags/lake_daily.py"), _obj(mwaa_bucket, "requirements.txt")],
             f"{mwaa}: DAGs, requirements, plugins")
     for action in ("s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketVersioning",
                    "s3:GetBucketPublicAccessBlock", "s3:GetEncryptionConfiguration"):
@@ -503,7 +503,7 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
     task_logs = f"airflow-{env_name}-Task"
     add(p, "logs:CreateLogGroup", logs(task_logs), f"{mwaa}: Airflow logs")
     for action in ("logs:CreateLogStream", "logs:PutLogEvents", "logs:GetLogEvents"):
-        add(p, action, logs(task_logs, "dag_id=flights_lake_daily/run_id=x/task_id=extract/attempt=1.log"),
+        add(p, action, logs(task_logs, f"dag_id={lay.dataset}_lake_daily/run_id=x/task_id=extract/attempt=1.log"),
             f"{mwaa}: Airflow task logs (the UI reads them back)")
     for action in ("logs:GetLogRecord", "logs:GetLogGroupFields", "logs:GetQueryResults"):
         add(p, action, logs(task_logs), f"{mwaa}: Airflow logs")
@@ -558,7 +558,7 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
         arns = table_arns(s.silver_database, name)
         add(p, "glue:GetTable", arns, f"{src} catalog: get_table")
         add(p, "glue:CreateTable", arns, f"{src} catalog: CREATE EXTERNAL TABLE (Athena)")
-    for crawler in (s.silver_crawler, s.gold_crawler):
+    for crawler in (lay.silver_crawler, lay.gold_crawler):
         add(p, "glue:GetCrawler", f"{glue_arn}:crawler/{crawler}", f"{src} crawlers: get_crawler")
         add(p, "glue:UpdateCrawler", f"{glue_arn}:crawler/{crawler}", f"{src} crawlers: update_crawler")
     add(p, "glue:CreateCrawler", "*", f"{src} crawlers: create_crawler (no resource-level scoping)")

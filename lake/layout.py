@@ -45,8 +45,12 @@ def _day(day: date | str) -> date:
     return day if isinstance(day, date) else date.fromisoformat(str(day))
 
 
-def _uri(bucket: str, key: str = "") -> str:
+def s3_uri(bucket: str, key: str = "") -> str:
+    """``("bucket", "key")`` -> ``s3://bucket/key`` (the inverse of :func:`split_uri`)."""
     return f"s3://{bucket}/{key}"
+
+
+_uri = s3_uri
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -85,18 +89,19 @@ class Layout:
 
     @property
     def glue_job(self) -> str:
-        """The gold Glue job (``LAKE_GLUE_JOB``)."""
-        return self.settings.glue_job
+        """The dataset's gold Glue job (``LAKE_GLUE_JOB`` for ``LAKE_DATASET``; see
+        :meth:`lake.settings.Settings.names_for`)."""
+        return self.settings.names_for(self.dataset)["glue_job"]
 
     @property
     def silver_crawler(self) -> str:
-        """The crawler of the silver fact table (``LAKE_SILVER_CRAWLER``)."""
-        return self.settings.silver_crawler
+        """The crawler of the silver fact table (``LAKE_SILVER_CRAWLER`` for ``LAKE_DATASET``)."""
+        return self.settings.names_for(self.dataset)["silver_crawler"]
 
     @property
     def gold_crawler(self) -> str:
-        """The crawler of the gold tables (``LAKE_GOLD_CRAWLER``)."""
-        return self.settings.gold_crawler
+        """The crawler of the gold tables (``LAKE_GOLD_CRAWLER`` for ``LAKE_DATASET``)."""
+        return self.settings.names_for(self.dataset)["gold_crawler"]
 
     @property
     def glue_script_name(self) -> str:
@@ -231,6 +236,17 @@ class Layout:
     def gold_tables(self) -> tuple[str, ...]:
         """The gold tables, in contract order (``gold.tables``), e.g. ``("flights", "carrier_daily")``."""
         return tuple(self.contract.gold.get("tables", {}))
+
+    @property
+    def gold_fact_table(self) -> str:
+        """The gold table of one row per fact row: the gold table named as the silver table
+        (``flights``), else the first of :attr:`gold_tables`.
+
+        :raises KeyError: when the contract has no gold tables.
+        """
+        if not self.gold_tables:
+            raise KeyError(f"dataset {self.dataset} has no gold tables (gold.tables)")
+        return self.silver_table if self.silver_table in self.gold_tables else self.gold_tables[0]
 
     def gold_location(self, table: str) -> str:
         """A gold table's root, e.g. ``s3://lake-gold/carrier_daily/``.

@@ -22,6 +22,9 @@ What is provisioned, in order:
 6. ``catalog``: the silver and gold Glue databases and the dimension tables, by running
    ``include/sql/ddl`` through Athena.
 7. ``crawlers``: one for the silver fact table, one for the gold tables.
+
+Steps 2, 4, 6 and 7 cover every fact dataset with a daily DAG (``LAKE_DAILY_DATASETS``, default
+``LAKE_DATASET``): its Glue script, job, dimension tables and crawlers (:func:`layouts`).
 8. ``notifications``: the SNS topic; with ``inbox=True`` (the default against localaws) an SQS
    queue subscribed to it, so ``localaws sns messages`` or the queue show every message.
 
@@ -204,27 +207,37 @@ def _put_if_changed(s3, bucket: str, key: str, body: bytes) -> str:
     return action
 
 
-def glue_script(s: Settings) -> Path:
-    """The dataset's Glue script, ``include/glue_scripts/<dataset>_gold.py``.
+def layouts(s: Settings) -> list[Layout]:
+    """The layout of every fact dataset with a daily DAG (``LAKE_DAILY_DATASETS``, default
+    ``LAKE_DATASET``): the datasets whose job, crawlers and catalog tables are provisioned."""
+    return [for_dataset(s, name) for name in s.daily_dataset_names]
+
+
+def glue_script(s: Settings, layout: Layout | None = None) -> Path:
+    """A dataset's Glue script, ``include/glue_scripts/<dataset>_gold.py`` (default: ``LAKE_DATASET``'s).
 
     :raises ProvisionError: when the file does not exist.
     """
-    path = GLUE_SCRIPTS / for_dataset(s).glue_script_name
+    lay = layout or for_dataset(s)
+    path = GLUE_SCRIPTS / lay.glue_script_name
     if not path.is_file():
-        raise ProvisionError(f"no Glue script for dataset {s.dataset}: {path} does not exist")
+        raise ProvisionError(f"no Glue script for dataset {lay.dataset}: {path} does not exist")
     return path
 
 
 def artifacts(s: Settings, aws: Clients) -> list[Step]:
-    """Upload the Glue script and load the fact's dimension tables into the reference prefix."""
+    """Upload each dataset's Glue script and load its dimension tables into the reference prefix."""
     s3 = aws("s3")
-    lay = for_dataset(s)
-    script_bucket, script_key = split_uri(lay.glue_script_location)
-    rows = [_row(lay.glue_script_location, _put_if_changed(s3, script_bucket, script_key,
-                                                            glue_script(s).read_bytes()))]
-    for item in source.load_dimensions([contracts.load(d) for d in lay.dimensions], bucket=lay.silver_bucket, s3=s3,
-                                      reference_prefix=s.reference_prefix):
-        rows.append(_row(item["path"], f"loaded ({item['rows']} rows)"))
+    rows = []
+    loaded: set[str] = set()
+    for lay in layouts(s):
+        script_bucket, script_key = split_uri(lay.glue_script_location)
+        rows.append(_row(lay.glue_script_location, _put_if_changed(s3, script_bucket, script_key,
+                                                                   glue_script(s, lay).read_bytes())))
+        dims = [contracts.load(d) for d in lay.dimensions if d not in loaded]
+        loaded.update(lay.dimensions)
+        for item in source.load_dimensions(dims, bucket=lay.silver_bucket, s3=s3, reference_prefix=s.reference_prefix):
+            rows.append(_row(item["path"], f"loaded ({item['rows']} rows)"))
     return rows
 
 
@@ -287,8 +300,7 @@ def lambda_function(s: Settings, aws: Clients) -> list[Step]:
 # --- 4. Glue job --------------------------------------------------------------------------------
 
 
-def _job_definition(s: Settings) -> dict[str, Any]:
-    lay = for_dataset(s)
+def _job_definition(s: Settings, lay: Layout) -> dict[str, Any]:
     return {
         "Role": s.glue_role,
         "Description": (f"lake: silver {lay.silver_table} -> gold {', '.join(lay.gold_tables)}, "
@@ -305,24 +317,28 @@ def _job_definition(s: Settings) -> dict[str, Any]:
 
 
 def glue_job(s: Settings, aws: Clients) -> list[Step]:
-    """Create the gold Glue job or update it when its definition differs. Retries are the
-    DAG's (task-level), so the job itself has ``MaxRetries`` 0."""
-    glue = aws("glue")
-    definition = _job_definition(s)
+    """Create each dataset's gold Glue job or update it when its definition differs. Retries are
+    the DAG's (task-level), so the job itself has ``MaxRetries`` 0."""
+    return [row for lay in layouts(s) for row in _glue_job(s, lay, aws("glue"))]
+
+
+def _glue_job(s: Settings, lay: Layout, glue: Any) -> list[Step]:
+    name = lay.glue_job
+    definition = _job_definition(s, lay)
     try:
-        current = glue.get_job(JobName=s.glue_job)["Job"]
+        current = glue.get_job(JobName=name)["Job"]
     except ClientError as exc:
         if _code(exc) != "EntityNotFoundException":
-            raise ProvisionError(f"Glue job {s.glue_job}: {exc}") from exc
-        glue.create_job(Name=s.glue_job, **definition)
-        return [_row(f"glue-job:{s.glue_job}", "created")]
+            raise ProvisionError(f"Glue job {name}: {exc}") from exc
+        glue.create_job(Name=name, **definition)
+        return [_row(f"glue-job:{name}", "created")]
     same = all(current.get(k) == v for k, v in definition.items() if k != "Command") and \
         current.get("Command", {}).get("ScriptLocation") == definition["Command"]["ScriptLocation"] and \
         current.get("Command", {}).get("Name") == "glueetl"
     if same:
-        return [_row(f"glue-job:{s.glue_job}", "unchanged")]
-    glue.update_job(JobName=s.glue_job, JobUpdate=definition)
-    return [_row(f"glue-job:{s.glue_job}", "updated")]
+        return [_row(f"glue-job:{name}", "unchanged")]
+    glue.update_job(JobName=name, JobUpdate=definition)
+    return [_row(f"glue-job:{name}", "updated")]
 
 
 # --- 5. Athena work group -----------------------------------------------------------------------
@@ -397,8 +413,8 @@ def catalog(s: Settings, aws: Clients) -> list[Step]:
             action = "created"
         run_query(aws, s, lake_sql.render("ddl/create_database.sql", "", {"database": database}))
         rows.append(_row(f"database:{database}", action))
-    lay = for_dataset(s)
-    for name in lay.dimensions:
+    facts = layouts(s)
+    for name in sorted({d for lay in facts for d in lay.dimensions}):
         dim = contracts.load(name)
         try:
             glue.get_table(DatabaseName=s.silver_database, Name=name)
@@ -407,7 +423,7 @@ def catalog(s: Settings, aws: Clients) -> list[Step]:
             if _code(exc) != "EntityNotFoundException":
                 raise
             action = "created"
-        params = lake_sql.dimension_params(dim, s.silver_database, lay.reference_root)
+        params = lake_sql.dimension_params(dim, s.silver_database, facts[0].reference_root)
         run_query(aws, s, lake_sql.render("ddl/create_dimension_table.sql", "", params))
         rows.append(_row(f"table:{s.silver_database}.{name}", action))
     return rows
@@ -444,10 +460,11 @@ def crawler_definitions(s: Settings, layout: Layout | None = None) -> dict[str, 
 
 
 def crawlers(s: Settings, aws: Clients) -> list[Step]:
-    """Create the crawlers or update them when their targets, database or role differ."""
+    """Create each dataset's two crawlers or update them when their targets, database or role differ."""
     glue = aws("glue")
     rows = []
-    for name, definition in crawler_definitions(s).items():
+    definitions = {name: d for lay in layouts(s) for name, d in crawler_definitions(s, lay).items()}
+    for name, definition in definitions.items():
         try:
             current = glue.get_crawler(Name=name)["Crawler"]
         except ClientError as exc:

@@ -14,6 +14,8 @@ variable                        default                                    what
 LAKE_REGION                     us-east-1                                  AWS region of every resource
 LAKE_ACCOUNT_ID                 123456789012 (localaws's account)          for ARNs (topic, roles)
 LAKE_DATASET                    flights                                    the fact dataset (contract)
+LAKE_DAILY_DATASETS             (LAKE_DATASET)                             facts with a daily DAG, a,b
+LAKE_DATASET_NAMES              {}                                         per-dataset job/crawler names
 LAKE_BRONZE_BUCKET              lake-bronze                                raw zips + manifests
 LAKE_SILVER_BUCKET              lake-silver                                silver, quarantine, reference
 LAKE_GOLD_BUCKET                lake-gold                                  gold tables
@@ -29,12 +31,12 @@ LAKE_LAMBDA_TIMEOUT             300                                        secon
 LAKE_LAMBDA_MEMORY              1024                                       MB (pyarrow needs >= 512)
 LAKE_LAMBDA_EPHEMERAL_STORAGE   2048                                       MB of /tmp (zip + Parquet of a day)
 LAKE_LAMBDA_LAYER_ARN           AWS SDK for pandas, python3.12 (below)     "" = no layer
-LAKE_GLUE_JOB                   lake-flights-gold                          the gold Glue job
+LAKE_GLUE_JOB                   lake-flights-gold                          LAKE_DATASET's gold Glue job
 LAKE_GLUE_WORKERS               2                                          G.1X workers per run
 LAKE_GLUE_TIMEOUT               30                                         minutes per job run
 LAKE_GLUE_MAX_CONCURRENT_RUNS   3                                          = the DAG's max_active_runs
-LAKE_SILVER_CRAWLER             lake-silver-crawler                        catalogs silver flights
-LAKE_GOLD_CRAWLER               lake-gold-crawler                          catalogs gold tables
+LAKE_SILVER_CRAWLER             lake-silver-crawler                        catalogs LAKE_DATASET's silver
+LAKE_GOLD_CRAWLER               lake-gold-crawler                          catalogs its gold tables
 LAKE_LAMBDA_ROLE_ARN            arn:aws:iam::<account>:role/lake-extractor  execution role
 LAKE_GLUE_ROLE_ARN              arn:aws:iam::<account>:role/lake-glue       job + crawler role
 LAKE_SNS_TOPIC                  lake-events                                run summaries and alerts
@@ -47,6 +49,13 @@ LAKE_SENSOR_DEFERRABLE          true                                       wait 
 LAKE_RETRIES                    3                                          task retries (backoff doubles)
 LAKE_RETRY_DELAY                30                                         seconds before the 1st retry
 ==============================  =========================================  ============================
+
+Names that differ per dataset (the Glue job and the two crawlers; buckets, prefixes and databases
+are shared, tables and folders come from each contract): ``LAKE_DATASET`` uses ``LAKE_GLUE_JOB``,
+``LAKE_SILVER_CRAWLER`` and ``LAKE_GOLD_CRAWLER``; another dataset ``<d>`` uses
+``lake-<d>-gold``, ``lake-<d>-silver-crawler`` and ``lake-<d>-gold-crawler``; ``LAKE_DATASET_NAMES``
+(JSON, e.g. ``{"sales": {"glue_job": "sales-gold"}}``) overrides any of them per dataset
+(:meth:`Settings.names_for`).
 
 The AWS SDK for pandas layer ARN is published per region and version at
 https://aws-sdk-pandas.readthedocs.io/en/stable/layers.html; the default is the python3.12
@@ -78,6 +87,8 @@ class Settings(BaseSettings):
     region: str = "us-east-1"
     account_id: str = "123456789012"
     dataset: str = "flights"
+    daily_datasets: str = ""
+    dataset_names: dict[str, dict[str, str]] = Field(default_factory=dict)
     bronze_bucket: str = "lake-bronze"
     silver_bucket: str = "lake-silver"
     gold_bucket: str = "lake-gold"
@@ -135,6 +146,31 @@ class Settings(BaseSettings):
             return self.lambda_layer_arn or None
         return (f"arn:aws:lambda:{self.region}:{PANDAS_LAYER_ACCOUNT}:layer:AWSSDKPandas-Python312:"
                 f"{PANDAS_LAYER_VERSION}")
+
+    @cached_property
+    def daily_dataset_names(self) -> tuple[str, ...]:
+        """The fact datasets that get a daily DAG: ``LAKE_DAILY_DATASETS`` split on commas, else
+        ``(LAKE_DATASET,)``."""
+        names = tuple(n.strip() for n in self.daily_datasets.split(",") if n.strip())
+        return names or (self.dataset,)
+
+    def names_for(self, dataset: str) -> dict[str, str]:
+        """The names that differ per dataset: ``{"glue_job", "silver_crawler", "gold_crawler"}``
+        (rule in the module docstring).
+
+        :raises ValueError: when ``LAKE_DATASET_NAMES`` names a key other than these three.
+        """
+        if dataset == self.dataset:
+            names = {"glue_job": self.glue_job, "silver_crawler": self.silver_crawler,
+                     "gold_crawler": self.gold_crawler}
+        else:
+            names = {"glue_job": f"lake-{dataset}-gold", "silver_crawler": f"lake-{dataset}-silver-crawler",
+                     "gold_crawler": f"lake-{dataset}-gold-crawler"}
+        override = self.dataset_names.get(dataset, {})
+        unknown = sorted(set(override) - set(names))
+        if unknown:
+            raise ValueError(f"LAKE_DATASET_NAMES[{dataset!r}] names {unknown}; allowed: {sorted(names)}")
+        return {**names, **override}
 
     @cached_property
     def buckets(self) -> tuple[str, ...]:

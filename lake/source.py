@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
 from lake.contracts import Contract, ContractError
-from lake.layout import reference_key
+from lake.layout import reference_key, s3_uri
 
 log = logging.getLogger(__name__)
 
@@ -317,6 +317,6 @@ def load_dimensions(contracts: Iterable[Contract], *, bucket: str, s3=None,
         s3.put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
         log.info("loaded dimension %s: %d rows, %d bytes -> s3://%s/%s", contract.name, table.num_rows,
                  buf.tell(), bucket, key)
-        out.append({"dataset": contract.name, "path": f"s3://{bucket}/{key}", "rows": table.num_rows,
+        out.append({"dataset": contract.name, "path": s3_uri(bucket, key), "rows": table.num_rows,
                     "bytes": buf.tell()})
     return out

@@ -21,7 +21,7 @@ from tests.lake.conftest import list_keys
 
 pytestmark = pytest.mark.spark
 
-DAG_FILE = REPO / "dags" / "flights_lake_daily.py"
+DAG_FILE = REPO / "dags" / "lake_daily.py"
 
 
 def test_late_file_fails_the_sensor_and_alerts(lake, run_dag, fail_fast):

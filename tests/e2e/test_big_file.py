@@ -31,7 +31,7 @@ from tests.conftest import DAGS_FOLDER, REPO
 
 pytestmark = pytest.mark.timeout(900)
 
-DAG_FILE = REPO / "dags" / "flights_lake_daily.py"
+DAG_FILE = REPO / "dags" / "lake_daily.py"
 DAY = synth.DEFAULT_DAY
 #: Everything after check_extract: marked success by dag.test() instead of running.
 NOT_RUN = r"transform|crawl_silver|crawl_gold|data_quality\..+|reports\..+|summarize|notify"

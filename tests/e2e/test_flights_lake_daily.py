@@ -22,7 +22,7 @@ from tests.lake.conftest import REQUIRED, list_keys
 
 pytestmark = pytest.mark.spark
 
-DAG_FILE = REPO / "dags" / "flights_lake_daily.py"
+DAG_FILE = REPO / "dags" / "lake_daily.py"
 DAYS = ["2013-02-07", "2013-02-08", "2013-02-09"]
 
 

@@ -135,7 +135,11 @@ def test_a_second_contract_gets_its_own_names(defaults):
     assert lay.gold_catalog_tables == (("lake_gold", "sales"), ("lake_gold", "sales_region_daily"))
     assert lay.silver_catalog_table == ("lake_silver", "sales_lines")
     assert lay.glue_script_location == "s3://lake-artifacts/glue/sales_gold.py"
-    assert lay.lease_key(DAY) == "leases/lake-flights-gold/order_date=2013-01-05.json"
+    # Names that must differ per dataset: its own job and crawlers (LAKE_DATASET keeps LAKE_GLUE_JOB ...).
+    assert (lay.glue_job, lay.silver_crawler, lay.gold_crawler) == (
+        "lake-sales-gold", "lake-sales-silver-crawler", "lake-sales-gold-crawler")
+    assert lay.lease_key(DAY) == "leases/lake-sales-gold/order_date=2013-01-05.json"
+    assert lay.gold_fact_table == "sales"
     assert lay.glue_arguments()["--partition_name"] == "order_date"
     assert lay.glue_arguments()["--gold_tables"] == "sales,sales_region_daily"
     event = lay.lambda_event(DAY)
@@ -169,3 +173,16 @@ def test_the_extractor_takes_the_keys_from_the_event(flights, handler_mod):
         handler_mod.extract({**event, "quarantine_prefix": "quarantine/flights/"}, s3=object())
     with pytest.raises(ValueError, match="'partition' must be"):
         handler_mod.extract({**event, "partition": {"name": "dt", "value": "2013-01-06"}}, s3=object())
+
+
+def test_per_dataset_names_can_be_overridden(monkeypatch):
+    monkeypatch.setenv("LAKE_DATASET_NAMES", '{"sales": {"glue_job": "sales-gold"}}')
+    monkeypatch.setenv("LAKE_DAILY_DATASETS", "flights, sales")
+    s = Settings()
+    assert s.daily_dataset_names == ("flights", "sales")
+    assert s.names_for("sales") == {"glue_job": "sales-gold", "silver_crawler": "lake-sales-silver-crawler",
+                                    "gold_crawler": "lake-sales-gold-crawler"}
+    assert s.names_for("flights")["glue_job"] == s.glue_job
+    monkeypatch.setenv("LAKE_DATASET_NAMES", '{"sales": {"bucket": "x"}}')
+    with pytest.raises(ValueError, match="names \\['bucket'\\]"):
+        Settings().names_for("sales")
