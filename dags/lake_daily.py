@@ -213,7 +213,7 @@ def lake_daily(s: Settings, dataset: str) -> DAG:
             rows = {name: pipeline.result_rows(hook.get_query_results_paginator(qid))
                     for name, qid in report_ids.items()}
             head = pipeline.headline_for(fact, rows)
-            return pipeline.summary(ds, extract_counts, dq, head, glue_run_id)
+            return pipeline.summary(ds, extract_counts, dq, head, glue_run_id, contract=fact)
 
         summary = summarize(checked, verdict, {name: op.output for name, op in report_queries.items()},
                             transform.output)

@@ -193,7 +193,7 @@ def headline_for(contract: Contract, reports: dict[str, list[dict[str, Any]]]) -
 
 
 def summary(ds: str, extract: dict[str, Any], dq: dict[str, int], head: dict[str, Any],
-            glue_run_id: str | None = None, contract: Contract | None = None) -> dict[str, str]:
+            glue_run_id: str | None = None, *, contract: Contract) -> dict[str, str]:
     """The run summary published to SNS: ``{"subject" (<= 100 characters, SNS's limit), "message"}``.
 
     The message is JSON (machine-readable for subscribers) with ``ds``, the extractor's counts,
@@ -201,7 +201,7 @@ def summary(ds: str, extract: dict[str, Any], dq: dict[str, int], head: dict[str
     field the contract's ``gold.headline.gold_rows`` names) and the Glue job run id. The subject
     ends with the headline's ``subject`` field as a percentage, e.g. ``on time 61.2%``.
     """
-    spec = (contract.gold.get("headline") or {}) if contract else {}
+    spec = contract.gold.get("headline") or {}
     shown = spec.get("subject") or {}
     rate = head.get(shown["field"]) if shown else None
     subject = (f"lake {ds}: {extract['rows_written']:,} rows, {extract['rows_rejected']:,} rejected, "

@@ -94,6 +94,6 @@ def test_headline_and_summary(duck):
     assert head["worst_route"] == "EWR-ORD" and head["worst_route_avg_arr_delay"] == 95.5
     extract = {"rows_read": total, "rows_written": total, "rows_rejected": 0, "rejected_by_reason": {},
                "silver_path": "s3://s/flights/dt=2013-02-08/", "quarantine_path": "s3://s/q/"}
-    out = pipeline.summary(ds, extract, {"unique_key": 0}, head, "jr_1", flights)
+    out = pipeline.summary(ds, extract, {"unique_key": 0}, head, "jr_1", contract=flights)
     assert len(out["subject"]) <= 100 and out["subject"].startswith(f"lake {ds}: {total:,} rows")
     assert json.loads(out["message"])["gold_rows"] == total
