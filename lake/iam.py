@@ -290,8 +290,8 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
       403: S3 answers 404 only to a caller allowed ``s3:ListBucket`` with the key as
       ``s3:prefix``. Plus the Lambda runtime's log group ``/aws/lambda/<function>``.
     * ``glue-job``: Glue fetches ``glue_script_location`` with the job's role;
-      ``include/glue_scripts/<dataset>_gold.py`` reads ``<silver_path>/dt=<day>/`` and the
-      dimensions under ``dimensions_path`` and overwrites ``dt=<day>`` of each gold table
+      ``include/glue_scripts/<dataset>_gold.py`` reads the day's silver partition (``Layout.silver_path``) and the
+      dimensions under ``dimensions_path`` and overwrites the day's partition of each gold table
       (dynamic partition overwrite: HEAD of the table path, list, staging objects under the
       table, copy = GetObject + PutObject, delete, ``_SUCCESS``, EMRFS ``<table>_$folder$``
       markers); the day's lease under ``lease_path`` (put, get, delete; ``GetJobRun`` on the
