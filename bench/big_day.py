@@ -58,7 +58,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DAG_FILE = REPO / "dags" / "flights_lake_daily.py"
+DAG_FILE = REPO / "dags" / "lake_daily.py"
 DAG_ID = "flights_lake_daily"
 #: Free disk wanted in the temporary directory: CSV + zip (2.6 GB), the Lambda's /tmp (zip +
 #: silver, 1 GB), the Glue staging (silver + gold, 1.1 GB), Athena's copies of the gold objects,
@@ -197,7 +197,7 @@ def _run(args: argparse.Namespace, root: Path, sampler: _Sampler) -> int:
     _airflow_home(root)
     figures["airflow_db_s"] = round(time.monotonic() - t0, 1)
 
-    from lake import contracts, provision, settings, synth
+    from lake import layout, provision, settings, synth
     from localaws.server import LocalAWS
     from localaws.services.sns import published_messages
 
@@ -212,7 +212,8 @@ def _run(args: argparse.Namespace, root: Path, sampler: _Sampler) -> int:
         s = settings.get()
         aws = provision.Clients(s.region, server.endpoint_url)
         provision.provision(s, aws)
-        flights = contracts.load(s.dataset)
+        lay = layout.for_dataset(s)
+        flights = lay.contract
         ds = args.day.isoformat()
 
         print(f"generating {args.bytes:,.0f} bytes of CSV for {ds} (load {_load()}) ...", flush=True)
@@ -245,16 +246,16 @@ def _run(args: argparse.Namespace, root: Path, sampler: _Sampler) -> int:
         s3, glue, athena = aws("s3"), aws("glue"), aws("athena")
         counts = xcoms.get("check_extract") or {}
         lake = {
-            "silver": synth.parquet_rows(s3, s.silver_bucket, f"{s.dataset}/dt={ds}/"),
-            "quarantine": synth.parquet_rows(s3, s.silver_bucket, f"{s.quarantine_prefix}/{s.dataset}/dt={ds}/"),
-            "gold flights": synth.parquet_rows(s3, s.gold_bucket, f"{s.dataset}/dt={ds}/"),
-            "gold carrier_daily": synth.parquet_rows(s3, s.gold_bucket, f"carrier_daily/dt={ds}/"),
+            "silver": synth.parquet_rows(s3, *layout.split_uri(lay.silver_path(ds))),
+            "quarantine": synth.parquet_rows(s3, *layout.split_uri(lay.quarantine_path(ds))),
+            **{f"gold {t}": synth.parquet_rows(s3, *layout.split_uri(lay.gold_path(t, ds)))
+               for t in lay.gold_tables},
         }
         report = synth.lambda_report(aws("logs"), s.lambda_function) or {}
-        job_runs = [r for r in glue.get_job_runs(JobName=s.glue_job)["JobRuns"]
+        job_runs = [r for r in glue.get_job_runs(JobName=lay.glue_job)["JobRuns"]
                     if r.get("Arguments", {}).get("--ds") == ds]
         crawls = {m["CrawlerName"]: m.get("LastRuntimeSeconds") for m in glue.get_crawler_metrics(
-            CrawlerNameList=[s.silver_crawler, s.gold_crawler])["CrawlerMetricsList"]}
+            CrawlerNameList=[lay.silver_crawler, lay.gold_crawler])["CrawlerMetricsList"]}
         queries = {}
         for task_id, qid in xcoms.items():
             if task_id.startswith(("data_quality.", "reports.")) and isinstance(qid, str):

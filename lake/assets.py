@@ -1,8 +1,8 @@
 """The lake's data assets, declared once: what the daily DAG's tasks read and write.
 
 Used as the tasks' inlets/outlets so Airflow's UI shows the lineage bronze -> silver (+
-quarantine) -> gold -> catalog tables. URIs are the data's real locations (``s3://``) and, for
-catalog tables, ``glue://<database>/<table>``.
+quarantine) -> gold -> catalog tables. URIs are the data's real locations (``s3://``, from
+:class:`lake.layout.Layout`) and, for catalog tables, ``glue://<database>/<table>``.
 """
 
 from __future__ import annotations
@@ -11,35 +11,34 @@ from dataclasses import dataclass
 
 from airflow.sdk import Asset
 
-from lake.settings import Settings
+from lake.layout import Layout
 
 
 @dataclass(frozen=True)
 class LakeAssets:
-    """The assets of one fact dataset (fields named by layer)."""
+    """The assets of one fact dataset (fields named by layer; ``gold`` and ``catalog_gold``
+    hold one asset per gold table of the contract, in contract order)."""
 
     bronze: Asset
     silver: Asset
     quarantine: Asset
-    gold_fact: Asset
-    gold_daily: Asset
+    gold: tuple[Asset, ...]
     catalog_silver: Asset
-    catalog_gold_fact: Asset
-    catalog_gold_daily: Asset
+    catalog_gold: tuple[Asset, ...]
 
 
-def for_settings(s: Settings) -> LakeAssets:
-    """The assets for the settings' dataset and buckets (no I/O)."""
-    d = s.dataset
+def _catalog(database: str, table: str) -> Asset:
+    return Asset(name=f"{database}.{table}", uri=f"glue://{database}/{table}", group="catalog")
+
+
+def for_layout(layout: Layout) -> LakeAssets:
+    """The assets of the layout's dataset (no I/O)."""
+    d = layout.dataset
     return LakeAssets(
-        bronze=Asset(name=f"bronze.{d}", uri=f"s3://{s.bronze_bucket}/{d}/", group="bronze"),
-        silver=Asset(name=f"silver.{d}", uri=s.silver_path, group="silver"),
-        quarantine=Asset(name=f"quarantine.{d}", uri=f"s3://{s.silver_bucket}/{s.quarantine_prefix}/{d}/",
-                         group="quarantine"),
-        gold_fact=Asset(name=f"gold.{d}", uri=f"{s.gold_path}{d}/", group="gold"),
-        gold_daily=Asset(name="gold.carrier_daily", uri=f"{s.gold_path}carrier_daily/", group="gold"),
-        catalog_silver=Asset(name=f"{s.silver_database}.{d}", uri=f"glue://{s.silver_database}/{d}", group="catalog"),
-        catalog_gold_fact=Asset(name=f"{s.gold_database}.{d}", uri=f"glue://{s.gold_database}/{d}", group="catalog"),
-        catalog_gold_daily=Asset(name=f"{s.gold_database}.carrier_daily", uri=f"glue://{s.gold_database}/carrier_daily",
-                                 group="catalog"),
+        bronze=Asset(name=f"bronze.{d}", uri=layout.bronze_root, group="bronze"),
+        silver=Asset(name=f"silver.{d}", uri=layout.silver_root, group="silver"),
+        quarantine=Asset(name=f"quarantine.{d}", uri=layout.quarantine_root, group="quarantine"),
+        gold=tuple(Asset(name=f"gold.{t}", uri=layout.gold_location(t), group="gold") for t in layout.gold_tables),
+        catalog_silver=_catalog(*layout.silver_catalog_table),
+        catalog_gold=tuple(_catalog(db, t) for db, t in layout.gold_catalog_tables),
     )

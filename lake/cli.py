@@ -8,8 +8,8 @@
     lake demo [--start 2013-01-01] [--end 2013-01-07] [--no-ui] | lake demo --stop
     lake contracts check
 
-Buckets default to ``$LAKE_BRONZE_BUCKET`` (``lake-bronze``) for replays and
-``$LAKE_SILVER_BUCKET`` (``lake-silver``) for reference tables; the endpoint to
+Buckets and prefixes come from :mod:`lake.settings` (``$LAKE_BRONZE_BUCKET`` for replays,
+``$LAKE_SILVER_BUCKET`` and ``$LAKE_REFERENCE_PREFIX`` for reference tables); the endpoint from
 ``$AWS_ENDPOINT_URL`` (unset: AWS itself).
 """
 
@@ -23,7 +23,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from lake import contracts, package, source
+from lake import contracts, layout, package, settings, source
 
 
 def _day(text: str) -> date:
@@ -40,7 +40,8 @@ def _replay(args: argparse.Namespace) -> int:
     contract = contracts.load(args.dataset)
     if contract.kind != "fact":
         raise SystemExit(f"dataset {args.dataset} is a {contract.kind}; use 'lake source load-dimensions'")
-    bucket = args.bucket or os.environ.get("LAKE_BRONZE_BUCKET", source.DEFAULT_BRONZE_BUCKET)
+    lay = layout.Layout(settings.get(), contract)
+    bucket = args.bucket or lay.bronze_bucket
     s3 = source.s3_client(args.endpoint_url)
     days = len(source.day_range(args.start, args.end))
     console = Console(stderr=True)
@@ -58,18 +59,19 @@ def _replay(args: argparse.Namespace) -> int:
         manifests = source.replay(contract, args.start, args.end, bucket=bucket, s3=s3, shift_to=args.shift_to,
                                   progress=advance)
     console.print(f"replayed {len(manifests)} days, {total_rows:,} rows of {contract.name} into s3://{bucket}/"
-                  f"{contract.source.prefix.split('{')[0]}")
+                  f"{layout.split_uri(lay.bronze_root)[1]}")
     if args.json:
         print(json.dumps(manifests, indent=2))
     return 0
 
 
 def _load_dimensions(args: argparse.Namespace) -> int:
-    bucket = args.bucket or os.environ.get("LAKE_SILVER_BUCKET", source.DEFAULT_REFERENCE_BUCKET)
+    s = settings.get()
+    bucket = args.bucket or s.silver_bucket
     wanted = set(args.dataset or [])
     dims = [c for c in contracts.load_all().values() if c.kind == "dimension" and (not wanted or c.name in wanted)]
     out = source.load_dimensions(dims, bucket=bucket, s3=source.s3_client(args.endpoint_url),
-                                 reference_prefix=os.environ.get("LAKE_REFERENCE_PREFIX", "reference"))
+                                 reference_prefix=s.reference_prefix)
     for item in out:
         print(f"{item['dataset']}: {item['rows']} rows, {item['bytes']} bytes -> {item['path']}")
     return 0
@@ -87,7 +89,7 @@ def _provision(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from lake import provision, settings
+    from lake import provision
 
     s = settings.get()
     endpoint = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
@@ -135,14 +137,14 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--start", type=_day, required=True, help="first source day, YYYY-MM-DD")
     rp.add_argument("--end", type=_day, required=True, help="last source day (inclusive), YYYY-MM-DD")
     rp.add_argument("--shift-to", type=_day, help="the date the first day becomes (later days follow)")
-    rp.add_argument("--bucket", help="bronze bucket (default $LAKE_BRONZE_BUCKET or lake-bronze)")
+    rp.add_argument("--bucket", help="bronze bucket (default: the settings' LAKE_BRONZE_BUCKET)")
     rp.add_argument("--endpoint-url", help="S3 endpoint (default $AWS_ENDPOINT_URL)")
     rp.add_argument("--json", action="store_true", help="print the manifests as JSON")
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
     rp.set_defaults(func=_replay)
     ld = src.add_parser("load-dimensions", help="load dimension tables as Parquet reference data")
     ld.add_argument("--dataset", action="append", help="only this dimension (repeatable)")
-    ld.add_argument("--bucket", help="bucket (default $LAKE_SILVER_BUCKET or lake-silver)")
+    ld.add_argument("--bucket", help="bucket (default: the settings' LAKE_SILVER_BUCKET)")
     ld.add_argument("--endpoint-url", help="S3 endpoint (default $AWS_ENDPOINT_URL)")
     ld.set_defaults(func=_load_dimensions)
 

@@ -19,9 +19,12 @@ A contract holds:
   row's year/month/day, checked against the day of the file); ``local_timestamps`` (column ->
   IANA zone of its local clock, used when a replay shifts dates); ``replay`` (the packaged file
   the replay reads).
+* ``start_date`` (facts with a daily DAG): the DAG's first day, ``YYYY-MM-DD``.
 * ``unique_key``, ``dimensions`` (``{"dataset", "role", "on": {fact column: dimension column},
-  "enforce"}``: ``enforce`` means every non-null key must exist in the dimension) and ``gold``
-  (keys, not-null columns and plausible bounds checked by the Athena data-quality queries).
+  "enforce"}``: ``enforce`` means every non-null key must exist in the dimension) and ``gold``:
+  ``tables`` (name -> keys and not-null columns checked by the Athena data-quality queries; the
+  first is the fact's gold table), ``plausible`` bounds, and ``headline``: which report rows make
+  the run summary's headline (see ``lake.pipeline.headline_for``).
 
 The rule for ``required`` in ``flights``: a column is required when a row without it cannot be
 placed or identified (date, carrier, flight number, airports, scheduled times, distance).
@@ -130,6 +133,7 @@ class Contract:
     dimensions: tuple[Dimension, ...] = ()
     silver: dict[str, Any] = field(default_factory=dict)
     gold: dict[str, Any] = field(default_factory=dict)
+    start_date: date | None = None
 
     @property
     def column_names(self) -> list[str]:
@@ -162,6 +166,16 @@ class Contract:
         d = day if isinstance(day, date) else date.fromisoformat(str(day))
         return template.format(date=d.isoformat(), yyyymmdd=d.strftime("%Y%m%d"))
 
+    def day_keys(self, date_text: str, yyyymmdd_text: str) -> tuple[str, str]:
+        """Bronze keys (file, manifest) with ``{date}`` and ``{yyyymmdd}`` replaced by the given
+        texts, unchecked: e.g. the Jinja forms ``"{{ ds }}"``/``"{{ ds_nodash }}"`` an S3 sensor
+        renders. :raises ContractError: when the source has no manifest."""
+        if not self.source.manifest_name:
+            raise ContractError(f"dataset {self.name}: source has no manifest_name")
+        return tuple(template.format(date=date_text, yyyymmdd=yyyymmdd_text)  # type: ignore[return-value]
+                     for template in (self.source.prefix + self.source.file_name,
+                                      self.source.prefix + self.source.manifest_name))
+
     def source_key(self, day: date | str) -> str:
         """Bronze object key of ``day``'s file, e.g. ``flights/ingest_date=2013-01-05/flights_20130105.csv.zip``."""
         return self._fill(self.source.prefix + self.source.file_name, day)
@@ -179,8 +193,17 @@ class Contract:
     def partition_prefix(self, day: date | str, prefix: str = "") -> str:
         """Key prefix of ``day``'s partition: ``[prefix/]<table>/dt=YYYY-MM-DD/``."""
         d = day if isinstance(day, date) else date.fromisoformat(str(day))
+        return self.partition_path(d.isoformat(), prefix)
+
+    def partition_path(self, value: str, prefix: str = "") -> str:
+        """Key prefix of the partition ``value`` (unchecked text, e.g. ``"{{ ds }}"``):
+        ``[prefix/]<table>/<partition_name>=<value>/``."""
+        return f"{self.table_path(prefix)}{self.partition_name}={value}/"
+
+    def table_path(self, prefix: str = "") -> str:
+        """Key prefix of the table's folder: ``[prefix/]<table>/``."""
         base = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
-        return f"{base}{self.table}/{self.partition_name}={d.isoformat()}/"
+        return f"{base}{self.table}/"
 
 
 def _fail(name: str, message: str) -> ContractError:
@@ -254,6 +277,12 @@ def parse(doc: dict[str, Any]) -> Contract:
                 raise _fail(name, f"dimension {dim.dataset} ({dim.role}) joins on unknown column {fact_col!r}")
         dims.append(dim)
     partition_key = doc.get("partition_key")
+    start_date = None
+    if doc.get("start_date") is not None:
+        try:
+            start_date = date.fromisoformat(str(doc["start_date"]))
+        except ValueError as exc:
+            raise _fail(name, f"start_date {doc['start_date']!r} is not a date YYYY-MM-DD") from exc
     if kind == "fact":
         if not partition_key or not partition_key.get("name"):
             raise _fail(name, "a fact needs a partition_key")
@@ -272,6 +301,7 @@ def parse(doc: dict[str, Any]) -> Contract:
         dimensions=tuple(dims),
         silver=dict(doc.get("silver") or {}),
         gold=dict(doc.get("gold") or {}),
+        start_date=start_date,
     )
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from lake.layout import Layout, for_dataset, split_uri
 from lake.settings import PANDAS_LAYER_ACCOUNT, PANDAS_LAYER_VERSION, Settings
 
 IAM_DIR = Path(__file__).resolve().parent.parent / "include" / "iam"
@@ -125,13 +126,20 @@ def values(s: Settings, **extra: str) -> dict[str, str]:
     role ARNs), ``lambda_layer_arn`` (the AWS SDK for pandas layer; the default one when
     ``LAKE_LAMBDA_LAYER_ARN`` is empty), ``glue_script_key`` (the key of
     ``glue_script_location`` in the artifacts bucket), ``athena_results_prefix`` (the key
-    prefix of ``athena_output``, no slashes at either end). Extra: ``mwaa_environment``,
-    ``mwaa_bucket``.
+    prefix of ``athena_output``, no slashes at either end). From the dataset's
+    :class:`lake.layout.Layout` (key prefixes without slashes at either end): ``bronze_prefix``
+    (the dataset's bronze folder), ``silver_table``, ``silver_table_prefix``,
+    ``quarantine_table_prefix``, ``lease_prefix``; and, for the contract's gold tables, JSON
+    fragments (comma-separated quoted strings, written inside a list): ``gold_table_write_arns``
+    (each table's folder, objects and ``<table>_$folder$`` marker), ``gold_table_object_arns``
+    (objects), ``gold_table_list_prefixes`` (``<table>/*``), ``gold_catalog_table_arns``.
+    Extra: ``mwaa_environment``, ``mwaa_bucket``.
 
     :raises IamTemplateError: for an ``extra`` name that is not in :data:`EXTRA_DEFAULTS`.
     """
+    lay = for_dataset(s)
     artifacts = f"s3://{s.artifacts_bucket}/"
-    for name, uri in (("glue_script_location", s.glue_script_location), ("athena_output", s.athena_output)):
+    for name, uri in (("glue_script_location", lay.glue_script_location), ("athena_output", lay.athena_output)):
         if not uri.startswith(artifacts):
             raise IamTemplateError(f"{name} {uri} is not in the artifacts bucket {s.artifacts_bucket}")
     default_layer = (f"arn:aws:lambda:{s.region}:{PANDAS_LAYER_ACCOUNT}:layer:AWSSDKPandas-Python312:"
@@ -150,19 +158,44 @@ def values(s: Settings, **extra: str) -> dict[str, str]:
         "gold_database": s.gold_database,
         "workgroup": s.workgroup,
         "lambda_function": s.lambda_function,
-        "glue_job": s.glue_job,
-        "silver_crawler": s.silver_crawler,
-        "gold_crawler": s.gold_crawler,
+        "glue_job": lay.glue_job,
+        "silver_crawler": lay.silver_crawler,
+        "gold_crawler": lay.gold_crawler,
         "sns_topic": s.sns_topic,
         "topic_arn": s.topic_arn,
         "lambda_role_arn": s.lambda_role,
         "glue_role_arn": s.glue_role,
         "lambda_layer_arn": s.pandas_layer or default_layer,
-        "glue_script_key": s.glue_script_location[len(artifacts):],
-        "athena_results_prefix": s.athena_output[len(artifacts):].strip("/"),
+        "glue_script_key": lay.glue_script_location[len(artifacts):],
+        "athena_results_prefix": lay.athena_output[len(artifacts):].strip("/"),
+        **_layout_values(lay),
     }
     out.update(_extras(s, extra))
     return out
+
+
+def _layout_values(lay: Layout) -> dict[str, str]:
+    def key(uri: str) -> str:
+        return split_uri(uri)[1].strip("/")
+
+    def fragment(items: list[str]) -> str:
+        return ", ".join(json.dumps(i) for i in items)
+
+    gold = lay.settings.gold_bucket
+    tables = [key(lay.gold_location(t)) for t in lay.gold_tables]
+    glue = f"arn:aws:glue:{lay.settings.region}:{lay.settings.account_id}"
+    return {
+        "bronze_prefix": key(lay.bronze_root),
+        "silver_table": lay.silver_table,
+        "silver_table_prefix": key(lay.silver_root),
+        "quarantine_table_prefix": key(lay.quarantine_root),
+        "lease_prefix": key(lay.lease_root),
+        "gold_table_write_arns": fragment([arn for t in tables for arn in (
+            _obj(gold, t), _obj(gold, f"{t}/*"), _obj(gold, f"{t}_$folder$"))]),
+        "gold_table_object_arns": fragment([_obj(gold, f"{t}/*") for t in tables]),
+        "gold_table_list_prefixes": fragment([f"{t}/*" for t in tables]),
+        "gold_catalog_table_arns": fragment([f"{glue}:table/{db}/{t}" for db, t in lay.gold_catalog_tables]),
+    }
 
 
 def path(name: str) -> Path:
@@ -257,8 +290,8 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
       403: S3 answers 404 only to a caller allowed ``s3:ListBucket`` with the key as
       ``s3:prefix``. Plus the Lambda runtime's log group ``/aws/lambda/<function>``.
     * ``glue-job``: Glue fetches ``glue_script_location`` with the job's role;
-      ``include/glue_scripts/<dataset>_gold.py`` reads ``<silver_path>/dt=<day>/`` and the
-      dimensions under ``dimensions_path`` and overwrites ``dt=<day>`` of each gold table
+      ``include/glue_scripts/<dataset>_gold.py`` reads the day's silver partition (``Layout.silver_path``) and the
+      dimensions under ``dimensions_path`` and overwrites the day's partition of each gold table
       (dynamic partition overwrite: HEAD of the table path, list, staging objects under the
       table, copy = GetObject + PutObject, delete, ``_SUCCESS``, EMRFS ``<table>_$folder$``
       markers); the day's lease under ``lease_path`` (put, get, delete; ``GetJobRun`` on the
@@ -267,7 +300,7 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
     * ``glue-crawler``: the crawlers' S3 targets and databases (``lake.provision.crawler_definitions``):
       list and read the objects, create/update the table and its partitions (``DeleteBehavior``
       LOG: nothing is deleted); logs in ``/aws-glue/crawlers``.
-    * ``airflow-execution``: ``dags/flights_lake_daily.py`` through the amazon provider:
+    * ``airflow-execution``: ``dags/lake_daily.py`` through the amazon provider:
       ``S3KeySensor`` (``S3Hook.head_object`` / the deferred ``S3KeyTrigger``: HeadObject of the
       zip and the manifest, 404 while they are missing), ``LambdaInvokeFunctionOperator``
       (Invoke), ``GlueJobOperator`` (``GlueJobHook.get_or_create_glue_job`` -> GetJob,
@@ -289,12 +322,12 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
 
     :raises IamTemplateError: for an unknown ``extra`` name.
     """
-    from lake import contracts, provision, source, sql
+    from lake import contracts, provision, sql
 
     x = values(s, **extra)
     region, account = s.region, s.account_id
-    fact = contracts.load(s.dataset)
-    dims = sorted({d.dataset for d in fact.dimensions})
+    lay = for_dataset(s)
+    dims = list(lay.dimensions)
     calls: list[Call] = []
 
     def add(policy: str, action: str, resources: str | list[str], source_: str, **context: str) -> None:
@@ -314,17 +347,16 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
     # --- the extractor ---------------------------------------------------------------------------
     p = "lambda-extractor"
     src = "include/lambdas/extractor/handler.py extract"
-    env = s.lambda_environment()
-    bronze = env["LAKE_BRONZE_BUCKET"]
-    zip_key, manifest_key = fact.source_key(day), fact.manifest_key(day)
-    silver_prefix = fact.partition_prefix(day, env["LAKE_SILVER_PREFIX"])
-    quarantine_prefix = fact.partition_prefix(day, env["LAKE_QUARANTINE_PREFIX"])
+    event = lay.lambda_event(day)
+    bronze = event["bucket"]
+    zip_key, manifest_key = event["key"], event["manifest_key"]
+    silver_prefix, quarantine_prefix = event["silver_prefix"], event["quarantine_prefix"]
     add(p, "s3:GetObject", _obj(bronze, manifest_key), f"{src}: _read_manifest get_object")
     add(p, "s3:GetObject", _obj(bronze, zip_key), f"{src}: download_file (HeadObject + GetObject)")
     for key in (manifest_key, zip_key):
         add(p, "s3:ListBucket", _bucket(bronze), f"{src}: a missing object answers 404, not 403", **{"s3:prefix": key})
-    for bucket, prefix in ((env["LAKE_SILVER_BUCKET"], silver_prefix),
-                           (env["LAKE_QUARANTINE_BUCKET"], quarantine_prefix)):
+    for bucket, prefix in ((event["silver_bucket"], silver_prefix),
+                           (event["quarantine_bucket"], quarantine_prefix)):
         obj = _obj(bucket, prefix + "part-00000.parquet")
         add(p, "s3:ListBucket", _bucket(bucket), f"{src}: _delete_prefix list_objects_v2", **{"s3:prefix": prefix})
         add(p, "s3:DeleteObject", obj, f"{src}: _delete_prefix delete_objects (the day's old objects)")
@@ -337,45 +369,43 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
 
     # --- the Glue job -----------------------------------------------------------------------------
     p = "glue-job"
-    src = f"include/glue_scripts/{s.dataset}_gold.py"
-    args = s.glue_arguments()
-    script_bucket, script_key = _split(s.glue_script_location)
+    src = f"include/glue_scripts/{lay.glue_script_name}"
+    args = lay.glue_arguments()
+    script_bucket, script_key = _split(lay.glue_script_location)
     add(p, "s3:GetObject", _obj(script_bucket, script_key), "Glue: fetches ScriptLocation with the job's role")
-    silver_bucket, silver_key = _split(args["--silver_path"] + "/")
-    day_prefix = f"{silver_key}dt={day}/"
+    silver_bucket, day_prefix = _split(lay.silver_path(day))
+    part = lay.partition(day)
     add(p, "s3:ListBucket", _bucket(silver_bucket), f"{src} read_day", **{"s3:prefix": day_prefix})
     add(p, "s3:GetObject", _obj(silver_bucket, day_prefix + "part-00000.parquet"), f"{src} read_day")
     add(p, "s3:GetObject", _obj(silver_bucket, day_prefix.rstrip("/")), f"{src} read_day: HEAD of the path")
-    dim_bucket, dim_key = _split(args["--dimensions_path"] + "/")
     for name in ("airlines", "airports"):
-        add(p, "s3:ListBucket", _bucket(dim_bucket), f"{src} transform: dimension {name}",
-            **{"s3:prefix": f"{dim_key}{name}/"})
-        add(p, "s3:GetObject", _obj(dim_bucket, f"{dim_key}{name}/{name}.parquet"), f"{src} transform: dimension {name}")
-    gold_targets = [t["Path"] for t in provision.crawler_definitions(s)[s.gold_crawler]["Targets"]["S3Targets"]]
+        dim_bucket, dim_folder = _split(lay.dimension_location(name))
+        add(p, "s3:ListBucket", _bucket(dim_bucket), f"{src} transform: dimension {name}", **{"s3:prefix": dim_folder})
+        add(p, "s3:GetObject", _obj(dim_bucket, lay.dimension_key(name)), f"{src} transform: dimension {name}")
+    gold_targets = [t["Path"] for t in provision.crawler_definitions(s, lay)[lay.gold_crawler]["Targets"]["S3Targets"]]
     gold_tables = [_split(t) for t in gold_targets]
     for bucket, key in gold_tables:
         table = key.rstrip("/")
         w = f"{src} write_partition({table})"
         add(p, "s3:GetObject", _obj(bucket, table), f"{w}: HEAD of the table path")
         add(p, "s3:ListBucket", _bucket(bucket), f"{w}: list the table", **{"s3:prefix": f"{table}/"})
-        add(p, "s3:ListBucket", _bucket(bucket), f"{w}: list the partition", **{"s3:prefix": f"{table}/dt={day}/"})
-        staged = f"{table}/.spark-staging-0123/dt={day}/part-00000.snappy.parquet"
-        final = f"{table}/dt={day}/part-00000-0123.c000.snappy.parquet"
+        add(p, "s3:ListBucket", _bucket(bucket), f"{w}: list the partition", **{"s3:prefix": f"{table}/{part}/"})
+        staged = f"{table}/.spark-staging-0123/{part}/part-00000.snappy.parquet"
+        final = f"{table}/{part}/part-00000-0123.c000.snappy.parquet"
         add(p, "s3:PutObject", _obj(bucket, staged), f"{w}: staging object")
         add(p, "s3:GetObject", _obj(bucket, staged), f"{w}: rename = copy (source)")
         add(p, "s3:PutObject", _obj(bucket, final), f"{w}: rename = copy (target)")
         add(p, "s3:DeleteObject", _obj(bucket, staged), f"{w}: rename = delete the staged object")
-        add(p, "s3:DeleteObject", _obj(bucket, f"{table}/dt={day}/part-00000-old.c000.snappy.parquet"),
+        add(p, "s3:DeleteObject", _obj(bucket, f"{table}/{part}/part-00000-old.c000.snappy.parquet"),
             f"{w}: overwrite deletes the partition's old objects")
         add(p, "s3:AbortMultipartUpload", _obj(bucket, final), f"{w}: a failed multipart upload")
         add(p, "s3:PutObject", _obj(bucket, f"{table}/_SUCCESS"), f"{w}: _SUCCESS marker")
         add(p, "s3:PutObject", _obj(bucket, f"{table}_$folder$"), f"{w}: EMRFS directory marker")
-    lease_bucket, lease_key = _split(args["--lease_path"] + "/")
-    lease_obj = _obj(lease_bucket, f"{lease_key}dt={day}.json")
+    lease_obj = _obj(_split(args["--lease_path"])[0], lay.lease_key(day))
     add(p, "s3:PutObject", lease_obj, f"{src} acquire_lease: create (If-None-Match) or take over (If-Match)")
     add(p, "s3:GetObject", lease_obj, f"{src} acquire_lease / release_lease: read the holder")
     add(p, "s3:DeleteObject", lease_obj, f"{src} release_lease")
-    add(p, "glue:GetJobRun", f"{glue_arn}:job/{s.glue_job}", f"{src} acquire_lease: is the holder still active?")
+    add(p, "glue:GetJobRun", f"{glue_arn}:job/{lay.glue_job}", f"{src} acquire_lease: is the holder still active?")
     add(p, "s3:GetBucketLocation", [_bucket(silver_bucket), _bucket(gold_tables[0][0])], "Glue/EMRFS: bucket region")
     for suffix in ("output", "error", "logs-v2"):
         group = f"/aws-glue/jobs/{suffix}"
@@ -385,7 +415,7 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
 
     # --- the crawlers -----------------------------------------------------------------------------
     p = "glue-crawler"
-    for name, definition in provision.crawler_definitions(s).items():
+    for name, definition in provision.crawler_definitions(s, lay).items():
         src = f"crawler {name} (lake.provision.crawler_definitions)"
         db = definition["DatabaseName"]
         for target in definition["Targets"]["S3Targets"]:
@@ -393,8 +423,8 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
             table = key.rstrip("/").rsplit("/", 1)[-1]
             add(p, "s3:GetBucketLocation", _bucket(bucket), src)
             add(p, "s3:ListBucket", _bucket(bucket), f"{src}: list the target", **{"s3:prefix": key})
-            add(p, "s3:ListBucket", _bucket(bucket), f"{src}: list a partition", **{"s3:prefix": f"{key}dt={day}/"})
-            add(p, "s3:GetObject", _obj(bucket, f"{key}dt={day}/part-00000.parquet"), f"{src}: read the schema")
+            add(p, "s3:ListBucket", _bucket(bucket), f"{src}: list a partition", **{"s3:prefix": f"{key}{part}/"})
+            add(p, "s3:GetObject", _obj(bucket, f"{key}{part}/part-00000.parquet"), f"{src}: read the schema")
             add(p, "glue:GetDatabase", table_arns(db, table)[:2], src)
             add(p, "glue:GetTables", table_arns(db, table)[:2], f"{src}: the database's tables")
             for action in ("glue:GetTable", "glue:CreateTable", "glue:UpdateTable", "glue:GetPartition",
@@ -407,14 +437,14 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
 
     # --- Airflow (MWAA execution role) ------------------------------------------------------------
     p = "airflow-execution"
-    dag = "dags/flights_lake_daily.py"
+    dag = "dags/lake_daily.py"
     for key in (zip_key, manifest_key):
         src = f"{dag} wait_for_bronze: S3KeySensor -> S3Hook.head_object / S3KeyTrigger"
         add(p, "s3:GetObject", _obj(s.bronze_bucket, key), src)
         add(p, "s3:ListBucket", _bucket(s.bronze_bucket), f"{src}: 404 (not 403) while missing", **{"s3:prefix": key})
     add(p, "lambda:InvokeFunction", f"arn:aws:lambda:{region}:{account}:function:{s.lambda_function}",
         f"{dag} extract: LambdaInvokeFunctionOperator -> LambdaHook.invoke_lambda")
-    job = f"{glue_arn}:job/{s.glue_job}"
+    job = f"{glue_arn}:job/{lay.glue_job}"
     src = f"{dag} transform: GlueJobOperator"
     add(p, "glue:GetJob", job, f"{src} -> GlueJobHook.get_or_create_glue_job (has_job)")
     add(p, "glue:StartJobRun", job, f"{src} -> GlueJobHook.initialize_job")
@@ -424,7 +454,7 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
         group = f"/aws-glue/jobs/{suffix}"
         add(p, "logs:GetLogEvents", logs(group, "jr_0123456789abcdef"), f"{src} verbose: GlueJobCompleteTrigger")
         add(p, "logs:FilterLogEvents", logs(group), f"{src} verbose: GlueJobHook.print_job_logs")
-    for crawler in (s.silver_crawler, s.gold_crawler):
+    for crawler in (lay.silver_crawler, lay.gold_crawler):
         src = f"{dag} crawl_*: GlueCrawlerOperator"
         add(p, "glue:GetCrawler", f"{glue_arn}:crawler/{crawler}", f"{src}: has_crawler, update_crawler, crawler_ready")
         add(p, "glue:StartCrawler", f"{glue_arn}:crawler/{crawler}", f"{src}: start_crawler")
@@ -437,12 +467,11 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
     add(p, "athena:GetQueryResults", workgroup, f"{dag} evaluate, summarize: AthenaHook.get_query_results_paginator")
     src = "Athena, with the caller's credentials: the queried tables (include/sql/dq, reports)"
     # (database, table, bucket, the key prefix Athena lists): the day of each fact table, whole dimensions.
-    queried = [(s.gold_database, key.rstrip("/"), bucket, f"{key}dt={day}/") for bucket, key in gold_tables]
-    queried.append((s.silver_database, fact.table, silver_bucket, f"{silver_key}dt={day}/"))
-    params = sql.params_for(fact, {}, silver_database=s.silver_database, gold_database=s.gold_database,
-                            reference_location=s.reference_path)
+    queried = [(db, table, *_split(lay.gold_path(table, day))) for db, table in lay.gold_catalog_tables]
+    queried.append((*lay.silver_catalog_table, silver_bucket, day_prefix))
+    params = sql.params_for(lay.contract, {}, layout=lay)
     for check in params["dimension_checks"]:
-        location = sql.dimension_params(contracts.load(check["table"]), check["database"], s.reference_path)
+        location = sql.dimension_params(contracts.load(check["table"]), check["database"], lay.reference_root)
         bucket, key = _split(location["dimension"]["location"])
         queried.append((check["database"], check["table"], bucket, key))
     for db, table, bucket, prefix in queried:
@@ -452,7 +481,7 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
         add(p, "s3:ListBucket", _bucket(bucket), f"{src}: {db}.{table}", **{"s3:prefix": prefix})
         add(p, "s3:GetObject", _obj(bucket, f"{prefix}part-00000.parquet"), f"{src}: {db}.{table}")
         add(p, "s3:GetBucketLocation", _bucket(bucket), src)
-    results_bucket, results_key = _split(s.athena_output)
+    results_bucket, results_key = _split(lay.athena_output)
     src = "Athena query results (AthenaOperator output_location = athena_output)"
     result = _obj(results_bucket, f"{results_key}0123-4567.csv")
     add(p, "s3:PutObject", [result, result + ".metadata"], f"{src}: written with the caller's credentials")
@@ -466,7 +495,7 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
     env_name, mwaa_bucket = x["mwaa_environment"], x["mwaa_bucket"]
     add(p, "airflow:PublishMetrics", f"arn:aws:airflow:{region}:{account}:environment/{env_name}", mwaa)
     for action in ("s3:GetObject", "s3:GetObjectVersion"):
-        add(p, action, [_obj(mwaa_bucket, "dags/flights_lake_daily.py"), _obj(mwaa_bucket, "requirements.txt")],
+        add(p, action, [_obj(mwaa_bucket, "dags/lake_daily.py"), _obj(mwaa_bucket, "requirements.txt")],
             f"{mwaa}: DAGs, requirements, plugins")
     for action in ("s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketVersioning",
                    "s3:GetBucketPublicAccessBlock", "s3:GetEncryptionConfiguration"):
@@ -474,7 +503,7 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
     task_logs = f"airflow-{env_name}-Task"
     add(p, "logs:CreateLogGroup", logs(task_logs), f"{mwaa}: Airflow logs")
     for action in ("logs:CreateLogStream", "logs:PutLogEvents", "logs:GetLogEvents"):
-        add(p, action, logs(task_logs, "dag_id=flights_lake_daily/run_id=x/task_id=extract/attempt=1.log"),
+        add(p, action, logs(task_logs, f"dag_id={lay.dataset}_lake_daily/run_id=x/task_id=extract/attempt=1.log"),
             f"{mwaa}: Airflow task logs (the UI reads them back)")
     for action in ("logs:GetLogRecord", "logs:GetLogGroupFields", "logs:GetQueryResults"):
         add(p, action, logs(task_logs), f"{mwaa}: Airflow logs")
@@ -503,7 +532,7 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
     add(p, "s3:GetObject", _obj(script_bucket, script_key), f"{src} artifacts: _put_if_changed head_object")
     add(p, "s3:PutObject", _obj(script_bucket, script_key), f"{src} artifacts: _put_if_changed put_object")
     for name in dims:
-        add(p, "s3:PutObject", _obj(s.silver_bucket, source.dimension_key(contracts.load(name), s.reference_prefix)),
+        add(p, "s3:PutObject", _obj(lay.silver_bucket, lay.dimension_key(name)),
             f"{src} artifacts: lake.source.load_dimensions")
     function = f"arn:aws:lambda:{region}:{account}:function:{s.lambda_function}"
     for action in ("lambda:GetFunction", "lambda:CreateFunction", "lambda:UpdateFunctionCode",
@@ -529,7 +558,7 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
         arns = table_arns(s.silver_database, name)
         add(p, "glue:GetTable", arns, f"{src} catalog: get_table")
         add(p, "glue:CreateTable", arns, f"{src} catalog: CREATE EXTERNAL TABLE (Athena)")
-    for crawler in (s.silver_crawler, s.gold_crawler):
+    for crawler in (lay.silver_crawler, lay.gold_crawler):
         add(p, "glue:GetCrawler", f"{glue_arn}:crawler/{crawler}", f"{src} crawlers: get_crawler")
         add(p, "glue:UpdateCrawler", f"{glue_arn}:crawler/{crawler}", f"{src} crawlers: update_crawler")
     add(p, "glue:CreateCrawler", "*", f"{src} crawlers: create_crawler (no resource-level scoping)")

@@ -1,6 +1,6 @@
 """The daily DAG's own task logic: extractor checks, data-quality verdicts, the run summary.
 
-Everything else in ``dags/flights_lake_daily.py`` is a provider operator; these functions are
+Everything else in the daily DAGs (``dags/lake_daily.py``) is a provider operator; these functions are
 what no operator does. They take plain values (the extractor's JSON, Athena result rows) so
 they are tested without Airflow, and they log what happened to the day's data.
 """
@@ -12,6 +12,8 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Iterable
+
+from lake.contracts import Contract
 
 log = logging.getLogger(__name__)
 
@@ -144,40 +146,69 @@ def _num(value: Any) -> float | None:
         return None
 
 
-def headline(on_time_rows: list[dict[str, Any]], worst_routes: list[dict[str, Any]]) -> dict[str, Any]:
-    """The report's headline numbers from the ``on_time_by_carrier`` and ``worst_routes`` rows.
+def _key(row: dict[str, Any], columns: list[str] | str) -> str:
+    cols = [columns] if isinstance(columns, str) else list(columns)
+    return "-".join(str(row[c]) for c in cols)
 
-    :returns: ``{"flights", "on_time", "on_time_rate" (0..1, on_time / flights over all
-        carriers), "best_carrier", "worst_carrier" (by on_time_rate), "worst_route"
-        ("ORIGIN-DEST" or None), "worst_route_avg_arr_delay" (minutes or None)}``.
+
+def headline_for(contract: Contract, reports: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The run summary's headline numbers from the day's report rows, as the contract's
+    ``gold.headline`` says (no headline: ``{}``). Each part is optional:
+
+    * ``totals``: ``{"report", "sum": [column, ...]}``: each column summed over the report's rows
+      (integers);
+    * ``ratio``: ``{"name", "of", "per"}``: ``name`` = total ``of`` / total ``per`` (None when 0);
+    * ``rank``: ``{"report", "by", "key": [columns], "best", "worst"}``: the keys of the rows with
+      the highest and lowest ``by`` (ties broken by the key);
+    * ``top``: ``{"report", "key": [columns], "name", "value", "value_name"}``: the first row's key
+      (columns joined by ``-``) and its ``value`` (a number).
+
+    For flights: ``{"flights", "on_time", "on_time_rate" (0..1), "best_carrier", "worst_carrier",
+    "worst_route" ("ORIGIN-DEST"), "worst_route_avg_arr_delay" (minutes)}``.
+
+    :param reports: report name (the SQL file's stem) -> the rows its query returned.
     """
-    flights = sum(int(_num(r["flights"]) or 0) for r in on_time_rows)
-    on_time = sum(int(_num(r["on_time"]) or 0) for r in on_time_rows)
-    ranked = sorted(on_time_rows, key=lambda r: (_num(r["on_time_rate"]) or 0.0, r["carrier"]))
-    worst = worst_routes[0] if worst_routes else None
-    return {
-        "flights": flights,
-        "on_time": on_time,
-        "on_time_rate": on_time / flights if flights else None,
-        "best_carrier": ranked[-1]["carrier"] if ranked else None,
-        "worst_carrier": ranked[0]["carrier"] if ranked else None,
-        "worst_route": f"{worst['origin']}-{worst['dest']}" if worst else None,
-        "worst_route_avg_arr_delay": _num(worst.get("avg_arr_delay")) if worst else None,
-    }
+    spec = contract.gold.get("headline") or {}
+    out: dict[str, Any] = {}
+    if "totals" in spec:
+        rows = reports.get(spec["totals"]["report"], [])
+        for col in spec["totals"]["sum"]:
+            out[col] = sum(int(_num(r[col]) or 0) for r in rows)
+    if "ratio" in spec:
+        r = spec["ratio"]
+        per = out.get(r["per"])
+        out[r["name"]] = out.get(r["of"], 0) / per if per else None
+    if "rank" in spec:
+        r = spec["rank"]
+        ranked = sorted(reports.get(r["report"], []), key=lambda row: (_num(row[r["by"]]) or 0.0, _key(row, r["key"])))
+        out[r["best"]] = _key(ranked[-1], r["key"]) if ranked else None
+        out[r["worst"]] = _key(ranked[0], r["key"]) if ranked else None
+    if "top" in spec:
+        t = spec["top"]
+        rows = reports.get(t["report"], [])
+        first = rows[0] if rows else None
+        out[t["name"]] = _key(first, t["key"]) if first else None
+        out[t["value_name"]] = _num(first.get(t["value"])) if first else None
+    return out
 
 
 def summary(ds: str, extract: dict[str, Any], dq: dict[str, int], head: dict[str, Any],
-            glue_run_id: str | None = None) -> dict[str, str]:
+            glue_run_id: str | None = None, *, contract: Contract) -> dict[str, str]:
     """The run summary published to SNS: ``{"subject" (<= 100 characters, SNS's limit), "message"}``.
 
     The message is JSON (machine-readable for subscribers) with ``ds``, the extractor's counts,
-    the DQ verdicts, the headline numbers and the Glue job run id.
+    the DQ verdicts, the headline numbers (:func:`headline_for`), ``gold_rows`` (the headline
+    field the contract's ``gold.headline.gold_rows`` names) and the Glue job run id. The subject
+    ends with the headline's ``subject`` field as a percentage, e.g. ``on time 61.2%``.
     """
-    rate = head.get("on_time_rate")
+    spec = contract.gold.get("headline") or {}
+    shown = spec.get("subject") or {}
+    rate = head.get(shown["field"]) if shown else None
     subject = (f"lake {ds}: {extract['rows_written']:,} rows, {extract['rows_rejected']:,} rejected, "
                f"DQ {'pass' if not any(dq.values()) else 'FAIL'}"
-               + (f", on time {rate:.1%}" if rate is not None else ""))[:100]
+               + (f", {shown.get('label', shown.get('field'))} {rate:.1%}" if rate is not None else ""))[:100]
     message = {"ds": ds, "status": "success", **{k: extract[k] for k in (
         "rows_read", "rows_written", "rows_rejected", "rejected_by_reason", "silver_path", "quarantine_path")},
-               "gold_rows": head.get("flights"), "data_quality": dq, "report": head, "glue_job_run_id": glue_run_id}
+               "gold_rows": head.get(spec["gold_rows"]) if spec.get("gold_rows") else None, "data_quality": dq,
+               "report": head, "glue_job_run_id": glue_run_id}
     return {"subject": subject, "message": json.dumps(message, sort_keys=True)}

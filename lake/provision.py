@@ -1,7 +1,7 @@
 """Provisioning: create or update every AWS resource the lake needs, idempotently.
 
 The same code runs against localaws and AWS (the ``lake provision`` command and the
-``lake_provision`` DAG both call :func:`provision`). Names come from :mod:`lake.settings`.
+``lake_provision`` DAG both call :func:`provision`). Names come from :mod:`lake.settings` and :class:`lake.layout.Layout`.
 Each step reads the resource first and only creates or changes what differs, so running it
 twice changes nothing the second time; each returns ``{"resource": ..., "action": ...}`` rows
 with action ``created``, ``updated`` or ``unchanged``.
@@ -22,6 +22,9 @@ What is provisioned, in order:
 6. ``catalog``: the silver and gold Glue databases and the dimension tables, by running
    ``include/sql/ddl`` through Athena.
 7. ``crawlers``: one for the silver fact table, one for the gold tables.
+
+Steps 2, 4, 6 and 7 cover every fact dataset with a daily DAG (``LAKE_DAILY_DATASETS``, default
+``LAKE_DATASET``): its Glue script, job, dimension tables and crawlers (:func:`layouts`).
 8. ``notifications``: the SNS topic; with ``inbox=True`` (the default against localaws) an SQS
    queue subscribed to it, so ``localaws sns messages`` or the queue show every message.
 
@@ -42,6 +45,7 @@ from botocore.exceptions import ClientError
 
 from lake import contracts, package, source
 from lake import sql as lake_sql
+from lake.layout import Layout, for_dataset, split_uri
 from lake.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -203,28 +207,37 @@ def _put_if_changed(s3, bucket: str, key: str, body: bytes) -> str:
     return action
 
 
-def glue_script(s: Settings) -> Path:
-    """The dataset's Glue script, ``include/glue_scripts/<dataset>_gold.py``.
+def layouts(s: Settings) -> list[Layout]:
+    """The layout of every fact dataset with a daily DAG (``LAKE_DAILY_DATASETS``, default
+    ``LAKE_DATASET``): the datasets whose job, crawlers and catalog tables are provisioned."""
+    return [for_dataset(s, name) for name in s.daily_dataset_names]
+
+
+def glue_script(s: Settings, layout: Layout | None = None) -> Path:
+    """A dataset's Glue script, ``include/glue_scripts/<dataset>_gold.py`` (default: ``LAKE_DATASET``'s).
 
     :raises ProvisionError: when the file does not exist.
     """
-    path = GLUE_SCRIPTS / f"{s.dataset}_gold.py"
+    lay = layout or for_dataset(s)
+    path = GLUE_SCRIPTS / lay.glue_script_name
     if not path.is_file():
-        raise ProvisionError(f"no Glue script for dataset {s.dataset}: {path} does not exist")
+        raise ProvisionError(f"no Glue script for dataset {lay.dataset}: {path} does not exist")
     return path
 
 
 def artifacts(s: Settings, aws: Clients) -> list[Step]:
-    """Upload the Glue script and load the fact's dimension tables into the reference prefix."""
+    """Upload each dataset's Glue script and load its dimension tables into the reference prefix."""
     s3 = aws("s3")
-    script_bucket, script_key = s.glue_script_location[len("s3://"):].split("/", 1)
-    rows = [_row(s.glue_script_location, _put_if_changed(s3, script_bucket, script_key,
-                                                          glue_script(s).read_bytes()))]
-    fact = contracts.load(s.dataset)
-    dims = sorted({d.dataset for d in fact.dimensions})
-    for item in source.load_dimensions([contracts.load(d) for d in dims], bucket=s.silver_bucket, s3=s3,
-                                      reference_prefix=s.reference_prefix):
-        rows.append(_row(item["path"], f"loaded ({item['rows']} rows)"))
+    rows = []
+    loaded: set[str] = set()
+    for lay in layouts(s):
+        script_bucket, script_key = split_uri(lay.glue_script_location)
+        rows.append(_row(lay.glue_script_location, _put_if_changed(s3, script_bucket, script_key,
+                                                                   glue_script(s, lay).read_bytes())))
+        dims = [contracts.load(d) for d in lay.dimensions if d not in loaded]
+        loaded.update(lay.dimensions)
+        for item in source.load_dimensions(dims, bucket=lay.silver_bucket, s3=s3, reference_prefix=s.reference_prefix):
+            rows.append(_row(item["path"], f"loaded ({item['rows']} rows)"))
     return rows
 
 
@@ -242,7 +255,8 @@ def _lambda_config(s: Settings, local: bool) -> dict[str, Any]:
         # (bench/big_day.py), more than Lambda's default 512 MB.
         "EphemeralStorage": {"Size": s.lambda_ephemeral_storage},
         "Description": f"lake extractor: bronze {s.dataset} zip -> silver Parquet + quarantine",
-        "Environment": {"Variables": s.lambda_environment()},
+        # Every name travels in the event (lake.layout.Layout.lambda_payload): no configuration here.
+        "Environment": {"Variables": {}},
     }
     if s.pandas_layer and not local:
         config["Layers"] = [s.pandas_layer]
@@ -286,12 +300,13 @@ def lambda_function(s: Settings, aws: Clients) -> list[Step]:
 # --- 4. Glue job --------------------------------------------------------------------------------
 
 
-def _job_definition(s: Settings) -> dict[str, Any]:
+def _job_definition(s: Settings, lay: Layout) -> dict[str, Any]:
     return {
         "Role": s.glue_role,
-        "Description": f"lake: silver {s.dataset} -> gold {s.dataset} + carrier_daily, one dt partition per run",
-        "Command": {"Name": "glueetl", "ScriptLocation": s.glue_script_location, "PythonVersion": "3"},
-        "DefaultArguments": s.glue_arguments(),
+        "Description": (f"lake: silver {lay.silver_table} -> gold {', '.join(lay.gold_tables)}, "
+                        f"one {lay.partition_name} partition per run"),
+        "Command": {"Name": "glueetl", "ScriptLocation": lay.glue_script_location, "PythonVersion": "3"},
+        "DefaultArguments": lay.glue_arguments(),
         "ExecutionProperty": {"MaxConcurrentRuns": s.glue_max_concurrent_runs},
         "GlueVersion": "5.0",
         "WorkerType": "G.1X",
@@ -302,34 +317,39 @@ def _job_definition(s: Settings) -> dict[str, Any]:
 
 
 def glue_job(s: Settings, aws: Clients) -> list[Step]:
-    """Create the gold Glue job or update it when its definition differs. Retries are the
-    DAG's (task-level), so the job itself has ``MaxRetries`` 0."""
-    glue = aws("glue")
-    definition = _job_definition(s)
+    """Create each dataset's gold Glue job or update it when its definition differs. Retries are
+    the DAG's (task-level), so the job itself has ``MaxRetries`` 0."""
+    return [row for lay in layouts(s) for row in _glue_job(s, lay, aws("glue"))]
+
+
+def _glue_job(s: Settings, lay: Layout, glue: Any) -> list[Step]:
+    name = lay.glue_job
+    definition = _job_definition(s, lay)
     try:
-        current = glue.get_job(JobName=s.glue_job)["Job"]
+        current = glue.get_job(JobName=name)["Job"]
     except ClientError as exc:
         if _code(exc) != "EntityNotFoundException":
-            raise ProvisionError(f"Glue job {s.glue_job}: {exc}") from exc
-        glue.create_job(Name=s.glue_job, **definition)
-        return [_row(f"glue-job:{s.glue_job}", "created")]
+            raise ProvisionError(f"Glue job {name}: {exc}") from exc
+        glue.create_job(Name=name, **definition)
+        return [_row(f"glue-job:{name}", "created")]
     same = all(current.get(k) == v for k, v in definition.items() if k != "Command") and \
         current.get("Command", {}).get("ScriptLocation") == definition["Command"]["ScriptLocation"] and \
         current.get("Command", {}).get("Name") == "glueetl"
     if same:
-        return [_row(f"glue-job:{s.glue_job}", "unchanged")]
-    glue.update_job(JobName=s.glue_job, JobUpdate=definition)
-    return [_row(f"glue-job:{s.glue_job}", "updated")]
+        return [_row(f"glue-job:{name}", "unchanged")]
+    glue.update_job(JobName=name, JobUpdate=definition)
+    return [_row(f"glue-job:{name}", "updated")]
 
 
 # --- 5. Athena work group -----------------------------------------------------------------------
 
 
 def workgroup(s: Settings, aws: Clients) -> list[Step]:
-    """Create the work group (results in ``s.athena_output``, configuration enforced, SSE-S3) or
-    point its result location at the current setting."""
+    """Create the work group (results in the layout's ``athena_output``, configuration enforced,
+    SSE-S3) or point its result location at the current setting."""
     athena = aws("athena")
-    result = {"OutputLocation": s.athena_output, "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"}}
+    output = for_dataset(s).athena_output
+    result = {"OutputLocation": output, "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"}}
     try:
         # AWS answers InvalidRequestException for an unknown work group; moto an empty body.
         current = athena.get_work_group(WorkGroup=s.workgroup).get("WorkGroup")
@@ -343,7 +363,7 @@ def workgroup(s: Settings, aws: Clients) -> list[Step]:
                                                 "EnforceWorkGroupConfiguration": True,
                                                 "PublishCloudWatchMetricsEnabled": True})
         return [_row(f"workgroup:{s.workgroup}", "created")]
-    if current.get("Configuration", {}).get("ResultConfiguration", {}).get("OutputLocation") == s.athena_output:
+    if current.get("Configuration", {}).get("ResultConfiguration", {}).get("OutputLocation") == output:
         return [_row(f"workgroup:{s.workgroup}", "unchanged")]
     athena.update_work_group(WorkGroup=s.workgroup, ConfigurationUpdates={
         "ResultConfigurationUpdates": result, "EnforceWorkGroupConfiguration": True})
@@ -393,8 +413,8 @@ def catalog(s: Settings, aws: Clients) -> list[Step]:
             action = "created"
         run_query(aws, s, lake_sql.render("ddl/create_database.sql", "", {"database": database}))
         rows.append(_row(f"database:{database}", action))
-    fact = contracts.load(s.dataset)
-    for name in sorted({d.dataset for d in fact.dimensions}):
+    facts = layouts(s)
+    for name in sorted({d for lay in facts for d in lay.dimensions}):
         dim = contracts.load(name)
         try:
             glue.get_table(DatabaseName=s.silver_database, Name=name)
@@ -403,7 +423,7 @@ def catalog(s: Settings, aws: Clients) -> list[Step]:
             if _code(exc) != "EntityNotFoundException":
                 raise
             action = "created"
-        params = lake_sql.dimension_params(dim, s.silver_database, s.reference_path)
+        params = lake_sql.dimension_params(dim, s.silver_database, facts[0].reference_root)
         run_query(aws, s, lake_sql.render("ddl/create_dimension_table.sql", "", params))
         rows.append(_row(f"table:{s.silver_database}.{name}", action))
     return rows
@@ -412,38 +432,39 @@ def catalog(s: Settings, aws: Clients) -> list[Step]:
 # --- 7. crawlers --------------------------------------------------------------------------------
 
 
-def crawler_definitions(s: Settings) -> dict[str, dict[str, Any]]:
+def crawler_definitions(s: Settings, layout: Layout | None = None) -> dict[str, dict[str, Any]]:
     """The two crawlers' definitions (``create_crawler`` shape without ``Name``), by name.
 
-    Silver: the fact table under ``s.silver_path`` into the silver database. Gold: the gold
-    fact table and ``carrier_daily`` into the gold database. New partitions and columns are
-    added; objects that disappear are only logged (DeleteBehavior LOG): the lake deletes
-    nothing through the catalog.
+    Silver: the fact table under ``layout.silver_root`` into the silver database. Gold: each of
+    the contract's gold tables (``layout.gold_location``) into the gold database. New partitions
+    and columns are added; objects that disappear are only logged (DeleteBehavior LOG): the lake
+    deletes nothing through the catalog.
     """
+    lay = layout or for_dataset(s)
     policy = {"UpdateBehavior": "UPDATE_IN_DATABASE", "DeleteBehavior": "LOG"}
     config = json.dumps({"Version": 1.0, "CrawlerOutput": {"Partitions": {"AddOrUpdateBehavior": "InheritFromTable"}}})
     return {
-        s.silver_crawler: {
+        lay.silver_crawler: {
             "Role": s.glue_role, "DatabaseName": s.silver_database,
-            "Description": f"lake: silver {s.dataset}",
-            "Targets": {"S3Targets": [{"Path": s.silver_path}]},
+            "Description": f"lake: silver {lay.silver_table}",
+            "Targets": {"S3Targets": [{"Path": lay.silver_root}]},
             "SchemaChangePolicy": policy, "Configuration": config,
         },
-        s.gold_crawler: {
+        lay.gold_crawler: {
             "Role": s.glue_role, "DatabaseName": s.gold_database,
-            "Description": f"lake: gold {s.dataset} and carrier_daily",
-            "Targets": {"S3Targets": [{"Path": f"{s.gold_path}{s.dataset}/"},
-                                      {"Path": f"{s.gold_path}carrier_daily/"}]},
+            "Description": f"lake: gold {' and '.join(lay.gold_tables)}",
+            "Targets": {"S3Targets": [{"Path": lay.gold_location(t)} for t in lay.gold_tables]},
             "SchemaChangePolicy": policy, "Configuration": config,
         },
     }
 
 
 def crawlers(s: Settings, aws: Clients) -> list[Step]:
-    """Create the crawlers or update them when their targets, database or role differ."""
+    """Create each dataset's two crawlers or update them when their targets, database or role differ."""
     glue = aws("glue")
     rows = []
-    for name, definition in crawler_definitions(s).items():
+    definitions = {name: d for lay in layouts(s) for name, d in crawler_definitions(s, lay).items()}
+    for name, definition in definitions.items():
         try:
             current = glue.get_crawler(Name=name)["Crawler"]
         except ClientError as exc:

@@ -2,7 +2,8 @@
 
 Every name the DAGs, the provisioning code and the CLI use (buckets, prefixes, the Lambda
 function, the Glue job, the crawlers, databases, the Athena work group, the SNS topic) comes
-from :class:`Settings`. Defaults are the local names; on AWS set the variables (bucket names
+from :class:`Settings`; the object keys, paths and tables built from them and the dataset
+contract come from :class:`lake.layout.Layout`. Defaults are the local names; on AWS set the variables (bucket names
 are global, so at least the four buckets need your own names). Credentials and endpoints are
 *not* settings: they come from Airflow's ``aws_default`` connection (or boto3's usual chain for
 the ``lake`` command).
@@ -13,10 +14,13 @@ variable                        default                                    what
 LAKE_REGION                     us-east-1                                  AWS region of every resource
 LAKE_ACCOUNT_ID                 123456789012 (localaws's account)          for ARNs (topic, roles)
 LAKE_DATASET                    flights                                    the fact dataset (contract)
+LAKE_DAILY_DATASETS             (LAKE_DATASET)                             facts with a daily DAG, a,b
+LAKE_DATASET_NAMES              {}                                         per-dataset job/crawler names
 LAKE_BRONZE_BUCKET              lake-bronze                                raw zips + manifests
 LAKE_SILVER_BUCKET              lake-silver                                silver, quarantine, reference
 LAKE_GOLD_BUCKET                lake-gold                                  gold tables
 LAKE_ARTIFACTS_BUCKET           lake-artifacts                             code + Athena results
+LAKE_SILVER_PREFIX              (none)                                     silver tables' folder (silver bucket)
 LAKE_QUARANTINE_PREFIX          quarantine                                 rejected rows (silver bucket)
 LAKE_REFERENCE_PREFIX           reference                                  dimension tables
 LAKE_SILVER_DATABASE            lake_silver                                Glue database (silver, dims)
@@ -27,12 +31,12 @@ LAKE_LAMBDA_TIMEOUT             300                                        secon
 LAKE_LAMBDA_MEMORY              1024                                       MB (pyarrow needs >= 512)
 LAKE_LAMBDA_EPHEMERAL_STORAGE   2048                                       MB of /tmp (zip + Parquet of a day)
 LAKE_LAMBDA_LAYER_ARN           AWS SDK for pandas, python3.12 (below)     "" = no layer
-LAKE_GLUE_JOB                   lake-flights-gold                          the gold Glue job
+LAKE_GLUE_JOB                   lake-flights-gold                          LAKE_DATASET's gold Glue job
 LAKE_GLUE_WORKERS               2                                          G.1X workers per run
 LAKE_GLUE_TIMEOUT               30                                         minutes per job run
 LAKE_GLUE_MAX_CONCURRENT_RUNS   3                                          = the DAG's max_active_runs
-LAKE_SILVER_CRAWLER             lake-silver-crawler                        catalogs silver flights
-LAKE_GOLD_CRAWLER               lake-gold-crawler                          catalogs gold tables
+LAKE_SILVER_CRAWLER             lake-silver-crawler                        catalogs LAKE_DATASET's silver
+LAKE_GOLD_CRAWLER               lake-gold-crawler                          catalogs its gold tables
 LAKE_LAMBDA_ROLE_ARN            arn:aws:iam::<account>:role/lake-extractor  execution role
 LAKE_GLUE_ROLE_ARN              arn:aws:iam::<account>:role/lake-glue       job + crawler role
 LAKE_SNS_TOPIC                  lake-events                                run summaries and alerts
@@ -45,6 +49,13 @@ LAKE_SENSOR_DEFERRABLE          true                                       wait 
 LAKE_RETRIES                    3                                          task retries (backoff doubles)
 LAKE_RETRY_DELAY                30                                         seconds before the 1st retry
 ==============================  =========================================  ============================
+
+Names that differ per dataset (the Glue job and the two crawlers; buckets, prefixes and databases
+are shared, tables and folders come from each contract): ``LAKE_DATASET`` uses ``LAKE_GLUE_JOB``,
+``LAKE_SILVER_CRAWLER`` and ``LAKE_GOLD_CRAWLER``; another dataset ``<d>`` uses
+``lake-<d>-gold``, ``lake-<d>-silver-crawler`` and ``lake-<d>-gold-crawler``; ``LAKE_DATASET_NAMES``
+(JSON, e.g. ``{"sales": {"glue_job": "sales-gold"}}``) overrides any of them per dataset
+(:meth:`Settings.names_for`).
 
 The AWS SDK for pandas layer ARN is published per region and version at
 https://aws-sdk-pandas.readthedocs.io/en/stable/layers.html; the default is the python3.12
@@ -76,10 +87,13 @@ class Settings(BaseSettings):
     region: str = "us-east-1"
     account_id: str = "123456789012"
     dataset: str = "flights"
+    daily_datasets: str = ""
+    dataset_names: dict[str, dict[str, str]] = Field(default_factory=dict)
     bronze_bucket: str = "lake-bronze"
     silver_bucket: str = "lake-silver"
     gold_bucket: str = "lake-gold"
     artifacts_bucket: str = "lake-artifacts"
+    silver_prefix: str = ""
     quarantine_prefix: str = "quarantine"
     reference_prefix: str = "reference"
     silver_database: str = "lake_silver"
@@ -134,62 +148,34 @@ class Settings(BaseSettings):
                 f"{PANDAS_LAYER_VERSION}")
 
     @cached_property
-    def athena_output(self) -> str:
-        """Where Athena writes query results: ``s3://<artifacts>/athena-results/``."""
-        return f"s3://{self.artifacts_bucket}/athena-results/"
+    def daily_dataset_names(self) -> tuple[str, ...]:
+        """The fact datasets that get a daily DAG: ``LAKE_DAILY_DATASETS`` split on commas, else
+        ``(LAKE_DATASET,)``."""
+        names = tuple(n.strip() for n in self.daily_datasets.split(",") if n.strip())
+        return names or (self.dataset,)
 
-    @cached_property
-    def glue_script_location(self) -> str:
-        """The Glue script's S3 location: ``s3://<artifacts>/glue/<dataset>_gold.py``."""
-        return f"s3://{self.artifacts_bucket}/glue/{self.dataset}_gold.py"
+    def names_for(self, dataset: str) -> dict[str, str]:
+        """The names that differ per dataset: ``{"glue_job", "silver_crawler", "gold_crawler"}``
+        (rule in the module docstring).
 
-    @cached_property
-    def silver_path(self) -> str:
-        """The fact's silver table root: ``s3://<silver>/<dataset>/`` (days under ``dt=``)."""
-        return f"s3://{self.silver_bucket}/{self.dataset}/"
-
-    @cached_property
-    def reference_path(self) -> str:
-        """Dimension tables: ``s3://<silver>/<reference_prefix>/`` (one folder per dimension)."""
-        return f"s3://{self.silver_bucket}/{self.reference_prefix}/"
-
-    @cached_property
-    def gold_path(self) -> str:
-        """Gold root: ``s3://<gold>/`` (tables ``<dataset>/`` and ``carrier_daily/``)."""
-        return f"s3://{self.gold_bucket}/"
-
-    @cached_property
-    def lease_path(self) -> str:
-        """Where the Glue job holds one lease object per day it writes, so two runs of the same day
-        never write gold at once: ``s3://<artifacts>/leases/<glue_job>/`` (``dt=<day>.json`` below)."""
-        return f"s3://{self.artifacts_bucket}/leases/{self.glue_job}/"
+        :raises ValueError: when ``LAKE_DATASET_NAMES`` names a key other than these three.
+        """
+        if dataset == self.dataset:
+            names = {"glue_job": self.glue_job, "silver_crawler": self.silver_crawler,
+                     "gold_crawler": self.gold_crawler}
+        else:
+            names = {"glue_job": f"lake-{dataset}-gold", "silver_crawler": f"lake-{dataset}-silver-crawler",
+                     "gold_crawler": f"lake-{dataset}-gold-crawler"}
+        override = self.dataset_names.get(dataset, {})
+        unknown = sorted(set(override) - set(names))
+        if unknown:
+            raise ValueError(f"LAKE_DATASET_NAMES[{dataset!r}] names {unknown}; allowed: {sorted(names)}")
+        return {**names, **override}
 
     @cached_property
     def buckets(self) -> tuple[str, ...]:
         """All four buckets: bronze, silver, gold, artifacts."""
         return (self.bronze_bucket, self.silver_bucket, self.gold_bucket, self.artifacts_bucket)
-
-    def lambda_environment(self) -> dict[str, str]:
-        """The extractor's environment variables (see include/lambdas/extractor/handler.py)."""
-        return {
-            "LAKE_DATASET": self.dataset,
-            "LAKE_BRONZE_BUCKET": self.bronze_bucket,
-            "LAKE_SILVER_BUCKET": self.silver_bucket,
-            "LAKE_SILVER_PREFIX": "",
-            "LAKE_QUARANTINE_BUCKET": self.silver_bucket,
-            "LAKE_QUARANTINE_PREFIX": self.quarantine_prefix,
-        }
-
-    def glue_arguments(self) -> dict[str, str]:
-        """The Glue job's default arguments (``--ds`` comes from each run)."""
-        return {
-            "--silver_path": self.silver_path.rstrip("/"),
-            "--dimensions_path": self.reference_path.rstrip("/"),
-            "--gold_path": self.gold_path.rstrip("/"),
-            "--lease_path": self.lease_path.rstrip("/"),
-            "--job-language": "python",
-            "--enable-continuous-cloudwatch-log": "true",
-        }
 
 
 def get() -> Settings:

@@ -40,13 +40,10 @@ from typing import Any, Callable, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
 from lake.contracts import Contract, ContractError
+from lake.layout import reference_key, s3_uri
 
 log = logging.getLogger(__name__)
 
-#: Default bronze bucket (env ``LAKE_BRONZE_BUCKET``), as the extractor's default.
-DEFAULT_BRONZE_BUCKET = "lake-bronze"
-#: Default bucket for reference tables (env ``LAKE_SILVER_BUCKET``).
-DEFAULT_REFERENCE_BUCKET = "lake-silver"
 #: Hour (UTC) of the nightly export on the day after the data's day.
 EXPORT_HOUR_UTC = 2
 
@@ -289,11 +286,12 @@ def read_dimension(contract: Contract):
 
 
 def dimension_key(contract: Contract, reference_prefix: str | None = None) -> str:
-    """Object key of a dimension's reference table: ``<reference_prefix>/<name>/<name>.parquet``
-    (``LAKE_REFERENCE_PREFIX``, where the Glue job and the DDL look), or with no prefix given the
-    contract's ``source.prefix``, e.g. ``reference/airlines/airlines.parquet``."""
+    """Object key of a dimension's reference table: :func:`lake.layout.reference_key`
+    (``<reference_prefix>/<name>/<name>.parquet``, ``LAKE_REFERENCE_PREFIX``, where the Glue job
+    and the DDL look), or with no prefix given the contract's ``source.prefix``, e.g.
+    ``reference/airlines/airlines.parquet``."""
     if reference_prefix is not None:
-        return f"{reference_prefix.strip('/')}/{contract.name}/{contract.name}.parquet"
+        return reference_key(reference_prefix, contract.name)
     return f"{contract.source.prefix}{contract.name}.parquet"
 
 
@@ -319,6 +317,6 @@ def load_dimensions(contracts: Iterable[Contract], *, bucket: str, s3=None,
         s3.put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
         log.info("loaded dimension %s: %d rows, %d bytes -> s3://%s/%s", contract.name, table.num_rows,
                  buf.tell(), bucket, key)
-        out.append({"dataset": contract.name, "path": f"s3://{bucket}/{key}", "rows": table.num_rows,
+        out.append({"dataset": contract.name, "path": s3_uri(bucket, key), "rows": table.num_rows,
                     "bytes": buf.tell()})
     return out

@@ -4,9 +4,15 @@ Templates are Jinja with ``{{ ds }}`` (the day, ``YYYY-MM-DD``) and ``{{ params.
 Airflow's ``AthenaOperator`` renders them (``template_searchpath`` = ``include/sql``). They are
 written in Athena's (Trino) dialect, one statement per file.
 
+Shared by every dataset (generic, driven by :func:`params_for`):
+
 * ``ddl/``: databases and the dimension tables (not left to the crawler).
 * ``dq/``: data-quality checks; each returns the violating rows (or counts): no rows = pass.
-* ``reports/``: the day's reports.
+
+A dataset's own, under ``<dataset>/``: ``<dataset>/dq/`` (more checks, same rule),
+``<dataset>/reports/`` (the day's reports; the contract's ``gold.headline`` says which rows make
+the run summary's headline) and ``<dataset>/ddl/``. A dataset file may not share a shared
+file's name (the name is the task id).
 """
 
 from __future__ import annotations
@@ -14,19 +20,39 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lake import settings
 from lake.contracts import Contract
+from lake.layout import Layout
+from lake.layout import reference_location as reference_location_of
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "include" / "sql"
 
 
-def templates(kind: str) -> list[str]:
-    """Template paths relative to ``include/sql`` for ``kind`` (``ddl``, ``dq`` or ``reports``), sorted."""
-    return sorted(p.relative_to(SQL_DIR).as_posix() for p in (SQL_DIR / kind).glob("*.sql"))
+def templates(kind: str, dataset: str | None = None) -> list[str]:
+    """Template paths relative to ``include/sql`` for ``kind`` (``ddl``, ``dq`` or ``reports``):
+    the shared ``<kind>/*.sql`` and, with ``dataset``, the dataset's own ``<dataset>/<kind>/*.sql``,
+    sorted by name (the file stem, which names the Airflow task).
+
+    :raises ValueError: when a dataset's file has the name of a shared one.
+    """
+    found = [p for p in (SQL_DIR / kind).glob("*.sql")]
+    if dataset:
+        found += list((SQL_DIR / dataset / kind).glob("*.sql"))
+    stems = [p.stem for p in found]
+    repeated = sorted({n for n in stems if stems.count(n) > 1})
+    if repeated:
+        raise ValueError(f"include/sql: {kind} templates {repeated} exist both shared and for dataset {dataset}")
+    return [p.relative_to(SQL_DIR).as_posix() for p in sorted(found, key=lambda p: p.stem)]
 
 
-def names(kind: str) -> list[str]:
-    """Template names (file stems) of ``kind``, sorted: e.g. ``names("dq")`` -> ``["gold_matches_silver", ...]``."""
-    return [Path(t).stem for t in templates(kind)]
+def name(template: str) -> str:
+    """A template's name (its file stem): ``"flights/reports/worst_routes.sql"`` -> ``"worst_routes"``."""
+    return Path(template).stem
+
+
+def names(kind: str, dataset: str | None = None) -> list[str]:
+    """Template names of :func:`templates`: e.g. ``names("dq")`` -> ``["gold_matches_silver", ...]``."""
+    return [name(t) for t in templates(kind, dataset)]
 
 
 def render(template: str, ds: str, params: dict[str, Any]) -> str:
@@ -41,19 +67,28 @@ def render(template: str, ds: str, params: dict[str, Any]) -> str:
     return env.get_template(template).render(ds=ds, params=params)
 
 
-def params_for(fact: Contract, dimensions: dict[str, Contract], *, silver_database: str = "lake_silver",
-               gold_database: str = "lake_gold", reference_location: str = "s3://lake-silver/reference/",
-               min_route_flights: int = 3, top_n: int = 10, trailing_days: int = 30) -> dict[str, Any]:
+def params_for(fact: Contract, dimensions: dict[str, Contract], *, silver_database: str | None = None,
+               gold_database: str | None = None, reference_location: str | None = None,
+               min_route_flights: int = 3, top_n: int = 10, trailing_days: int = 30,
+               layout: Layout | None = None) -> dict[str, Any]:
     """The ``params`` for the dq/ and reports/ templates of a fact dataset, from its contract.
 
-    Dimension tables live in ``silver_database``, named as their dataset; gold tables are
-    ``flights`` (the fact's table) and ``carrier_daily``.
+    Databases and the reference location come from ``layout`` (default: the layout of ``fact``
+    with the environment's settings) unless given. Dimension tables live in the silver
+    database, named as their dataset. ``fact_table`` is the gold table with one row per fact
+    row (:attr:`lake.layout.Layout.gold_fact_table`), which the shared checks in ``dq/`` read;
+    ``gold_tables`` maps each of the contract's gold tables to its catalog name (the dataset's
+    own SQL names its tables through it, e.g. ``params.gold_tables.carrier_daily``).
 
-    :returns: ``{"silver_database", "gold_database", "silver_table", "flights_table",
-        "carrier_daily_table", "partition", "not_null", "unique_key", "plausible",
-        "dimension_checks", "min_route_flights", "top_n", "trailing_days", "dimension_tables"}``.
+    :returns: ``{"silver_database", "gold_database", "silver_table", "fact_table", "gold_tables",
+        "partition", "not_null", "unique_key", "plausible", "dimension_checks",
+        "min_route_flights", "top_n", "trailing_days", "dimension_tables"}``.
     """
-    gold_flights = fact.gold.get("tables", {}).get(fact.table, {})
+    lay = layout or Layout(settings.get(), fact)
+    silver_database = silver_database or lay.settings.silver_database
+    gold_database = gold_database or lay.settings.gold_database
+    reference_location = reference_location or lay.reference_root
+    gold_fact = fact.gold.get("tables", {}).get(lay.gold_fact_table, {})
     checks = []
     for dim in fact.dimensions:
         if dim.enforce:
@@ -62,12 +97,12 @@ def params_for(fact: Contract, dimensions: dict[str, Contract], *, silver_databa
     return {
         "silver_database": silver_database,
         "gold_database": gold_database,
-        "silver_table": fact.table,
-        "flights_table": fact.table,
-        "carrier_daily_table": "carrier_daily",
-        "partition": fact.partition_name,
-        "not_null": list(gold_flights.get("not_null", [])),
-        "unique_key": list(gold_flights.get("unique_key", [])),
+        "silver_table": lay.silver_table,
+        "fact_table": lay.gold_fact_table,
+        "gold_tables": {table: table for _, table in lay.gold_catalog_tables},
+        "partition": lay.partition_name,
+        "not_null": list(gold_fact.get("not_null", [])),
+        "unique_key": list(gold_fact.get("unique_key", [])),
         "plausible": dict(fact.gold.get("plausible", {})),
         "dimension_checks": checks,
         "min_route_flights": min_route_flights,
@@ -83,12 +118,13 @@ def params_for(fact: Contract, dimensions: dict[str, Contract], *, silver_databa
 
 def dimension_params(contract: Contract, database: str, reference_location: str) -> dict[str, Any]:
     """``params`` for ``ddl/create_dimension_table.sql``: database and dimension (name,
-    location ``<reference_location>/<name>/``, columns with Athena types)."""
+    location ``<reference_location>/<name>/`` (:func:`lake.layout.reference_location`),
+    columns with Athena types)."""
     return {
         "database": database,
         "dimension": {
             "name": contract.name,
-            "location": f"{reference_location.rstrip('/')}/{contract.name}/",
+            "location": reference_location_of(reference_location, contract.name),
             "columns": [{"name": c.name, "athena_type": c.athena_type, "description": c.description}
                         for c in contract.columns],
         },

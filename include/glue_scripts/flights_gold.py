@@ -2,12 +2,18 @@
 
 Job arguments (``getResolvedOptions``):
 
+All but ``--ds`` are the job's default arguments, from ``lake.layout.Layout.glue_arguments``:
+
 * ``--ds``: the day, ``YYYY-MM-DD``.
-* ``--silver_path``: ``s3://<silver>/flights`` (the day is read from ``<silver_path>/dt=<ds>/``).
+* ``--partition_name``: the partition column (the contract's ``partition_key``, ``dt``); below
+  ``<p>=<ds>`` is the day's partition folder.
+* ``--gold_tables``: the contract's gold tables, comma-separated; must be :data:`GOLD_TABLES`
+  (this script's outputs), each written to ``<gold_path>/<table>/``.
+* ``--silver_path``: ``s3://<silver>/flights`` (the day is read from ``<silver_path>/<p>=<ds>/``).
 * ``--dimensions_path``: ``s3://<silver>/reference`` holding ``airlines/``, ``airports/`` (Parquet).
-* ``--gold_path``: ``s3://<gold>``; writes ``<gold_path>/flights/dt=<ds>/`` and
-  ``<gold_path>/carrier_daily/dt=<ds>/``.
-* ``--lease_path``: ``s3://<artifacts>/leases/<job>``; the run holds ``<lease_path>/dt=<ds>.json``
+* ``--gold_path``: ``s3://<gold>``; writes ``<gold_path>/flights/<p>=<ds>/`` and
+  ``<gold_path>/carrier_daily/<p>=<ds>/``.
+* ``--lease_path``: ``s3://<artifacts>/leases/<job>``; the run holds ``<lease_path>/<p>=<ds>.json``
   while it writes the day (see :func:`acquire_lease`).
 
 Each output overwrites only its ``dt`` partition (dynamic partition overwrite), so a rerun or a
@@ -60,6 +66,9 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 GOLD_TABLES = ("flights", "carrier_daily")
+#: The partition column when a caller gives none (the flights contract's ``partition_key``); ``main``
+#: always passes ``--partition_name``.
+PARTITION = "dt"
 #: Glue job run states in which a run may still write (``JobRunState``, Glue API reference).
 ACTIVE_RUN_STATES = ("STARTING", "RUNNING", "STOPPING", "WAITING")
 
@@ -68,16 +77,17 @@ class PartitionBusyError(RuntimeError):
     """Another Glue run, still active, holds the day's lease; this run wrote nothing."""
 
 
-def _lease_location(lease_path: str, ds: str) -> tuple[str, str]:
+def _lease_location(lease_path: str, ds: str, partition: str = PARTITION) -> tuple[str, str]:
     bucket, _, prefix = lease_path.split("://", 1)[1].partition("/")
-    return bucket, f"{prefix.rstrip('/')}/dt={ds}.json".lstrip("/")
+    return bucket, f"{prefix.rstrip('/')}/{partition}={ds}.json".lstrip("/")
 
 
 def _error_code(exc: Exception) -> str:
     return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
 
 
-def acquire_lease(s3: Any, glue: Any, lease_path: str, ds: str, job_name: str, run_id: str) -> dict[str, Any]:
+def acquire_lease(s3: Any, glue: Any, lease_path: str, ds: str, job_name: str, run_id: str,
+                  partition: str = PARTITION) -> dict[str, Any]:
     """Take the lease of day ``ds`` for Glue run ``run_id`` of ``job_name``; returns the lease
     (``job``, ``run_id``, ``ds``, ``acquired_at`` ISO UTC, ``took_over`` the previous holder's run id or None).
 
@@ -87,7 +97,7 @@ def acquire_lease(s3: Any, glue: Any, lease_path: str, ds: str, job_name: str, r
         since when it holds the lease.
     :raises botocore.exceptions.ClientError: any other S3 or Glue error.
     """
-    bucket, key = _lease_location(lease_path, ds)
+    bucket, key = _lease_location(lease_path, ds, partition)
     lease = {"job": job_name, "run_id": run_id, "ds": ds,
              "acquired_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "took_over": None}
     try:
@@ -106,7 +116,7 @@ def acquire_lease(s3: Any, glue: Any, lease_path: str, ds: str, job_name: str, r
         if _error_code(exc) != "EntityNotFoundException":
             raise
         state = "UNKNOWN"
-    busy = (f"partition dt={ds} is being written by Glue run {holder['run_id']} of job {holder['job']} "
+    busy = (f"partition {partition}={ds} is being written by Glue run {holder['run_id']} of job {holder['job']} "
             f"(state {{state}}, lease s3://{bucket}/{key} held since {holder.get('acquired_at')}); "
             f"this run {run_id} stopped before writing anything: retry it when that run has finished")
     if state in ACTIVE_RUN_STATES:
@@ -121,9 +131,9 @@ def acquire_lease(s3: Any, glue: Any, lease_path: str, ds: str, job_name: str, r
     return lease
 
 
-def release_lease(s3: Any, lease_path: str, ds: str, run_id: str) -> bool:
+def release_lease(s3: Any, lease_path: str, ds: str, run_id: str, partition: str = PARTITION) -> bool:
     """Delete the day's lease if ``run_id`` still holds it; returns whether it was deleted."""
-    bucket, key = _lease_location(lease_path, ds)
+    bucket, key = _lease_location(lease_path, ds, partition)
     try:
         holder = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except Exception as exc:  # botocore ClientError
@@ -136,12 +146,13 @@ def release_lease(s3: Any, lease_path: str, ds: str, run_id: str) -> bool:
     return True
 
 
-def read_day(spark: SparkSession, silver_path: str, ds: str) -> DataFrame:
-    """The silver flights of ``ds`` (``<silver_path>/dt=<ds>/``) with a ``dt`` string column.
+def read_day(spark: SparkSession, silver_path: str, ds: str, partition: str = PARTITION) -> DataFrame:
+    """The silver flights of ``ds`` (``<silver_path>/<partition>=<ds>/``) with a ``<partition>``
+    string column.
 
     :raises pyspark.errors.AnalysisException: "Path does not exist" when the day has no silver data.
     """
-    return spark.read.parquet(f"{silver_path.rstrip('/')}/dt={ds}/").withColumn("dt", F.lit(ds))
+    return spark.read.parquet(f"{silver_path.rstrip('/')}/{partition}={ds}/").withColumn(partition, F.lit(ds))
 
 
 def _bucket(delay: Column, missing_label: str) -> Column:
@@ -205,12 +216,12 @@ def enrich_flights(flights: DataFrame, airlines: DataFrame, airports: DataFrame)
     )
 
 
-def carrier_daily(gold_flights: DataFrame) -> DataFrame:
-    """Gold ``carrier_daily`` from gold ``flights``: one row per (dt, carrier); columns in the
-    module docstring. Counts are bigint, rates and delays double (minutes)."""
+def carrier_daily(gold_flights: DataFrame, partition: str = PARTITION) -> DataFrame:
+    """Gold ``carrier_daily`` from gold ``flights``: one row per (``partition`` = day, carrier);
+    columns in the module docstring. Counts are bigint, rates and delays double (minutes)."""
     arr = F.col("arr_delay")
     return (
-        gold_flights.groupBy("dt", "carrier")
+        gold_flights.groupBy(partition, "carrier")
         .agg(
             F.first("carrier_name", ignorenulls=True).alias("carrier_name"),
             F.count(F.lit(1)).alias("flights"),
@@ -223,24 +234,37 @@ def carrier_daily(gold_flights: DataFrame) -> DataFrame:
             F.percentile(arr, F.lit(0.95)).alias("p95_arr_delay"),
         )
         .withColumn("on_time_rate", F.col("on_time") / F.col("flights"))
-        .select("dt", "carrier", "carrier_name", "flights", "cancelled", "diverted", "delayed_15", "on_time",
+        .select(partition, "carrier", "carrier_name", "flights", "cancelled", "diverted", "delayed_15", "on_time",
                 "on_time_rate", "avg_arr_delay", "p50_arr_delay", "p95_arr_delay")
     )
 
 
-def write_partition(df: DataFrame, path: str) -> None:
-    """Overwrite only the ``dt`` partitions present in ``df`` under ``path`` (one file each)."""
+def write_partition(df: DataFrame, path: str, partition: str = PARTITION) -> None:
+    """Overwrite only the ``partition`` values present in ``df`` under ``path`` (one file each)."""
     df.sparkSession.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
-    df.repartition("dt").write.mode("overwrite").partitionBy("dt").parquet(path)
+    df.repartition(partition).write.mode("overwrite").partitionBy(partition).parquet(path)
 
 
-def transform(spark: SparkSession, ds: str, silver_path: str, dimensions_path: str) -> dict[str, DataFrame]:
+def transform(spark: SparkSession, ds: str, silver_path: str, dimensions_path: str,
+              partition: str = PARTITION) -> dict[str, DataFrame]:
     """Read the day and the dimensions; return ``{"flights": ..., "carrier_daily": ...}`` (not written)."""
     dims = dimensions_path.rstrip("/")
-    flights = read_day(spark, silver_path, ds)
+    flights = read_day(spark, silver_path, ds, partition)
     gold = enrich_flights(flights, spark.read.parquet(f"{dims}/airlines/"), spark.read.parquet(f"{dims}/airports/"))
     gold = gold.cache()
-    return {"flights": gold, "carrier_daily": carrier_daily(gold)}
+    return {"flights": gold, "carrier_daily": carrier_daily(gold, partition)}
+
+
+def gold_tables(names: str) -> tuple[str, ...]:
+    """The ``--gold_tables`` argument (comma-separated) as a tuple, checked against :data:`GOLD_TABLES`.
+
+    :raises ValueError: when the contract's gold tables are not the ones this script writes.
+    """
+    tables = tuple(n.strip() for n in names.split(",") if n.strip())
+    if sorted(tables) != sorted(GOLD_TABLES):
+        raise ValueError(f"--gold_tables {names!r}: this script writes {', '.join(GOLD_TABLES)}; "
+                         "the dataset contract's gold.tables must name exactly these")
+    return tables
 
 
 def main(argv: list[str]) -> None:
@@ -253,10 +277,11 @@ def main(argv: list[str]) -> None:
     import boto3
 
     args = getResolvedOptions(argv, ["JOB_NAME", "JOB_RUN_ID", "ds", "silver_path", "gold_path", "dimensions_path",
-                                     "lease_path"])
-    ds, run_id = args["ds"], args["JOB_RUN_ID"]
+                                     "lease_path", "partition_name", "gold_tables"])
+    ds, run_id, part = args["ds"], args["JOB_RUN_ID"], args["partition_name"]
+    tables_out = gold_tables(args["gold_tables"])
     s3, glue = boto3.client("s3"), boto3.client("glue")
-    lease = acquire_lease(s3, glue, args["lease_path"], ds, args["JOB_NAME"], run_id)
+    lease = acquire_lease(s3, glue, args["lease_path"], ds, args["JOB_NAME"], run_id, part)
     glue_context = GlueContext(SparkContext.getOrCreate())
     spark = glue_context.spark_session
     spark.conf.set("spark.sql.session.timeZone", "UTC")
@@ -267,16 +292,16 @@ def main(argv: list[str]) -> None:
     job = Job(glue_context)
     job.init(args["JOB_NAME"], args)
     try:
-        tables = transform(spark, ds, args["silver_path"], args["dimensions_path"])
+        tables = transform(spark, ds, args["silver_path"], args["dimensions_path"], part)
         gold = args["gold_path"].rstrip("/")
-        for name in GOLD_TABLES:
+        for name in tables_out:
             df = tables[name]
             rows = df.count()
-            write_partition(df, f"{gold}/{name}")
-            logger.info(f"flights_gold {ds}: wrote {rows} rows to {gold}/{name}/dt={ds}/")
+            write_partition(df, f"{gold}/{name}", part)
+            logger.info(f"flights_gold {ds}: wrote {rows} rows to {gold}/{name}/{part}={ds}/")
         job.commit()
     finally:
-        release_lease(s3, args["lease_path"], ds, run_id)
+        release_lease(s3, args["lease_path"], ds, run_id, part)
 
 
 if __name__ == "__main__":

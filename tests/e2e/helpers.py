@@ -62,7 +62,7 @@ def run_day(run_dag, ds: str):
 
     from tests.helpers import REPO
 
-    return run_dag(REPO / "dags" / "flights_lake_daily.py", "flights_lake_daily",
+    return run_dag(REPO / "dags" / "lake_daily.py", "flights_lake_daily",
                    logical_date=datetime.fromisoformat(ds).replace(tzinfo=timezone.utc))
 
 

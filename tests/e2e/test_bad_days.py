@@ -17,7 +17,7 @@ from lake import contracts, source
 from tests.e2e.helpers import day_alerts, run_day
 from tests.helpers import REPO, list_keys
 
-DAG_FILE = REPO / "dags" / "flights_lake_daily.py"
+DAG_FILE = REPO / "dags" / "lake_daily.py"
 
 
 def test_late_file_fails_the_sensor_and_alerts(lake, run_dag, fail_fast):

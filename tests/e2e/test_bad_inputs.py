@@ -28,6 +28,7 @@ from datetime import date, timedelta
 import pyarrow.parquet as pq
 
 from lake import contracts, source
+from lake.layout import Layout
 from tests.e2e.helpers import day_alerts, run_day, task_instances
 from tests.helpers import HANDLER, REQUIRED, import_path, list_keys
 
@@ -254,7 +255,7 @@ def test_manifest_row_count_mismatch_keeps_the_previous_partition(lake, run_dag,
     body = _csv(header, lines)
     rows = len(_records(body))
     _deliver_csv(s, s3, ds, body)
-    invoked = aws("lambda").invoke(FunctionName=s.lambda_function, Payload=json.dumps({"ds": ds}).encode())
+    invoked = aws("lambda").invoke(FunctionName=s.lambda_function, Payload=Layout(s, FLIGHTS).lambda_payload(ds).encode())
     assert "FunctionError" not in invoked, invoked["Payload"].read()
     before = {k: s3.get_object(Bucket=s.silver_bucket, Key=k)["Body"].read()
               for k in list_keys(s3, s.silver_bucket, f"flights/dt={ds}/")}

@@ -33,7 +33,7 @@ from tests.helpers import REPO
 #: The tier (tests/conftest.py): e2e by its folder; not spark (the Glue job does not run); slow (minutes).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-DAG_FILE = REPO / "dags" / "flights_lake_daily.py"
+DAG_FILE = REPO / "dags" / "lake_daily.py"
 DAY = synth.DEFAULT_DAY
 #: Everything after check_extract: marked success by dag.test() instead of running.
 NOT_RUN = r"transform|crawl_silver|crawl_gold|data_quality\..+|reports\..+|summarize|notify"

@@ -20,7 +20,7 @@ from lake import contracts, provision, settings, source
 from tests.conftest import AWS_TEST_SECRET
 from tests.helpers import REPO, REQUIRED, list_keys
 
-DAG_FILE = REPO / "dags" / "flights_lake_daily.py"
+DAG_FILE = REPO / "dags" / "lake_daily.py"
 DAYS = ["2013-02-07", "2013-02-08", "2013-02-09"]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 from lake import contracts, source
+from lake.layout import Layout
+from lake.settings import Settings
 
 
 def replay_day(s3, bucket: str, day: str) -> dict:
@@ -16,6 +18,7 @@ def replay_day(s3, bucket: str, day: str) -> dict:
 
 def extractor_event(buckets: dict[str, str], ds: str, **extra) -> dict:
     """The extractor's event for day ``ds`` on the ``buckets`` fixture's buckets (silver under
-    ``silver/``, quarantine under ``quarantine/``), plus ``extra`` keys."""
-    return {"ds": ds, "bucket": buckets["bronze"], "silver_bucket": buckets["silver"], "silver_prefix": "silver",
-            "quarantine_prefix": "quarantine", **extra}
+    ``silver/``, quarantine under ``quarantine/``) from the layout, plus ``extra`` keys."""
+    s = Settings(bronze_bucket=buckets["bronze"], silver_bucket=buckets["silver"], silver_prefix="silver",
+                 quarantine_prefix="quarantine")
+    return {**Layout(s, contracts.load("flights")).lambda_event(ds), **extra}

@@ -11,6 +11,7 @@ import pytest
 
 from lake import contracts, source
 from tests.helpers import BLIZZARD, GLUE_SCRIPT, list_keys, src_count
+from tests.lake.helpers import extractor_event
 
 pytestmark = pytest.mark.spark
 
@@ -35,8 +36,7 @@ def test_glue_job_builds_gold_for_the_blizzard_day(buckets, aws_client, duck, ha
     s3, glue, logs = aws_client("s3"), aws_client("glue"), aws_client("logs")
     d = date.fromisoformat(BLIZZARD)
     source.replay(contracts.load("flights"), d, d, bucket=buckets["bronze"], s3=s3)
-    handler_mod.handler({"ds": BLIZZARD, "bucket": buckets["bronze"], "silver_bucket": buckets["silver"],
-                         "silver_prefix": "silver"})
+    handler_mod.handler(extractor_event(buckets, BLIZZARD))
     source.load_dimensions([contracts.load(n) for n in ("airlines", "airports")], bucket=buckets["silver"], s3=s3)
     # Another day's gold partition, which the run must leave alone.
     s3.put_object(Bucket=buckets["silver"], Key="gold/flights/dt=2013-02-07/part-0.parquet", Body=b"keep me")
@@ -48,7 +48,8 @@ def test_glue_job_builds_gold_for_the_blizzard_day(buckets, aws_client, duck, ha
         DefaultArguments={"--ds": BLIZZARD, "--silver_path": f"s3://{buckets['silver']}/silver/flights",
                           "--dimensions_path": f"s3://{buckets['silver']}/reference",
                           "--gold_path": f"s3://{buckets['silver']}/gold",
-                          "--lease_path": f"s3://{buckets['silver']}/leases/{job}"},
+                          "--lease_path": f"s3://{buckets['silver']}/leases/{job}",
+                          "--partition_name": "dt", "--gold_tables": "flights,carrier_daily"},
     )
     started = time.monotonic()
     run = _run(glue, job)

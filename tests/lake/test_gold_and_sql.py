@@ -167,7 +167,7 @@ def src_count_rows(con, ds: str) -> int:
 
 
 def test_report_on_time_by_carrier(lake_db, duck):
-    got = run_sql(lake_db, "reports/on_time_by_carrier.sql", BLIZZARD)
+    got = run_sql(lake_db, "flights/reports/on_time_by_carrier.sql", BLIZZARD)
     expected = {e[0]: e for e in _src_carrier_daily(duck, [BLIZZARD])}
     assert sorted(g[0] for g in got) == sorted(expected)
     rates = [g[7] for g in got]
@@ -179,7 +179,7 @@ def test_report_on_time_by_carrier(lake_db, duck):
 
 
 def test_report_worst_routes(lake_db, duck):
-    got = run_sql(lake_db, "reports/worst_routes.sql", BLIZZARD, min_route_flights=3, top_n=10)
+    got = run_sql(lake_db, "flights/reports/worst_routes.sql", BLIZZARD, min_route_flights=3, top_n=10)
     expected = duck.execute(f"""
         SELECT origin, dest, count(*), count(arr_delay), avg(arr_delay)
         FROM src_flights WHERE dt = '{BLIZZARD}' GROUP BY origin, dest HAVING count(arr_delay) >= 3
@@ -188,7 +188,7 @@ def test_report_worst_routes(lake_db, duck):
 
 
 def test_report_trailing_on_time(lake_db, duck):
-    got = run_sql(lake_db, "reports/trailing_on_time.sql", BLIZZARD)
+    got = run_sql(lake_db, "flights/reports/trailing_on_time.sql", BLIZZARD)
     window = ["2013-01-10", "2013-02-07", BLIZZARD]  # the days present in gold within ds-29 .. ds
     expected = {e[0]: e for e in duck.execute(f"""
         SELECT carrier, count(DISTINCT dt), count(*), count(*) FILTER (WHERE arr_delay < 15)

@@ -560,7 +560,7 @@ def _aws_imports(path: Path) -> set[str]:
 
 def test_the_calls_cover_every_aws_operator_the_dags_use():
     """A new AWS operator or provisioning step needs its calls in lake.iam.pipeline_calls."""
-    assert _aws_imports(REPO / "dags" / "flights_lake_daily.py") == {
+    assert _aws_imports(REPO / "dags" / "lake_daily.py") == {
         "AthenaHook", "SnsNotifier", "AthenaOperator", "GlueJobOperator", "GlueCrawlerOperator",
         "LambdaInvokeFunctionOperator", "SnsPublishOperator", "S3KeySensor"}
     assert _aws_imports(REPO / "dags" / "lake_provision.py") == {"AwsBaseHook"}

@@ -9,6 +9,8 @@ import zipfile
 from datetime import date
 
 from lake import cli, contracts, source
+from lake.layout import Layout
+from lake.settings import Settings
 from tests.helpers import BLIZZARD, src_count
 from tests.localaws.helpers import lambda_role
 
@@ -33,10 +35,10 @@ def test_built_zip_deploys_and_extracts_the_blizzard_day(tmp_path, buckets, aws_
     lam.create_function(
         FunctionName=name, Runtime="python3.12", Role=lambda_role(aws_client("iam")), Handler="handler.handler",
         Code={"ZipFile": data}, MemorySize=1024, Timeout=120,
-        Environment={"Variables": {"LAKE_BRONZE_BUCKET": buckets["bronze"], "LAKE_SILVER_BUCKET": buckets["silver"],
-                                   "LAKE_SILVER_PREFIX": "silver"}},
     )
-    resp = lam.invoke(FunctionName=name, Payload=json.dumps({"ds": BLIZZARD}).encode(), LogType="Tail")
+    layout = Layout(Settings(bronze_bucket=buckets["bronze"], silver_bucket=buckets["silver"], silver_prefix="silver"),
+                    contracts.load("flights"))
+    resp = lam.invoke(FunctionName=name, Payload=layout.lambda_payload(BLIZZARD).encode(), LogType="Tail")
     payload = json.loads(resp["Payload"].read())
     log_tail = base64.b64decode(resp["LogResult"]).decode()
     assert "FunctionError" not in resp, payload
@@ -54,7 +56,7 @@ def test_built_zip_deploys_and_extracts_the_blizzard_day(tmp_path, buckets, aws_
     s3.put_object(Bucket=buckets["bronze"], Key=key, Body=b"PK\x03\x04 truncated")
     s3.put_object(Bucket=buckets["bronze"], Key=contracts.load("flights").manifest_key("2013-02-09"),
                   Body=json.dumps({"rows": 1}).encode())
-    resp = lam.invoke(FunctionName=name, Payload=json.dumps({"ds": "2013-02-09"}).encode())
+    resp = lam.invoke(FunctionName=name, Payload=layout.lambda_payload("2013-02-09").encode())
     err = json.loads(resp["Payload"].read())
     assert resp["FunctionError"] == "Unhandled"
     assert err["errorType"] == "BronzeFileError"

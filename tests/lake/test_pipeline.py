@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lake import pipeline
+from lake import contracts, pipeline
 from tests.helpers import BLIZZARD, src_count
 from tests.lake.helpers import extractor_event, replay_day
 
@@ -83,7 +83,9 @@ def test_headline_and_summary(duck):
                                   count(*) FILTER (WHERE arr_delay < 15) / count(*)
                                   FROM src_flights WHERE dt = '{ds}' GROUP BY carrier""").fetchall()
     rows = [{"carrier": c, "flights": str(f), "on_time": str(o), "on_time_rate": str(r)} for c, f, o, r in by_carrier]
-    head = pipeline.headline(rows, [{"origin": "EWR", "dest": "ORD", "avg_arr_delay": "95.5"}])
+    flights = contracts.load("flights")
+    head = pipeline.headline_for(flights, {"on_time_by_carrier": rows,
+                                           "worst_routes": [{"origin": "EWR", "dest": "ORD", "avg_arr_delay": "95.5"}]})
     total, on_time = duck.execute(f"SELECT count(*), count(*) FILTER (WHERE arr_delay < 15) FROM src_flights "
                                   f"WHERE dt = '{ds}'").fetchone()
     assert (head["flights"], head["on_time"]) == (total, on_time)
@@ -92,6 +94,6 @@ def test_headline_and_summary(duck):
     assert head["worst_route"] == "EWR-ORD" and head["worst_route_avg_arr_delay"] == 95.5
     extract = {"rows_read": total, "rows_written": total, "rows_rejected": 0, "rejected_by_reason": {},
                "silver_path": "s3://s/flights/dt=2013-02-08/", "quarantine_path": "s3://s/q/"}
-    out = pipeline.summary(ds, extract, {"unique_key": 0}, head, "jr_1")
+    out = pipeline.summary(ds, extract, {"unique_key": 0}, head, "jr_1", contract=flights)
     assert len(out["subject"]) <= 100 and out["subject"].startswith(f"lake {ds}: {total:,} rows")
     assert json.loads(out["message"])["gold_rows"] == total

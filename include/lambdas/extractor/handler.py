@@ -9,17 +9,19 @@ local zip (:func:`extract_file`): ``chunks.py`` reads the CSV in chunks of whole
 ``validate.py`` parses and checks them against the contract, ``parquet_out.py`` writes silver
 and quarantine. They import each other by their plain names, as at the root of the zip.
 
-Event (every key but ``ds`` may instead come from an environment variable; defaults in brackets)::
+Event (every field required; built by ``lake.layout.Layout.lambda_payload``, so the names come
+from one place and the extractor derives none; a missing field is a ``ValueError`` naming it)::
 
-    {"ds": "2013-01-05",                         # the day (logical date), YYYY-MM-DD
-     "dataset": "flights",                       # env LAKE_DATASET [flights]
-     "bucket": "lake-bronze",                    # bronze bucket; env LAKE_BRONZE_BUCKET [lake-bronze]
-     "key": "flights/ingest_date=.../x.csv.zip", # optional: default from the contract
-     "manifest_key": "...manifest.json",         # optional: default from the contract
-     "silver_bucket": "lake-silver",             # env LAKE_SILVER_BUCKET [lake-silver]
-     "silver_prefix": "",                        # env LAKE_SILVER_PREFIX [""]
-     "quarantine_bucket": "lake-silver",         # env LAKE_QUARANTINE_BUCKET [the silver bucket]
-     "quarantine_prefix": "quarantine"}          # env LAKE_QUARANTINE_PREFIX [quarantine]
+    {"ds": "2013-01-05",                                          # the day (logical date), YYYY-MM-DD
+     "dataset": "flights",                                        # the contract
+     "bucket": "lake-bronze",                                     # bronze bucket
+     "key": "flights/ingest_date=2013-01-05/flights_20130105.csv.zip",
+     "manifest_key": "flights/ingest_date=2013-01-05/flights_20130105.manifest.json",
+     "silver_bucket": "lake-silver",
+     "silver_prefix": "flights/dt=2013-01-05/",                   # the day's silver partition
+     "quarantine_bucket": "lake-silver",
+     "quarantine_prefix": "quarantine/flights/dt=2013-01-05/",    # the day's rejected rows
+     "partition": {"name": "dt", "value": "2013-01-05"}}          # both prefixes end with name=value/
 
 What happens (the rules come from the dataset contract, ``include/datasets/<dataset>.json``):
 
@@ -59,8 +61,8 @@ What happens (the rules come from the dataset contract, ``include/datasets/<data
    A file with a header and no data rows is an error unless the contract has ``allow_empty``.
 6. Only then is the day overwritten: the day's existing silver and quarantine objects are
    deleted and the new ones uploaded, so a rerun leaves exactly one copy and a bad file never
-   destroys a good partition. Silver: ``s3://<silver>/<prefix>/<table>/dt=YYYY-MM-DD/part-00000.parquet``
-   (snappy), typed as the contract says. Quarantine: ``.../quarantine/<table>/dt=YYYY-MM-DD/part-00000.parquet``
+   destroys a good partition. Silver: ``s3://<silver_bucket>/<silver_prefix>part-00000.parquet``
+   (snappy), typed as the contract says. Quarantine: ``s3://<quarantine_bucket>/<quarantine_prefix>part-00000.parquet``
    with ``line_number`` (int64), ``reason`` (string), ``raw_line`` (string, the record's text
    for rows that could not be split into fields) and every contract column as the original
    text. Text that is not valid UTF-8 is kept with every invalid byte written as the four
@@ -239,31 +241,33 @@ def _check_counts(result: ExtractResult, contract: contracts.Contract, uri: str,
 # --- S3 ----------------------------------------------------------------------------------------
 
 
-def _config(event: dict[str, Any], contract_loader: Callable[[str], Any]) -> tuple[Any, date, dict[str, str]]:
-    """The event merged with the environment's defaults (see the module docstring), and the keys
-    it leaves out derived from the dataset's contract -> (contract, day, objects): ``bucket``,
-    ``key`` and ``manifest_key`` in bronze; ``silver_bucket``/``silver_prefix`` and
-    ``quarantine_bucket``/``quarantine_prefix``, the prefixes of the day's partition.
+#: Event fields, every one required: the caller (the DAG, through ``lake.layout.Layout.lambda_payload``)
+#: names every object, so the extractor derives no name itself.
+EVENT_FIELDS = ("ds", "dataset", "bucket", "key", "manifest_key", "silver_bucket", "silver_prefix",
+                "quarantine_bucket", "quarantine_prefix", "partition")
 
-    :raises ValueError: the event has no ``ds``, or it is not a date.
+
+def _config(event: dict[str, Any], contract_loader: Callable[[str], Any]) -> tuple[Any, date, dict[str, Any]]:
+    """The event's fields (see the module docstring), checked -> (contract, day, fields).
+
+    :raises ValueError: naming every missing or empty field, or when ``partition`` is not
+        ``{"name", "value"}`` with ``value`` = ``ds`` and the silver and quarantine prefixes do not
+        end with ``<name>=<value>/``.
     :raises contracts.ContractError: the dataset has no valid contract.
     """
-    if not event.get("ds"):
-        raise ValueError("the event needs 'ds' (YYYY-MM-DD), the day to extract")
-    silver_bucket = event.get("silver_bucket") or os.environ.get("LAKE_SILVER_BUCKET", "lake-silver")
-    contract = contract_loader(event.get("dataset") or os.environ.get("LAKE_DATASET", "flights"))
-    day = date.fromisoformat(str(event["ds"]))
-    return contract, day, {
-        "bucket": event.get("bucket") or os.environ.get("LAKE_BRONZE_BUCKET", "lake-bronze"),
-        "key": event.get("key") or contract.source_key(day),
-        "manifest_key": event.get("manifest_key") or contract.manifest_key(day),
-        "silver_bucket": silver_bucket,
-        "silver_prefix": contract.partition_prefix(
-            day, event.get("silver_prefix", os.environ.get("LAKE_SILVER_PREFIX", ""))),
-        "quarantine_bucket": event.get("quarantine_bucket") or os.environ.get("LAKE_QUARANTINE_BUCKET", silver_bucket),
-        "quarantine_prefix": contract.partition_prefix(
-            day, event.get("quarantine_prefix", os.environ.get("LAKE_QUARANTINE_PREFIX", "quarantine"))),
-    }
+    missing = [f for f in EVENT_FIELDS if not event.get(f)]
+    if missing:
+        raise ValueError(f"the event lacks {', '.join(repr(f) for f in missing)}: the caller sends every key "
+                         f"(lake.layout.Layout.lambda_payload); got {sorted(event)}")
+    cfg = {f: event[f] for f in EVENT_FIELDS}
+    part = cfg["partition"]
+    if not isinstance(part, dict) or not part.get("name") or str(part.get("value")) != str(cfg["ds"]):
+        raise ValueError(f"the event's 'partition' must be {{\"name\", \"value\": ds}}; got {part!r}")
+    folder = f"{part['name']}={part['value']}/"
+    for f in ("silver_prefix", "quarantine_prefix"):
+        if not str(cfg[f]).endswith(folder):
+            raise ValueError(f"the event's {f!r} {cfg[f]!r} is not the folder of partition {folder!r}")
+    return contract_loader(cfg["dataset"]), date.fromisoformat(str(cfg["ds"])), cfg
 
 
 def _s3():

@@ -1,11 +1,11 @@
--- DQ: the day's gold flights have exactly the rows the extractor wrote to silver.
+-- DQ: the day's gold fact table has exactly the rows the extractor wrote to silver.
 -- Returns one row (the two counts) when they differ; no rows = pass.
--- Params: silver_database, silver_table, gold_database, flights_table, partition.
+-- Params: silver_database, silver_table, gold_database, fact_table, partition.
 WITH silver AS (
   SELECT count(*) AS silver_rows FROM {{ params.silver_database }}.{{ params.silver_table }}
   WHERE {{ params.partition }} = '{{ ds }}'
 ), gold AS (
-  SELECT count(*) AS gold_rows FROM {{ params.gold_database }}.{{ params.flights_table }}
+  SELECT count(*) AS gold_rows FROM {{ params.gold_database }}.{{ params.fact_table }}
   WHERE {{ params.partition }} = '{{ ds }}'
 )
 SELECT '{{ ds }}' AS dt, silver.silver_rows, gold.gold_rows

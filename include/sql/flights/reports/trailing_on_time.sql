@@ -1,12 +1,12 @@
 -- Report: 30-day trailing on-time rate per carrier: the days ds-29 .. ds (those present in gold).
 -- Rate = sum(on_time) / sum(flights), so busy days weigh more than quiet ones.
--- Params: gold_database, carrier_daily_table, partition, trailing_days (30).
+-- Params: gold_database, gold_tables.carrier_daily, partition, trailing_days (30).
 SELECT carrier, max(carrier_name) AS carrier_name,
        count(DISTINCT {{ params.partition }}) AS days,
        sum(flights) AS flights,
        sum(on_time) AS on_time,
        CAST(sum(on_time) AS double) / sum(flights) AS on_time_rate
-FROM {{ params.gold_database }}.{{ params.carrier_daily_table }}
+FROM {{ params.gold_database }}.{{ params.gold_tables.carrier_daily }}
 -- dt is a string partition (compared as text so Athena prunes partitions); the inner CAST to date
 -- keeps the bound a plain date where an engine's date_add returns a timestamp (DuckDB).
 WHERE {{ params.partition }}

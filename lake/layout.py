@@ -1,0 +1,344 @@
+"""Where a dataset's data lives: every physical name (bucket, prefix, key, table, job), in one place.
+
+:class:`Layout` is built from the :class:`~lake.settings.Settings` (buckets, prefixes,
+databases, job and crawler names: the ``LAKE_*`` variables) and the dataset's
+:class:`~lake.contracts.Contract` (bronze key templates, silver table, partition key, gold
+tables). Everything that names an object or a table asks it: the DAG (sensor keys, the Lambda
+payload, the Glue arguments, the crawlers, Athena), ``lake.assets``, ``lake.provision``, the IAM
+rendering in ``lake.iam``, the benches and the CLI. Nothing else derives a name. It is pure: no
+I/O, no clock.
+
+The names for ``flights`` with the default settings (day 2013-01-05)::
+
+    bronze key        s3://lake-bronze/flights/ingest_date=2013-01-05/flights_20130105.csv.zip
+    manifest key      s3://lake-bronze/flights/ingest_date=2013-01-05/flights_20130105.manifest.json
+    silver            s3://lake-silver/flights/dt=2013-01-05/
+    quarantine        s3://lake-silver/quarantine/flights/dt=2013-01-05/
+    reference         s3://lake-silver/reference/<dimension>/<dimension>.parquet
+    gold tables       s3://lake-gold/flights/, s3://lake-gold/carrier_daily/ (contract gold.tables)
+    catalog           lake_silver.flights; lake_gold.flights, lake_gold.carrier_daily
+    lease             s3://lake-artifacts/leases/lake-flights-gold/dt=2013-01-05.json
+    Glue script       s3://lake-artifacts/glue/flights_gold.py
+    Athena results    s3://lake-artifacts/athena-results/
+
+The silver folder is the contract's ``silver.table`` (default its name) under ``LAKE_SILVER_PREFIX``
+(default none); the partition folder is ``<partition_key.name>=<day>``. Day methods take a
+``date`` or ``YYYY-MM-DD``; the ``*_template`` properties give the same names with the Jinja
+forms ``{{ ds }}`` / ``{{ ds_nodash }}`` that Airflow renders for a run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from lake.contracts import Contract
+from lake.settings import Settings
+
+#: Airflow's Jinja forms of the run's day: ``YYYY-MM-DD`` and ``YYYYMMDD``.
+DS, DS_NODASH = "{{ ds }}", "{{ ds_nodash }}"
+
+
+def _day(day: date | str) -> date:
+    return day if isinstance(day, date) else date.fromisoformat(str(day))
+
+
+def s3_uri(bucket: str, key: str = "") -> str:
+    """``("bucket", "key")`` -> ``s3://bucket/key`` (the inverse of :func:`split_uri`)."""
+    return f"s3://{bucket}/{key}"
+
+
+_uri = s3_uri
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> ``("bucket", "key")``. :raises ValueError: when not an ``s3://`` URI."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return bucket, key
+
+
+def reference_key(reference_prefix: str, dimension: str) -> str:
+    """Object key of a dimension's reference table: ``<reference_prefix>/<name>/<name>.parquet``
+    (one Parquet object per dimension; the Glue job and the DDL read the folder)."""
+    return f"{reference_prefix.strip('/')}/{dimension}/{dimension}.parquet"
+
+
+def reference_location(reference_root: str, dimension: str) -> str:
+    """A dimension table's folder under the reference root URI: ``<root>/<name>/`` (its DDL
+    ``LOCATION``; the folder of :func:`reference_key`)."""
+    return f"{reference_root.rstrip('/')}/{dimension}/"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The physical names of one dataset (see the module docstring for the flights names)."""
+
+    settings: Settings
+    contract: Contract
+
+    # --- jobs, crawlers, artefacts ---------------------------------------------------------------
+
+    @property
+    def dataset(self) -> str:
+        """The dataset's name (the contract's)."""
+        return self.contract.name
+
+    @property
+    def glue_job(self) -> str:
+        """The dataset's gold Glue job (``LAKE_GLUE_JOB`` for ``LAKE_DATASET``; see
+        :meth:`lake.settings.Settings.names_for`)."""
+        return self.settings.names_for(self.dataset)["glue_job"]
+
+    @property
+    def silver_crawler(self) -> str:
+        """The crawler of the silver fact table (``LAKE_SILVER_CRAWLER`` for ``LAKE_DATASET``)."""
+        return self.settings.names_for(self.dataset)["silver_crawler"]
+
+    @property
+    def gold_crawler(self) -> str:
+        """The crawler of the gold tables (``LAKE_GOLD_CRAWLER`` for ``LAKE_DATASET``)."""
+        return self.settings.names_for(self.dataset)["gold_crawler"]
+
+    @property
+    def glue_script_name(self) -> str:
+        """File name of the dataset's Glue script: ``<dataset>_gold.py`` (in ``include/glue_scripts``)."""
+        return f"{self.dataset}_gold.py"
+
+    @property
+    def glue_script_location(self) -> str:
+        """The Glue script's S3 location: ``s3://<artifacts>/glue/<dataset>_gold.py``."""
+        return _uri(self.settings.artifacts_bucket, f"glue/{self.glue_script_name}")
+
+    @property
+    def athena_output(self) -> str:
+        """Where Athena writes query results: ``s3://<artifacts>/athena-results/``."""
+        return _uri(self.settings.artifacts_bucket, "athena-results/")
+
+    # --- bronze -----------------------------------------------------------------------------------
+
+    @property
+    def bronze_bucket(self) -> str:
+        """The bronze bucket (``LAKE_BRONZE_BUCKET``)."""
+        return self.settings.bronze_bucket
+
+    @property
+    def bronze_root(self) -> str:
+        """The dataset's bronze folder: the contract's ``source.prefix`` up to its first
+        placeholder's folder, e.g. ``s3://lake-bronze/flights/``."""
+        static = self.contract.source.prefix.split("{", 1)[0]
+        folder = static.rsplit("/", 1)[0] + "/" if "/" in static else ""
+        return _uri(self.bronze_bucket, folder)
+
+    def bronze_key(self, day: date | str) -> str:
+        """Key of ``day``'s zip, e.g. ``flights/ingest_date=2013-01-05/flights_20130105.csv.zip``."""
+        return self.contract.source_key(_day(day))
+
+    def manifest_key(self, day: date | str) -> str:
+        """Key of ``day``'s manifest. :raises ContractError: when the source has none."""
+        return self.contract.manifest_key(_day(day))
+
+    @property
+    def bronze_key_template(self) -> str:
+        """:meth:`bronze_key` with ``{{ ds }}``/``{{ ds_nodash }}`` (an S3 sensor's ``bucket_key``)."""
+        return self.contract.day_keys(DS, DS_NODASH)[0]
+
+    @property
+    def manifest_key_template(self) -> str:
+        """:meth:`manifest_key` with ``{{ ds }}``/``{{ ds_nodash }}``."""
+        return self.contract.day_keys(DS, DS_NODASH)[1]
+
+    # --- partitions, silver, quarantine ----------------------------------------------------------
+
+    @property
+    def partition_name(self) -> str:
+        """The Hive partition column of silver and gold (the contract's ``partition_key.name``)."""
+        return self.contract.partition_name
+
+    def partition(self, value: date | str) -> str:
+        """The partition folder name of a day, e.g. ``dt=2013-01-05`` (a ``str`` is used as is,
+        so ``partition(DS)`` is the Jinja form)."""
+        text = value.isoformat() if isinstance(value, date) else str(value)
+        return f"{self.partition_name}={text}"
+
+    @property
+    def silver_bucket(self) -> str:
+        """The silver bucket (``LAKE_SILVER_BUCKET``): silver, quarantine and reference tables."""
+        return self.settings.silver_bucket
+
+    @property
+    def silver_table(self) -> str:
+        """The silver table's name and folder (the contract's ``silver.table``)."""
+        return self.contract.table
+
+    @property
+    def silver_root(self) -> str:
+        """The silver table's root, e.g. ``s3://lake-silver/flights/`` (the silver crawler's target)."""
+        return _uri(self.silver_bucket, self.contract.table_path(self.settings.silver_prefix))
+
+    def silver_prefix(self, day: date | str) -> str:
+        """Key prefix of ``day``'s silver partition, e.g. ``flights/dt=2013-01-05/``."""
+        return self.contract.partition_prefix(_day(day), self.settings.silver_prefix)
+
+    def silver_path(self, day: date | str) -> str:
+        """``day``'s silver partition as a URI, e.g. ``s3://lake-silver/flights/dt=2013-01-05/``."""
+        return _uri(self.silver_bucket, self.silver_prefix(day))
+
+    @property
+    def quarantine_bucket(self) -> str:
+        """The bucket of rejected rows (the silver bucket)."""
+        return self.settings.silver_bucket
+
+    @property
+    def quarantine_root(self) -> str:
+        """The dataset's quarantine root, e.g. ``s3://lake-silver/quarantine/flights/``."""
+        return _uri(self.quarantine_bucket, self.contract.table_path(self.settings.quarantine_prefix))
+
+    def quarantine_prefix(self, day: date | str) -> str:
+        """Key prefix of ``day``'s rejected rows, e.g. ``quarantine/flights/dt=2013-01-05/``."""
+        return self.contract.partition_prefix(_day(day), self.settings.quarantine_prefix)
+
+    def quarantine_path(self, day: date | str) -> str:
+        """``day``'s quarantine partition as a URI."""
+        return _uri(self.quarantine_bucket, self.quarantine_prefix(day))
+
+    # --- reference (dimensions) ------------------------------------------------------------------
+
+    @property
+    def reference_root(self) -> str:
+        """Dimension tables: ``s3://<silver>/<reference_prefix>/`` (one folder per dimension)."""
+        return _uri(self.silver_bucket, f"{self.settings.reference_prefix.strip('/')}/")
+
+    def dimension_key(self, dimension: str) -> str:
+        """Object key of a dimension's table, e.g. ``reference/airlines/airlines.parquet``."""
+        return reference_key(self.settings.reference_prefix, dimension)
+
+    def dimension_location(self, dimension: str) -> str:
+        """A dimension table's folder (its DDL ``LOCATION``), e.g. ``s3://lake-silver/reference/airlines/``."""
+        return reference_location(self.reference_root, dimension)
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        """The dimension datasets the fact refers to, sorted, each once."""
+        return tuple(sorted({d.dataset for d in self.contract.dimensions}))
+
+    # --- gold and the catalog ---------------------------------------------------------------------
+
+    @property
+    def gold_root(self) -> str:
+        """Gold root: ``s3://<gold>/`` (one folder per gold table)."""
+        return _uri(self.settings.gold_bucket)
+
+    @property
+    def gold_tables(self) -> tuple[str, ...]:
+        """The gold tables, in contract order (``gold.tables``), e.g. ``("flights", "carrier_daily")``."""
+        return tuple(self.contract.gold.get("tables", {}))
+
+    @property
+    def gold_fact_table(self) -> str:
+        """The gold table of one row per fact row: the gold table named as the silver table
+        (``flights``), else the first of :attr:`gold_tables`.
+
+        :raises KeyError: when the contract has no gold tables.
+        """
+        if not self.gold_tables:
+            raise KeyError(f"dataset {self.dataset} has no gold tables (gold.tables)")
+        return self.silver_table if self.silver_table in self.gold_tables else self.gold_tables[0]
+
+    def gold_location(self, table: str) -> str:
+        """A gold table's root, e.g. ``s3://lake-gold/carrier_daily/``.
+
+        :raises KeyError: when ``table`` is not one of :attr:`gold_tables`.
+        """
+        if table not in self.gold_tables:
+            raise KeyError(f"dataset {self.dataset} has no gold table {table!r}; gold tables: {list(self.gold_tables)}")
+        return f"{self.gold_root}{table}/"
+
+    def gold_path(self, table: str, day: date | str) -> str:
+        """``day``'s partition of a gold table, e.g. ``s3://lake-gold/carrier_daily/dt=2013-01-05/``.
+
+        :raises KeyError: as :meth:`gold_location`.
+        """
+        return f"{self.gold_location(table)}{self.partition(_day(day))}/"
+
+    @property
+    def silver_catalog_table(self) -> tuple[str, str]:
+        """(database, table) of the silver fact table in the Glue catalog, e.g. ``("lake_silver", "flights")``."""
+        return self.settings.silver_database, self.silver_table
+
+    @property
+    def gold_catalog_tables(self) -> tuple[tuple[str, str], ...]:
+        """(database, table) of each gold table in the Glue catalog (the crawler names a table after its folder)."""
+        return tuple((self.settings.gold_database, t) for t in self.gold_tables)
+
+    # --- the Glue job's day lease -----------------------------------------------------------------
+
+    @property
+    def lease_root(self) -> str:
+        """Where the Glue job holds one lease object per day it writes:
+        ``s3://<artifacts>/leases/<glue_job>/``."""
+        return _uri(self.settings.artifacts_bucket, f"leases/{self.glue_job}/")
+
+    def lease_key(self, day: date | str) -> str:
+        """Key of ``day``'s lease, e.g. ``leases/lake-flights-gold/dt=2013-01-05.json``."""
+        return f"{split_uri(self.lease_root)[1]}{self.partition(_day(day))}.json"
+
+    # --- what travels to the Lambda and to Glue ---------------------------------------------------
+
+    def lambda_event(self, day: date | str | None = None) -> dict[str, Any]:
+        """The extractor's event for ``day`` (default: the Jinja forms, for the DAG): ``ds``,
+        ``dataset``, ``bucket`` (bronze), ``key``, ``manifest_key``, ``silver_bucket``,
+        ``silver_prefix`` and ``quarantine_bucket``, ``quarantine_prefix`` (the day's partition
+        prefixes), ``partition`` (``{"name", "value"}``). See include/lambdas/extractor/handler.py."""
+        if day is None:
+            ds, (key, manifest) = DS, self.contract.day_keys(DS, DS_NODASH)
+            silver = self.contract.partition_path(DS, self.settings.silver_prefix)
+            quarantine = self.contract.partition_path(DS, self.settings.quarantine_prefix)
+        else:
+            d = _day(day)
+            ds, key, manifest = d.isoformat(), self.bronze_key(d), self.manifest_key(d)
+            silver, quarantine = self.silver_prefix(d), self.quarantine_prefix(d)
+        return {
+            "ds": ds,
+            "dataset": self.dataset,
+            "bucket": self.bronze_bucket,
+            "key": key,
+            "manifest_key": manifest,
+            "silver_bucket": self.silver_bucket,
+            "silver_prefix": silver,
+            "quarantine_bucket": self.quarantine_bucket,
+            "quarantine_prefix": quarantine,
+            "partition": {"name": self.partition_name, "value": ds},
+        }
+
+    def lambda_payload(self, day: date | str | None = None) -> str:
+        """:meth:`lambda_event` as JSON (``json.dumps``), the ``payload`` of the DAG's Lambda call."""
+        return json.dumps(self.lambda_event(day))
+
+    def glue_arguments(self) -> dict[str, str]:
+        """The Glue job's default arguments (``--ds`` comes from each run): the silver table root,
+        the reference root, the gold root, the lease root (no trailing slashes), the partition
+        name and the gold tables (comma-separated, contract order)."""
+        return {
+            "--silver_path": self.silver_root.rstrip("/"),
+            "--dimensions_path": self.reference_root.rstrip("/"),
+            "--gold_path": self.gold_root.rstrip("/"),
+            "--lease_path": self.lease_root.rstrip("/"),
+            "--partition_name": self.partition_name,
+            "--gold_tables": ",".join(self.gold_tables),
+            "--job-language": "python",
+            "--enable-continuous-cloudwatch-log": "true",
+        }
+
+
+def for_dataset(settings: Settings | None = None, dataset: str | None = None) -> Layout:
+    """The layout of ``dataset`` (default ``settings.dataset``) with ``settings`` (default: from
+    the environment). Reads the contract file. :raises ContractError: no valid contract."""
+    from lake import contracts
+    from lake.settings import get
+
+    s = settings or get()
+    return Layout(s, contracts.load(dataset or s.dataset))
