@@ -7,6 +7,10 @@ written in Athena's (Trino) dialect, one statement per file.
 * ``ddl/``: databases and the dimension tables (not left to the crawler).
 * ``dq/``: data-quality checks; each returns the violating rows (or counts): no rows = pass.
 * ``reports/``: the day's reports.
+
+Those are flights'; a dataset with SQL of its own keeps it under ``<dataset>/dq/`` and
+``<dataset>/reports/`` (e.g. ``sales/dq``: ``templates("sales/dq")``), with the parameters of
+:func:`dataset_params`.
 """
 
 from __future__ import annotations
@@ -78,6 +82,41 @@ def params_for(fact: Contract, dimensions: dict[str, Contract], *, silver_databa
             for name, contract in dimensions.items()
             if contract.kind == "dimension"
         },
+    }
+
+
+def dataset_params(fact: Contract, *, silver_database: str = "lake_silver", gold_database: str = "lake_gold",
+                   top_n: int = 10) -> dict[str, Any]:
+    """The ``params`` for a dataset's own templates (``include/sql/<dataset>/dq`` and ``reports``,
+    e.g. sales), every name from its contract: gold tables are named as in ``gold.tables``,
+    dimension tables as their dataset, in ``silver_database``.
+
+    :returns: ``{"silver_database", "gold_database", "silver_table", "partition", "fact_table"
+        (the gold table named as the silver one), "gold_tables": {name: {"table", "unique_key",
+        "not_null"}}, "plausible", "allowed_values", "date_bounds" (the contract's ``gold``
+        entries, ``{}`` when absent), "dimension_checks": [{"dataset", "role", "database",
+        "table", "on": [{"column", "key"}]}] (the enforced dimensions; a composite key is one
+        check), "top_n"}``.
+    """
+    gold = fact.gold
+    return {
+        "silver_database": silver_database,
+        "gold_database": gold_database,
+        "silver_table": fact.table,
+        "partition": fact.partition_name,
+        "fact_table": fact.table,
+        "gold_tables": {name: {"table": name, "unique_key": list(spec.get("unique_key", [])),
+                               "not_null": list(spec.get("not_null", []))}
+                        for name, spec in gold.get("tables", {}).items()},
+        "plausible": dict(gold.get("plausible", {})),
+        "allowed_values": dict(gold.get("allowed_values", {})),
+        "date_bounds": dict(gold.get("date_bounds", {})),
+        "dimension_checks": [
+            {"dataset": dim.dataset, "role": dim.role, "database": silver_database, "table": dim.dataset,
+             "on": [{"column": column, "key": key} for column, key in dim.on.items()]}
+            for dim in fact.dimensions if dim.enforce and dim.via is None
+        ],
+        "top_n": top_n,
     }
 
 
