@@ -179,3 +179,27 @@ def test_cli_replay_sales(buckets, aws_client, localaws, tpch_db, tpch_cache, ca
                    "--scale", str(SALES_SCALE), "--bucket", buckets["bronze"], "--endpoint-url",
                    localaws.endpoint_url, "--quiet"])
     assert rc == 2 and "no rows for 1998-08-03" in capsys.readouterr().err
+
+
+def test_via_dimensions_are_checked(tmp_path):
+    """nation is reached via customer/supplier, region via nation: their keys are those dimensions' columns."""
+    src = contracts.default_directory()
+    sales = contracts.load("sales")
+    assert [(d.dataset, d.via) for d in sales.dimensions if d.via] == [
+        ("nation", "customer"), ("nation", "supplier"), ("region", "nation")]
+    doc = json.loads((src / "sales.json").read_text())
+    bad = json.loads(json.dumps(doc))
+    bad["dimensions"][-1]["enforce"] = True
+    with pytest.raises(contracts.ContractError, match="cannot be enforced"):
+        contracts.parse(bad)
+    bad = json.loads(json.dumps(doc))
+    bad["dimensions"] = bad["dimensions"][-1:]  # region via nation, nation not listed
+    with pytest.raises(contracts.ContractError, match="via 'nation', which is not listed before it"):
+        contracts.parse(bad)
+    for name in ("sales",) + SALES_DIMENSIONS:
+        (tmp_path / f"{name}.json").write_text((src / f"{name}.json").read_text())
+    assert set(contracts.load_all(tmp_path)) == {"sales", *SALES_DIMENSIONS}
+    doc["dimensions"][-1]["on"] = {"n_region": "r_regionkey"}
+    (tmp_path / "sales.json").write_text(json.dumps(doc))
+    with pytest.raises(contracts.ContractError, match="nation has no column 'n_region'"):
+        contracts.load_all(tmp_path)
