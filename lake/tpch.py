@@ -37,7 +37,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from lake.contracts import Contract, ContractError
 
