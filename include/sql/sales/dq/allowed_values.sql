@@ -1,5 +1,5 @@
 -- DQ (sales): code columns hold only the values of the TPC-H generation rules (the contract's gold
--- allowed_values, spec clause 4.2.3: o_orderstatus F/O/P, the priorities, return flags, line
+-- allowed_values, spec clauses 4.2.3 and 4.2.2.13: o_orderstatus F/O/P, the priorities, return flags, line
 -- statuses, ship instructions and modes). Returns (column_name, value, lines) per other value;
 -- no rows = pass. Params: gold_database, fact_table, partition, allowed_values = {column: [values]}.
 {%- for col, values in params.allowed_values.items() %}
