@@ -2,7 +2,8 @@
 
     lake source replay --dataset flights --start 2013-01-01 --end 2013-01-31 [--shift-to YYYY-MM-DD]
                        [--bucket B] [--endpoint-url URL]
-    lake source load-dimensions [--bucket B] [--endpoint-url URL]
+    lake source replay --dataset sales --start 1995-03-01 --end 1995-03-07 [--scale 1]
+    lake source load-dimensions [--dataset NAME ...] [--scale 1] [--bucket B] [--endpoint-url URL]
     lake build lambda [--out dist/extractor.zip]
     lake provision [--endpoint-url URL] [--step NAME ...] [--inbox | --no-inbox]
     lake demo [--start 2013-01-01] [--end 2013-01-07] [--no-ui] | lake demo --stop
@@ -10,7 +11,9 @@
 
 Buckets and prefixes come from :mod:`lake.settings` (``$LAKE_BRONZE_BUCKET`` for replays,
 ``$LAKE_SILVER_BUCKET`` and ``$LAKE_REFERENCE_PREFIX`` for reference tables); the endpoint from
-``$AWS_ENDPOINT_URL`` (unset: AWS itself).
+``$AWS_ENDPOINT_URL`` (unset: AWS itself). ``--scale`` is the TPC-H scale
+factor of the ``tpchgen-cli`` datasets (``sales`` and its dimensions, :mod:`lake.tpch`; default
+1); facts and dimensions must be loaded at the same scale.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ def _replay(args: argparse.Namespace) -> int:
             progress.update(task, advance=1, rows=total_rows, description=f"{contract.name} {day_file.day}")
 
         manifests = source.replay(contract, args.start, args.end, bucket=bucket, s3=s3, shift_to=args.shift_to,
-                                  progress=advance)
+                                  progress=advance, scale=args.scale)
     console.print(f"replayed {len(manifests)} days, {total_rows:,} rows of {contract.name} into s3://{bucket}/"
                   f"{layout.split_uri(lay.bronze_root)[1]}")
     if args.json:
@@ -68,10 +71,14 @@ def _replay(args: argparse.Namespace) -> int:
 def _load_dimensions(args: argparse.Namespace) -> int:
     s = settings.get()
     bucket = args.bucket or s.silver_bucket
-    wanted = set(args.dataset or [])
-    dims = [c for c in contracts.load_all().values() if c.kind == "dimension" and (not wanted or c.name in wanted)]
+    all_ = contracts.load_all()
+    wanted = set()
+    for name in args.dataset or []:  # a fact stands for its dimensions
+        fact = all_.get(name)
+        wanted |= {d.dataset for d in fact.dimensions} if fact and fact.kind == "fact" else {name}
+    dims = [c for c in all_.values() if c.kind == "dimension" and (not wanted or c.name in wanted)]
     out = source.load_dimensions(dims, bucket=bucket, s3=source.s3_client(args.endpoint_url),
-                                 reference_prefix=s.reference_prefix)
+                                 reference_prefix=s.reference_prefix, scale=args.scale)
     for item in out:
         print(f"{item['dataset']}: {item['rows']} rows, {item['bytes']} bytes -> {item['path']}")
     return 0
@@ -137,13 +144,16 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--start", type=_day, required=True, help="first source day, YYYY-MM-DD")
     rp.add_argument("--end", type=_day, required=True, help="last source day (inclusive), YYYY-MM-DD")
     rp.add_argument("--shift-to", type=_day, help="the date the first day becomes (later days follow)")
+    rp.add_argument("--scale", type=float, help="TPC-H scale factor of a tpchgen-cli dataset such as sales "
+                    "(default 1)")
     rp.add_argument("--bucket", help="bronze bucket (default: the settings' LAKE_BRONZE_BUCKET)")
     rp.add_argument("--endpoint-url", help="S3 endpoint (default $AWS_ENDPOINT_URL)")
     rp.add_argument("--json", action="store_true", help="print the manifests as JSON")
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
     rp.set_defaults(func=_replay)
     ld = src.add_parser("load-dimensions", help="load dimension tables as Parquet reference data")
-    ld.add_argument("--dataset", action="append", help="only this dimension (repeatable)")
+    ld.add_argument("--dataset", action="append", help="only this dimension, or a fact's dimensions (repeatable)")
+    ld.add_argument("--scale", type=float, help="TPC-H scale factor of the tpchgen-cli dimensions (default 1)")
     ld.add_argument("--bucket", help="bucket (default: the settings' LAKE_SILVER_BUCKET)")
     ld.add_argument("--endpoint-url", help="S3 endpoint (default $AWS_ENDPOINT_URL)")
     ld.set_defaults(func=_load_dimensions)

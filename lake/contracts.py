@@ -21,10 +21,14 @@ A contract holds:
   the replay reads).
 * ``start_date`` (facts with a daily DAG): the DAG's first day, ``YYYY-MM-DD``.
 * ``unique_key``, ``dimensions`` (``{"dataset", "role", "on": {fact column: dimension column},
-  "enforce"}``: ``enforce`` means every non-null key must exist in the dimension) and ``gold``:
-  ``tables`` (name -> keys and not-null columns checked by the Athena data-quality queries; the
-  first is the fact's gold table), ``plausible`` bounds, and ``headline``: which report rows make
-  the run summary's headline (see ``lake.pipeline.headline_for``).
+  "enforce"}``: ``enforce`` means every non-null key must exist in the dimension; a dimension
+  reached through another one, as TPC-H's nation through customer, names that one in ``via``
+  and its ``on`` keys are that dimension's columns, e.g. ``{"dataset": "nation", "via":
+  "customer", "on": {"c_nationkey": "n_nationkey"}}``; such a dimension cannot be ``enforce``:
+  the fact's checks see only its own columns) and ``gold``: ``tables`` (name -> keys and
+  not-null columns checked by the Athena data-quality queries; the first is the fact's gold
+  table), ``plausible`` bounds, and ``headline``: which report rows make the run summary's
+  headline (see ``lake.pipeline.headline_for``).
 
 The rule for ``required`` in ``flights``: a column is required when a row without it cannot be
 placed or identified (date, carrier, flight number, airports, scheduled times, distance).
@@ -88,13 +92,15 @@ class Column:
 
 @dataclass(frozen=True)
 class Dimension:
-    """A reference from a fact to a dimension dataset: ``on`` maps fact columns to dimension
-    columns; ``enforce`` asks the data-quality checks to require every key to be known."""
+    """A reference from a fact to a dimension dataset: ``on`` maps fact columns (or, with
+    ``via``, the columns of the dimension ``via``) to dimension columns; ``enforce`` asks the
+    data-quality checks to require every key to be known."""
 
     dataset: str
     role: str
     on: dict[str, str]
     enforce: bool = False
+    via: str | None = None
 
 
 @dataclass(frozen=True)
@@ -223,7 +229,8 @@ def parse(doc: dict[str, Any]) -> Contract:
 
     :raises ContractError: unknown kind or column type, duplicate columns, a required, key,
         day or dimension column that does not exist, ``min`` > ``max``, a template placeholder
-        other than ``{date}``/``{yyyymmdd}``, a fact without a partition key or manifest.
+        other than ``{date}``/``{yyyymmdd}``, a fact without a partition key or manifest, a
+        ``via`` dimension not listed before, or enforced.
     """
     name = doc.get("name")
     if not name or not isinstance(name, str):
@@ -272,9 +279,17 @@ def parse(doc: dict[str, Any]) -> Contract:
     dims = []
     for raw in doc.get("dimensions") or []:
         dim = Dimension(**raw)
-        for fact_col in dim.on:
-            if fact_col not in names:
-                raise _fail(name, f"dimension {dim.dataset} ({dim.role}) joins on unknown column {fact_col!r}")
+        if dim.via is not None:  # its columns are checked against the via dimension by load_all
+            if dim.via not in {d.dataset for d in dims}:
+                raise _fail(name, f"dimension {dim.dataset} ({dim.role}) is reached via {dim.via!r}, "
+                                  f"which is not listed before it")
+            if dim.enforce:
+                raise _fail(name, f"dimension {dim.dataset} ({dim.role}) is reached via {dim.via}: it cannot be "
+                                  f"enforced by the fact's checks")
+        else:
+            for fact_col in dim.on:
+                if fact_col not in names:
+                    raise _fail(name, f"dimension {dim.dataset} ({dim.role}) joins on unknown column {fact_col!r}")
         dims.append(dim)
     partition_key = doc.get("partition_key")
     start_date = None
@@ -341,7 +356,7 @@ def load_all(directory: str | Path | None = None) -> dict[str, Contract]:
     """Every contract in the directory, by name, with cross-references checked.
 
     :raises ContractError: as :func:`load`, and when a fact refers to a dimension dataset that
-        has no contract, or joins on a column the dimension does not have.
+        has no contract, or joins on a column the dimension (or its ``via`` dimension) does not have.
     """
     path = Path(directory) if directory else default_directory()
     contracts = {p.stem: load(p.stem, path) for p in sorted(path.glob("*.json"))}
@@ -353,4 +368,10 @@ def load_all(directory: str | Path | None = None) -> dict[str, Contract]:
             for dim_col in dim.on.values():
                 if dim_col not in target.column_names:
                     raise _fail(contract.name, f"dimension {dim.dataset} has no column {dim_col!r}")
+            if dim.via is not None:
+                via = contracts.get(dim.via)
+                for via_col in dim.on:
+                    if via is None or via_col not in via.column_names:
+                        raise _fail(contract.name, f"dimension {dim.dataset} ({dim.role}): {dim.via} has no "
+                                                   f"column {via_col!r}")
     return contracts

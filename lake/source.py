@@ -21,6 +21,10 @@ every day by the same number of days: the day columns get the new date and each
 
 Dimensions (``kind: dimension``) are loaded as typed Parquet reference tables:
 ``s3://<bucket>/<source.prefix><name>.parquet`` (e.g. ``reference/airlines/airlines.parquet``).
+
+A contract whose ``source.replay.generator`` is ``tpchgen-cli`` (``sales`` and its dimensions)
+reads TPC-H generated at a scale factor (``scale``) instead of a packaged file: see
+:mod:`lake.tpch`; the zip and manifest are built by :func:`build_day` all the same.
 """
 
 from __future__ import annotations
@@ -158,9 +162,11 @@ def shift_lines(contract: Contract, header: bytes, lines: list[bytes], new_day: 
     return out
 
 
-def build_day(contract: Contract, day: date, header: bytes, lines: list[bytes]) -> DayFile:
+def build_day(contract: Contract, day: date, header: bytes, lines: list[bytes],
+              source_name: str | None = None) -> DayFile:
     """Zip one day's CSV reproducibly and describe it in a manifest.
 
+    :param source_name: the manifest's ``source`` (default: the contract's replay package and file).
     :returns: the :class:`DayFile` (zip bytes, keys, manifest with ``rows`` = ``len(lines)``).
     """
     exported_at = datetime.combine(day + timedelta(days=1), time(EXPORT_HOUR_UTC))
@@ -185,7 +191,7 @@ def build_day(contract: Contract, day: date, header: bytes, lines: list[bytes]) 
         "uncompressed_bytes": len(body),
         "sha256": hashlib.sha256(data).hexdigest(),
         "exported_at": exported_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "source": f"{contract.source.replay.get('package')} {contract.source.replay.get('file')}",
+        "source": source_name or f"{contract.source.replay.get('package')} {contract.source.replay.get('file')}",
     }
     return DayFile(day, key, contract.manifest_key(day), data, manifest)
 
@@ -197,12 +203,22 @@ def day_range(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def iter_day_files(contract: Contract, start: date, end: date, shift_to: date | None = None) -> Iterator[DayFile]:
+def iter_day_files(contract: Contract, start: date, end: date, shift_to: date | None = None,
+                   scale: float | None = None) -> Iterator[DayFile]:
     """Build the export of every day from ``start`` to ``end`` (inclusive), shifted so that
     ``start`` becomes ``shift_to`` when given.
 
-    :raises ValueError: when a day in the range has no rows in the source.
+    :param scale: the TPC-H scale factor of a ``tpchgen-cli`` source (:mod:`lake.tpch`; default 1).
+    :raises ValueError: when a day in the range has no rows in the source, or ``shift_to`` is
+        given for a ``tpchgen-cli`` source (its dates are the spec's).
     """
+    from lake import tpch
+
+    if tpch.generates(contract):
+        if shift_to:
+            raise ValueError(f"dataset {contract.name}: a {tpch.GENERATOR} source cannot be shifted")
+        yield from tpch.iter_day_files(contract, start, end, scale=scale)
+        return
     header, days = read_days(contract, start, end)
     offset = (shift_to - start) if shift_to else timedelta(0)
     for day in day_range(start, end):
@@ -230,17 +246,18 @@ def upload_day(s3, bucket: str, day_file: DayFile) -> None:
 
 
 def replay(contract: Contract, start: date, end: date, *, bucket: str, s3=None, shift_to: date | None = None,
-           progress: Callable[[DayFile], None] | None = None) -> list[dict[str, Any]]:
+           progress: Callable[[DayFile], None] | None = None, scale: float | None = None) -> list[dict[str, Any]]:
     """Play ``start`` .. ``end`` (inclusive) of the packaged source into ``bucket``.
 
     :param shift_to: the date ``start`` becomes (default: no shift).
     :param progress: called after each day is uploaded.
+    :param scale: TPC-H scale factor of a ``tpchgen-cli`` source (see :func:`iter_day_files`).
     :returns: the manifests written, one per day, in date order.
     :raises ValueError: a day without source rows, or end < start.
     """
     s3 = s3 or s3_client()
     manifests = []
-    for day_file in iter_day_files(contract, start, end, shift_to):
+    for day_file in iter_day_files(contract, start, end, shift_to, scale):
         upload_day(s3, bucket, day_file)
         log.info("replayed %s %s: %d rows, %d bytes -> s3://%s/%s", contract.name, day_file.day, day_file.rows,
                  len(day_file.zip_bytes), bucket, day_file.key)
@@ -250,8 +267,9 @@ def replay(contract: Contract, start: date, end: date, *, bucket: str, s3=None, 
     return manifests
 
 
-def read_dimension(contract: Contract):
-    """The packaged dimension table as a pyarrow Table typed by the contract.
+def read_dimension(contract: Contract, scale: float | None = None):
+    """The packaged dimension table as a pyarrow Table typed by the contract (of a ``tpchgen-cli``
+    source: the TPC-H table at ``scale``, :func:`lake.tpch.read_table`).
 
     :raises ValueError: a required column has nulls, or the unique key has duplicates.
     """
@@ -259,20 +277,26 @@ def read_dimension(contract: Contract):
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
+    from lake import tpch
+
     types = {"int8": pa.int8(), "int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(),
              "float64": pa.float64(), "string": pa.string(), "boolean": pa.bool_(), "date": pa.date32(),
              "timestamp": pa.timestamp("us", tz="UTC")}
-    with _open_source(contract) as fh:
-        table = pacsv.read_csv(
-            fh,
-            parse_options=pacsv.ParseOptions(delimiter=contract.source.delimiter),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c.name: types[c.type] for c in contract.columns},
-                include_columns=contract.column_names,
-                null_values=list(contract.source.null_values),
-                strings_can_be_null=True,
-            ),
-        )
+    if tpch.generates(contract):
+        schema = pa.schema([pa.field(c.name, types[c.type]) for c in contract.columns])
+        table = tpch.read_table(contract, scale=scale).cast(schema)
+    else:
+        with _open_source(contract) as fh:
+            table = pacsv.read_csv(
+                fh,
+                parse_options=pacsv.ParseOptions(delimiter=contract.source.delimiter),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c.name: types[c.type] for c in contract.columns},
+                    include_columns=contract.column_names,
+                    null_values=list(contract.source.null_values),
+                    strings_can_be_null=True,
+                ),
+            )
     for name in contract.required_columns:
         nulls = table[name].null_count
         if nulls:
@@ -296,9 +320,9 @@ def dimension_key(contract: Contract, reference_prefix: str | None = None) -> st
 
 
 def load_dimensions(contracts: Iterable[Contract], *, bucket: str, s3=None,
-                    reference_prefix: str | None = None) -> list[dict[str, Any]]:
+                    reference_prefix: str | None = None, scale: float | None = None) -> list[dict[str, Any]]:
     """Write each dimension contract's packaged table to ``s3://bucket/`` + :func:`dimension_key`
-    (snappy Parquet, one object, replaced on every load).
+    (snappy Parquet, one object, replaced on every load); ``scale``: as :func:`read_dimension`.
 
     :returns: ``[{"dataset", "path", "rows", "bytes"}]``.
     :raises ValueError: as :func:`read_dimension`.
@@ -310,7 +334,7 @@ def load_dimensions(contracts: Iterable[Contract], *, bucket: str, s3=None,
     for contract in contracts:
         if contract.kind != "dimension":
             continue
-        table = read_dimension(contract)
+        table = read_dimension(contract, scale)
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="snappy")
         key = dimension_key(contract, reference_prefix)

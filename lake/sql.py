@@ -116,6 +116,41 @@ def params_for(fact: Contract, dimensions: dict[str, Contract], *, silver_databa
     }
 
 
+def dataset_params(fact: Contract, *, silver_database: str = "lake_silver", gold_database: str = "lake_gold",
+                   top_n: int = 10) -> dict[str, Any]:
+    """The ``params`` for a dataset's own templates (``include/sql/<dataset>/dq`` and ``reports``,
+    e.g. sales), every name from its contract: gold tables are named as in ``gold.tables``,
+    dimension tables as their dataset, in ``silver_database``.
+
+    :returns: ``{"silver_database", "gold_database", "silver_table", "partition", "fact_table"
+        (the gold table named as the silver one), "gold_tables": {name: {"table", "unique_key",
+        "not_null"}}, "plausible", "allowed_values", "date_bounds" (the contract's ``gold``
+        entries, ``{}`` when absent), "dimension_checks": [{"dataset", "role", "database",
+        "table", "on": [{"column", "key"}]}] (the enforced dimensions; a composite key is one
+        check), "top_n"}``.
+    """
+    gold = fact.gold
+    return {
+        "silver_database": silver_database,
+        "gold_database": gold_database,
+        "silver_table": fact.table,
+        "partition": fact.partition_name,
+        "fact_table": fact.table,
+        "gold_tables": {name: {"table": name, "unique_key": list(spec.get("unique_key", [])),
+                               "not_null": list(spec.get("not_null", []))}
+                        for name, spec in gold.get("tables", {}).items()},
+        "plausible": dict(gold.get("plausible", {})),
+        "allowed_values": dict(gold.get("allowed_values", {})),
+        "date_bounds": dict(gold.get("date_bounds", {})),
+        "dimension_checks": [
+            {"dataset": dim.dataset, "role": dim.role, "database": silver_database, "table": dim.dataset,
+             "on": [{"column": column, "key": key} for column, key in dim.on.items()]}
+            for dim in fact.dimensions if dim.enforce and dim.via is None
+        ],
+        "top_n": top_n,
+    }
+
+
 def dimension_params(contract: Contract, database: str, reference_location: str) -> dict[str, Any]:
     """``params`` for ``ddl/create_dimension_table.sql``: database and dimension (name,
     location ``<reference_location>/<name>/`` (:func:`lake.layout.reference_location`),

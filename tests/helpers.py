@@ -44,3 +44,13 @@ def list_keys(s3, bucket: str, prefix: str = "") -> list[str]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys += [o["Key"] for o in page.get("Contents", [])]
     return keys
+
+
+# --- TPC-H (the sales dataset) ------------------------------------------------------------------
+
+#: Scale factor of the sales tests: 15,000 orders, 60,175 lines, ~20 lines a day; tpchgen-cli
+#: makes all eight tables in about 2 s.
+SALES_SCALE = 0.01
+TPCH_TABLES = ("region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem")
+SALES_DIMENSIONS = ("customer", "supplier", "nation", "region", "part", "partsupp")
+TPCHGEN = str(Path(sys.executable).parent / "tpchgen-cli")

@@ -13,7 +13,8 @@ from tests.helpers import PKG_DATA, REQUIRED
 
 def test_contracts_load_and_cross_reference():
     all_ = contracts.load_all()
-    assert set(all_) == {"flights", "airlines", "airports", "planes", "lineitem"}
+    assert set(all_) == {"flights", "airlines", "airports", "planes", "lineitem",
+                         "sales", "customer", "supplier", "nation", "region", "part", "partsupp"}
     flights = all_["flights"]
     assert flights.kind == "fact" and flights.partition_name == "dt"
     assert flights.required_columns == REQUIRED

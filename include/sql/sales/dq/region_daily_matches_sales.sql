@@ -1,0 +1,24 @@
+-- DQ (sales): sales_region_daily agrees with the day's gold sales, region by region: orders, lines
+-- and quantity exactly, revenue, cost and profit to 1e-9 relative (sums of doubles in another
+-- order), profit_margin = profit / revenue. Returns the regions that differ (either side missing
+-- included); no rows = pass. Params: gold_database, fact_table, gold_tables, partition.
+WITH lines AS (
+  SELECT customer_region AS region, count(DISTINCT o_orderkey) AS orders, count(*) AS lines,
+         sum(l_quantity) AS quantity, sum(revenue) AS revenue, sum(cost) AS cost, sum(profit) AS profit
+  FROM {{ params.gold_database }}.{{ params.fact_table }}
+  WHERE {{ params.partition }} = '{{ ds }}'
+  GROUP BY customer_region
+), daily AS (
+  SELECT region, orders, lines, quantity, revenue, cost, profit, profit_margin
+  FROM {{ params.gold_database }}.{{ params.gold_tables.sales_region_daily.table }}
+  WHERE {{ params.partition }} = '{{ ds }}'
+)
+SELECT coalesce(l.region, d.region) AS region, l.lines AS sales_lines, d.lines AS daily_lines,
+       l.revenue AS sales_revenue, d.revenue AS daily_revenue, l.profit AS sales_profit, d.profit AS daily_profit
+FROM lines l FULL OUTER JOIN daily d ON l.region = d.region
+WHERE l.region IS NULL OR d.region IS NULL
+   OR l.orders <> d.orders OR l.lines <> d.lines OR l.quantity <> d.quantity
+   OR abs(l.revenue - d.revenue) > 1e-9 * greatest(abs(l.revenue), 1)
+   OR abs(l.cost - d.cost) > 1e-9 * greatest(abs(l.cost), 1)
+   OR abs(l.profit - d.profit) > 1e-9 * greatest(abs(l.profit), 1)
+   OR abs(d.profit_margin - d.profit / d.revenue) > 1e-12
