@@ -164,7 +164,8 @@ def test_a_layout_is_frozen(flights):
 def test_the_extractor_takes_the_keys_from_the_event(flights, handler_mod):
     """The handler derives no name: an event without a key is refused, naming every missing field."""
     event = flights.lambda_event(DAY)
-    assert handler_mod._config(event) == event
+    contract, day, cfg = handler_mod._config(event, contracts.load)
+    assert cfg == event and contract.name == "flights" and day.isoformat() == DAY
     with pytest.raises(ValueError, match=r"the event lacks 'key', 'silver_prefix'"):
         handler_mod.extract({k: v for k, v in event.items() if k not in ("key", "silver_prefix")}, s3=object())
     with pytest.raises(ValueError, match=r"lacks 'dataset', 'bucket', 'key'"):
