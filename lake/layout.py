@@ -4,8 +4,8 @@
 databases, job and crawler names: the ``LAKE_*`` variables) and the dataset's
 :class:`~lake.contracts.Contract` (bronze key templates, silver table, partition key, gold
 tables). Everything that names an object or a table asks it: the DAG (sensor keys, the Lambda
-payload, the Glue arguments, the crawlers, Athena), ``lake.assets``, ``lake.provision``, the IAM
-rendering in ``lake.iam``, the benches and the CLI. Nothing else derives a name. It is pure: no
+payload, the Glue arguments, the crawlers, Athena), ``lake.assets``, ``lake.deploy.provision``, the IAM
+rendering in ``lake.deploy.iam``, the benches and the CLI. Nothing else derives a name. It is pure: no
 I/O, no clock.
 
 The names for ``flights`` with the default settings (day 2013-01-05)::

@@ -9,7 +9,9 @@ import socket
 
 import pytest
 
-from lake import demo, provision, settings
+from lake import settings
+from lake.deploy import provision
+from lake.dev import demo
 
 
 def _free_port() -> int:

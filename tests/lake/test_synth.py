@@ -1,4 +1,4 @@
-"""lake/synth.py: big days from the real flights, in the source's format, checked by DuckDB.
+"""lake/dev/synth.py: big days from the real flights, in the source's format, checked by DuckDB.
 
 A few source days around 2013-05-25 (the day of the excluded 703 mph row) are copied into a
 file of about 1 MB: the same code path as the 2 GB file (tests/e2e/test_big_file.py), small.
@@ -14,7 +14,8 @@ from datetime import date
 import duckdb
 import pytest
 
-from lake import contracts, source, synth
+from lake import contracts, source
+from lake.dev import synth
 from tests.helpers import REQUIRED
 
 DAYS = (date(2013, 5, 24), date(2013, 5, 26))
@@ -50,7 +51,7 @@ def test_zip_and_manifest_are_what_build_day_makes_of_the_same_lines(big, flight
     assert zipped == ref.zip_bytes
     assert (big.key, big.manifest_key) == (ref.key, ref.manifest_key)
     assert {**big.manifest, "source": ref.manifest["source"]} == ref.manifest
-    assert big.manifest["source"].startswith(ref.manifest["source"] + " (lake.synth: ")
+    assert big.manifest["source"].startswith(ref.manifest["source"] + " (lake.dev.synth: ")
     assert json.loads(big.manifest_path.read_text()) == big.manifest
     assert big.manifest["sha256"] == hashlib.sha256(zipped).hexdigest() and big.zip_bytes == len(zipped)
     with zipfile.ZipFile(big.zip_path) as zf:

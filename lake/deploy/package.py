@@ -18,10 +18,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 EXTRACTOR_DIR = REPO / "include" / "lambdas" / "extractor"
 DATASETS_DIR = REPO / "include" / "datasets"
-CONTRACTS_MODULE = Path(__file__).resolve().parent / "contracts.py"
+CONTRACTS_MODULE = Path(__file__).resolve().parents[1] / "contracts.py"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 

@@ -29,7 +29,7 @@ Figures for the defaults (2013-06-15, ``target_bytes`` 2,000,000,000): 336,775 r
 Time is mostly the deflate (level 6, on one core): 116 s on the shared 2-core machine at a load
 of 3 (17 MB/s of CSV), 246 s at a load of 7-11; peak RSS 331 MB.
 
-Run: ``python -m lake.synth OUT_DIR [--day 2013-06-15] [--bytes 2000000000] [--no-csv]``.
+Run: ``python -m lake.dev.synth OUT_DIR [--day 2013-06-15] [--bytes 2000000000] [--no-csv]``.
 """
 
 from __future__ import annotations
@@ -297,7 +297,7 @@ def write_big_day(contract: Contract, folder: Path, *, day: date = DEFAULT_DAY, 
             if progress:
                 progress(c + 1, done)
 
-    note = (f"(lake.synth: {source_days[0]}..{source_days[1]} re-dated to {day}, {copies} copies, "
+    note = (f"(lake.dev.synth: {source_days[0]}..{source_days[1]} re-dated to {day}, {copies} copies, "
             f"flight + {FLIGHT_STRIDE} x (copy x {block.days} + source day))")
     zip_path, manifest_path, csv_path, manifest = write_day(
         contract, day, header, chunks(), size=size, rows=copies * len(block), folder=folder, keep_csv=keep_csv,
@@ -452,7 +452,7 @@ def lambda_report(logs, function_name: str) -> dict[str, float] | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m lake.synth OUT_DIR``: write a big day and print its manifest."""
+    """``python -m lake.dev.synth OUT_DIR``: write a big day and print its manifest."""
     from lake import contracts
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

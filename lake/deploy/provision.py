@@ -16,7 +16,7 @@ What is provisioned, in order:
 2. ``artifacts``: the Glue script (``include/glue_scripts/<dataset>_gold.py``, unchanged) and
    the dimension tables (``lake source load-dimensions``) uploaded.
 3. ``lambda``: the extractor from ``include/lambdas/extractor`` (zip built by
-   :func:`lake.package.build_lambda`, python3.12, the AWS SDK for pandas layer on AWS).
+   :func:`lake.deploy.package.build_lambda`, python3.12, the AWS SDK for pandas layer on AWS).
 4. ``glue_job``: the gold job (glueetl, Glue 5.0, G.1X workers, MaxConcurrentRuns).
 5. ``workgroup``: the Athena work group with its result location (enforced).
 6. ``catalog``: the silver and gold Glue databases and the dimension tables, by running
@@ -43,14 +43,15 @@ from typing import Any, Callable
 import boto3
 from botocore.exceptions import ClientError
 
-from lake import contracts, package, source
+from lake import contracts, source
 from lake import sql as lake_sql
+from lake.deploy import package
 from lake.layout import Layout, for_dataset, split_uri
 from lake.settings import Settings
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 GLUE_SCRIPTS = REPO / "include" / "glue_scripts"
 
 #: Lifecycle of raw deliveries (docs/architecture.md, "Data layout"): Glacier after 30 days, expire after 90.

