@@ -308,10 +308,12 @@ def _injected_result(fn: lambda_models.LambdaFunction, fault: str, request_id: s
 def _save_logs(fn: lambda_models.LambdaFunction, stream: str, lines: list[str]) -> None:
     logs = fn.logs_backend
     logs.ensure_log_group(fn.logs_group_name)
-    try:
-        logs.create_log_stream(fn.logs_group_name, stream)
-    except ResourceAlreadyExistsException:
-        pass  # one stream per execution environment: its later invocations append
+    # One stream per execution environment: its later invocations append to it.
+    if stream not in logs.groups[fn.logs_group_name].streams:
+        try:
+            logs.create_log_stream(fn.logs_group_name, stream)
+        except ResourceAlreadyExistsException:  # two threads of one environment never run at once; be safe
+            pass
     now_ms = int(time.time() * 1000)
     events = [{"timestamp": now_ms, "message": line} for line in lines if line != ""] or [
         {"timestamp": now_ms, "message": "(no output)"}
