@@ -48,6 +48,11 @@ BOOTSTRAP = Path(__file__).resolve().parent / "runtime" / "bootstrap.py"
 
 _HEADER = struct.Struct(">I")
 
+#: At most this many idle environments are kept (env ``LOCALAWS_LAMBDA_MAX_IDLE``); past it the
+#: least recently used is stopped. AWS reclaims environments as it needs to as well; this keeps a
+#: test session that creates hundreds of functions from holding hundreds of processes.
+DEFAULT_MAX_IDLE = 32
+
 #: Default seconds an idle environment is kept. AWS does not publish a figure; environments are
 #: commonly observed to live 5-15 minutes idle, so 10 minutes.
 DEFAULT_IDLE_SECONDS = 600.0
@@ -209,10 +214,13 @@ class EnvironmentPool:
 
     :param idle_seconds: an environment unused this long is stopped; ``0`` stops each environment
         after its invocation (every invocation cold, as localaws did before environments).
+    :param max_idle: most idle environments kept (all functions together); the least recently
+        used beyond it is stopped. ``None``: ``$LOCALAWS_LAMBDA_MAX_IDLE``, else :data:`DEFAULT_MAX_IDLE`.
     """
 
-    def __init__(self, idle_seconds: float | None = None) -> None:
+    def __init__(self, idle_seconds: float | None = None, max_idle: int | None = None) -> None:
         self.idle_seconds = idle_seconds_from_env() if idle_seconds is None else float(idle_seconds)
+        self.max_idle = int(_env_float("LOCALAWS_LAMBDA_MAX_IDLE", DEFAULT_MAX_IDLE)) if max_idle is None else max_idle
         self._lock = threading.Lock()
         self._idle: list[Environment] = []
         self._busy: set[Environment] = set()
@@ -263,13 +271,18 @@ class EnvironmentPool:
         """Give ``env`` back after an invocation: idle if ``reusable`` and still alive, else stopped."""
         env.last_used = time.monotonic()
         env.invocations += 1
+        evicted: list[Environment] = []
         with self._lock:
             self._busy.discard(env)
             keep = reusable and not env.discarded and env.alive and self.idle_seconds > 0 and not self._stop.is_set()
             if keep:
-                self._idle.append(env)
+                self._idle.append(env)  # the list stays ordered by last use
+                while len(self._idle) > max(self.max_idle, 0):
+                    evicted.append(self._idle.pop(0))
         if not keep:
             env.stop()
+        for old in evicted:
+            old.stop()
 
     def discard_function(self, function_arn: str) -> int:
         """Discard every environment of a function (after a code or configuration update).
