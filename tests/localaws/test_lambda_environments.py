@@ -159,7 +159,7 @@ def test_a_handled_error_keeps_the_environment(make_function, aws_client):
     lam = aws_client("lambda")
     name = make_function()
     first, _, _ = invoke(lam, name)
-    err, _, resp = invoke(lam, name, {"sleep": "not a number"})  # TypeError in the handler
+    err, _, _ = invoke(lam, name, {"sleep": "not a number"})  # TypeError in the handler
     assert err["errorType"] == "TypeError"
     second, lines, _ = invoke(lam, name)
     assert not is_cold(lines) and second["pid"] == first["pid"] and second["count"] == 3

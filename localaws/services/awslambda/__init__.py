@@ -16,4 +16,4 @@ from localaws.services.awslambda.environments import POOL
 from localaws.services.awslambda.models import InvocationResult, run_invocation
 from localaws.services.awslambda.responses import install, shutdown
 
-__all__ = ["POOL", "environments", "InvocationResult", "install", "run_invocation", "shutdown"]
+__all__ = ["POOL", "InvocationResult", "environments", "install", "run_invocation", "shutdown"]

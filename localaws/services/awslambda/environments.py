@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -357,4 +357,4 @@ POOL = EnvironmentPool()
 
 def new_log_stream() -> str:
     """A CloudWatch Logs stream name as AWS gives one per environment: ``YYYY/MM/DD/[$LATEST]<hex>``."""
-    return f"{datetime.now(timezone.utc):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
+    return f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
