@@ -276,3 +276,14 @@ def test_served_localaws_expires_idle_environments_restarts_cold_and_leaves_no_p
         assert restarted.stop(signal.SIGTERM) == 0
     assert not alive(pids[0])
     assert not os.path.exists(payload["tmp"])
+
+
+def test_warm_invocations_leak_no_descriptors(make_function, aws_client, localaws):
+    lam = aws_client("lambda")
+    name = make_function()
+    invoke(lam, name)
+    invoke(lam, name)
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        invoke(lam, name)
+    assert len(os.listdir("/proc/self/fd")) - before <= 3

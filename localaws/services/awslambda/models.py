@@ -157,7 +157,9 @@ def run_invocation(fn: lambda_models.LambdaFunction, event: bytes, request_id: s
     deadline = started + timeout_s
     deadline_ms = int((time.time() + timeout_s) * 1000)
     env = pool.acquire(key)
-    out_file = Path(tempfile.mkstemp(prefix=f"inv-{request_id[:8]}-", suffix=".log", dir=RUNTIME.work_dir)[1])
+    fd, out_path = tempfile.mkstemp(prefix=f"inv-{request_id[:8]}-", suffix=".log", dir=RUNTIME.work_dir)
+    os.close(fd)
+    out_file = Path(out_path)  # the invocation's stdout + stderr, written by the bootstrap
     init_ms: float | None = None
     timed_out = False
     died = False
@@ -182,17 +184,18 @@ def run_invocation(fn: lambda_models.LambdaFunction, event: bytes, request_id: s
                     "log_stream_name": env.log_stream,
                 })
                 init_reply = env.receive(deadline)
-                init_ms = (time.monotonic() - started) * 1000
                 if not init_reply.get("ok"):
                     reply = init_reply  # init failed (import error): reported as the invocation's error
             except environments.InvokeTimeout:
                 timed_out = True
             except environments.EnvironmentDied:
                 died = True
+            init_ms = (time.monotonic() - started) * 1000
         if reply is None and not timed_out and not died:
             invoke_started = time.monotonic()
             try:
-                env.send({"type": "invoke", "request_id": request_id, "event": (event or b"{}").decode("utf-8"),
+                env.send({"type": "invoke", "request_id": request_id,
+                          "event": (event or b"{}").decode("utf-8", errors="replace"),
                           "deadline_ms": deadline_ms, "log_file": str(out_file)})
                 reply = env.receive(deadline)
                 reusable = not reply.get("fatal")
@@ -206,7 +209,8 @@ def run_invocation(fn: lambda_models.LambdaFunction, event: bytes, request_id: s
         peak_kb = env.peak_kb
         log_stream = env.log_stream
     finally:
-        pool.release(env, reusable)
+        if env is not None:  # None only when the process could not be started (the error propagates)
+            pool.release(env, reusable)
         out_file.unlink(missing_ok=True)
 
     error: dict[str, Any] | None = None
