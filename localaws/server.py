@@ -178,6 +178,7 @@ class LocalAWS:
         try:
             started = time.monotonic()
             install_patches()
+            awslambda.POOL.configure(self.lambda_idle_seconds)  # ValueError on a bad $LOCALAWS_LAMBDA_* variable
             if self.state_dir:
                 persistence.load(self.state_dir)
                 for what, recover in (("Glue job runs", glue_jobs.recover_after_restart),
@@ -195,8 +196,6 @@ class LocalAWS:
             RUNTIME.work_dir = self._work_dir
             RUNTIME.stopping.clear()
             RUNTIME.faults = self.faults
-            awslambda.POOL.idle_seconds = (self.lambda_idle_seconds if self.lambda_idle_seconds is not None
-                                           else awslambda.environments.idle_seconds_from_env())
             self._thread = threading.Thread(target=self._server.serve_forever, name="localaws-http", daemon=True)
             self._thread.start()
             if self.state_dir and self.snapshot_interval > 0:

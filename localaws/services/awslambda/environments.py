@@ -227,6 +227,15 @@ class EnvironmentPool:
         self._reaper: threading.Thread | None = None
         self._stop = threading.Event()
 
+    def configure(self, idle_seconds: float | None = None) -> None:
+        """Settings for a server start: ``idle_seconds`` (``None``: ``$LOCALAWS_LAMBDA_IDLE_SECONDS``,
+        else 600) and :attr:`max_idle` from ``$LOCALAWS_LAMBDA_MAX_IDLE`` (else 32).
+
+        :raises ValueError: when one of the variables is set but not a number.
+        """
+        self.idle_seconds = idle_seconds_from_env() if idle_seconds is None else float(idle_seconds)
+        self.max_idle = int(_env_float("LOCALAWS_LAMBDA_MAX_IDLE", DEFAULT_MAX_IDLE))
+
     # -- acquire / release
     def acquire(self, key: tuple) -> Environment | None:
         """An idle environment for ``key`` (most recently used first), marked busy; None: start one."""
@@ -352,7 +361,8 @@ class EnvironmentPool:
 
 
 #: The process-wide pool (moto's backends are process-wide too). Not pickled with the state.
-POOL = EnvironmentPool()
+#: Built with the defaults (importing never fails on a bad variable); LocalAWS.start() configures it.
+POOL = EnvironmentPool(DEFAULT_IDLE_SECONDS, DEFAULT_MAX_IDLE)
 
 
 def new_log_stream() -> str:
