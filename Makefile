@@ -41,6 +41,7 @@ serve: $(STAMP)
 ## make bench: benchmarks under bench/ (they print their figures; big_day.py: a 2 GB day through the DAG, ~20 min)
 bench: $(STAMP)
 	$(BIN)/python bench/localaws_startup.py
+	$(BIN)/python bench/warm_runtimes.py
 	$(BIN)/python bench/localaws_athena.py
 	$(BIN)/python bench/localaws_durability.py
 	$(BIN)/python bench/extractor.py --scale 1

@@ -4,8 +4,8 @@ Prints:
 * start time: from spawning ``localaws serve`` (a new Python process, imports included) until
   ``/_localaws/health`` answers, median of 5 starts, seconds;
 * Lambda invoke overhead: wall time of ``lambda.invoke`` (RequestResponse) of a no-op handler,
-  median and p90 of 20 invocations after one warm-up, milliseconds. Each invocation starts a
-  fresh Python subprocess, as localaws does for every call.
+  median and p90 of 20 invocations after one warm-up, milliseconds. The warm-up starts the
+  function's execution environment; the 20 reuse it (warm; cold vs warm: bench/warm_runtimes.py).
 
 Run: ``.venv/bin/python bench/localaws_startup.py``
 """

@@ -131,6 +131,9 @@ class LocalAWS:
         a hard kill loses what changed since the last periodic snapshot.
     :param faults: fault injection config (a :class:`~localaws.faults.FaultConfig`, a dict, or the
         path of a YAML/JSON file); ``None``: the file named by ``$LOCALAWS_FAULTS`` if set, else off.
+    :param lambda_idle_seconds: seconds an idle Lambda execution environment is kept for reuse
+        before it is stopped; ``None``: ``$LOCALAWS_LAMBDA_IDLE_SECONDS`` if set, else 600; ``0``:
+        none is kept (every invocation cold). See :mod:`localaws.services.awslambda.environments`.
     :raises localaws.faults.FaultConfigError: at construction, when the fault config is invalid.
     :raises persistence.SnapshotError: at start, when the snapshot in ``state_dir`` is unreadable.
     :raises RuntimeError: when another LocalAWS already runs in this process (moto's state is global).
@@ -139,7 +142,7 @@ class LocalAWS:
     def __init__(self, host: str = "127.0.0.1", port: int = 4566, state_dir: str | Path | None = None,
                  snapshot_interval: float = DEFAULT_SNAPSHOT_INTERVAL,
                  faults: _faults.FaultConfig | dict | str | Path | None = None,
-                 durable_writes: bool = True) -> None:
+                 durable_writes: bool = True, lambda_idle_seconds: float | None = None) -> None:
         self.host = host
         self.port = port
         self.state_dir = Path(state_dir) if state_dir else None
@@ -158,6 +161,7 @@ class LocalAWS:
         self._started_at = 0.0
         self._work_dir: Path | None = None
         self.faults = _faults.FaultInjector.from_source(faults)
+        self.lambda_idle_seconds = lambda_idle_seconds
 
     @property
     def endpoint_url(self) -> str:
@@ -174,6 +178,7 @@ class LocalAWS:
         try:
             started = time.monotonic()
             install_patches()
+            awslambda.POOL.configure(self.lambda_idle_seconds)  # ValueError on a bad $LOCALAWS_LAMBDA_* variable
             if self.state_dir:
                 persistence.load(self.state_dir)
                 for what, recover in (("Glue job runs", glue_jobs.recover_after_restart),
@@ -225,6 +230,7 @@ class LocalAWS:
             self._thread.join(timeout=10)
         for thread in list(RUNTIME.threads):
             thread.join(timeout=5)
+        awslambda.shutdown()  # every Lambda execution environment: no process outlives the server
         if self.state_dir:
             self.snapshot()
         if self._work_dir:

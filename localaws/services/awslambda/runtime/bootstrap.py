@@ -1,18 +1,33 @@
-"""Lambda runtime bootstrap: runs one invocation of a Python handler in this process.
+"""Lambda runtime bootstrap: one execution environment of a Python function, in this process.
 
-This file is executed by path in a fresh interpreter (``python bootstrap.py SPEC``); it must not
-import ``localaws`` or anything outside the standard library, because it stands in for the AWS
-Lambda Python runtime in which the user's code runs.
+This file is executed by path in a fresh interpreter (``python bootstrap.py``); it must not import
+``localaws`` or anything outside the standard library, because it stands in for the AWS Lambda
+Python runtime in which the user's code runs.
 
-SPEC is a JSON file with the keys ``handler`` ("module.function"), ``code_dir`` (the unpacked
-deployment zip, used as working directory like ``/var/task``), ``layer_dirs`` (unpacked layers,
-each like ``/opt``), ``event_file``, ``result_file``, ``function_name``, ``function_version``,
-``invoked_function_arn``, ``memory_limit_in_mb``, ``request_id``, ``deadline_ms`` (epoch
-milliseconds), ``log_group_name`` and ``log_stream_name``.
+It follows the lifecycle of an execution environment as AWS documents it
+(https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html): an **init** phase
+that imports the handler's module once, then any number of **invoke** phases that call the handler
+with the same module globals and the same temporary directory, until localaws closes the request
+pipe (**shutdown**) or kills the process (timeout, discard).
 
-The result file receives ``{"ok": true, "payload": <handler result>}`` or
-``{"ok": false, "errorType": ..., "errorMessage": ..., "stackTrace": [...]}``, the shapes the
-Lambda runtime interface uses (https://docs.aws.amazon.com/lambda/latest/dg/python-exceptions.html).
+Protocol (all frames are a 4-byte big-endian length, then that many bytes of UTF-8 JSON):
+
+* localaws -> bootstrap on the process's **stdin**; bootstrap -> localaws on its **stdout**. The
+  bootstrap moves both pipes to private descriptors at start, so the handler's own ``print`` and
+  ``sys.stdin`` never touch them.
+* The process's stderr (inherited) is the log file of the first invocation; each ``invoke`` frame
+  names the log file of its invocation, and the bootstrap points descriptors 1 and 2 at it for the
+  invocation (so output of C extensions and child processes is captured too).
+* First frame ``{"type": "init", "handler": "module.function", "code_dir", "layer_dirs",
+  "memory_limit_in_mb", "function_name", "function_version", "invoked_function_arn",
+  "log_group_name", "log_stream_name"}``; reply ``{"ok": true, "init_ms": N}`` or an error (below),
+  after which the process exits.
+* Then ``{"type": "invoke", "request_id", "event" (the event's JSON text), "deadline_ms" (epoch
+  milliseconds), "log_file"}``; reply ``{"ok": true, "payload": <handler result>}`` or
+  ``{"ok": false, "errorType", "errorMessage", "stackTrace": [...]}`` (the shapes the Lambda runtime
+  interface uses, https://docs.aws.amazon.com/lambda/latest/dg/python-exceptions.html). Every reply
+  carries ``max_rss_kb`` (peak RSS of the process so far) and ``fatal`` (true: the environment is
+  unusable and this process exits after replying: out of memory, ``SystemExit``).
 """
 
 from __future__ import annotations
@@ -21,25 +36,28 @@ import importlib
 import json
 import os
 import resource
+import struct
 import sys
 import time
 import traceback
+
+_HEADER = struct.Struct(">I")
 
 
 class LambdaContext:
     """The ``context`` argument of a handler, with the attributes of the AWS Python runtime."""
 
-    def __init__(self, spec: dict) -> None:
-        self.function_name = spec["function_name"]
-        self.function_version = spec["function_version"]
-        self.invoked_function_arn = spec["invoked_function_arn"]
-        self.memory_limit_in_mb = str(spec["memory_limit_in_mb"])
-        self.aws_request_id = spec["request_id"]
-        self.log_group_name = spec["log_group_name"]
-        self.log_stream_name = spec["log_stream_name"]
+    def __init__(self, init: dict, invoke: dict) -> None:
+        self.function_name = init["function_name"]
+        self.function_version = init["function_version"]
+        self.invoked_function_arn = init["invoked_function_arn"]
+        self.memory_limit_in_mb = str(init["memory_limit_in_mb"])
+        self.aws_request_id = invoke["request_id"]
+        self.log_group_name = init["log_group_name"]
+        self.log_stream_name = init["log_stream_name"]
         self.identity = None
         self.client_context = None
-        self._deadline_ms = int(spec["deadline_ms"])
+        self._deadline_ms = int(invoke["deadline_ms"])
 
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left before the function's Timeout kills this invocation."""
@@ -70,16 +88,71 @@ def _peak_rss_kb() -> int:
     return 0
 
 
-def _write(path: str, result: dict) -> None:
-    result["max_rss_kb"] = _peak_rss_kb()
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(result, fh)
+class _Channel:
+    """The frame pipes to localaws, on descriptors of their own (not inherited by the handler's children)."""
+
+    def __init__(self) -> None:
+        self._in = os.dup(0)
+        self._out = os.dup(1)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(2, 1)  # until the first invoke frame: stdout goes where stderr goes (the first log)
+        os.close(devnull)
+
+    def receive(self) -> dict | None:
+        """The next frame, or None when localaws closed the pipe (shutdown)."""
+        header = self._read(_HEADER.size)
+        if header is None:
+            return None
+        body = self._read(_HEADER.unpack(header)[0])
+        if body is None:
+            return None
+        return json.loads(body.decode("utf-8"))
+
+    def _read(self, n: int) -> bytes | None:
+        chunks = []
+        while n:
+            chunk = os.read(self._in, n)
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    def send(self, message: dict, fatal: bool = False) -> None:
+        message["max_rss_kb"] = _peak_rss_kb()
+        message["fatal"] = fatal
+        try:
+            body = json.dumps(message).encode("utf-8")
+        except (TypeError, ValueError):  # never: payloads are checked before
+            body = json.dumps({"ok": False, "errorType": "Runtime.MarshalError", "errorMessage": "unserialisable",
+                               "stackTrace": [], "fatal": fatal}).encode("utf-8")
+        data = _HEADER.pack(len(body)) + body
+        while data:
+            data = data[os.write(self._out, data):]
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _redirect_output(path: str | None) -> None:
+    """Point descriptors 1 and 2 at ``path`` (append), or at /dev/null for ``None``."""
+    _flush()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600) if path else os.open(os.devnull, os.O_WRONLY)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
 
 
 def _die_with_parent() -> None:
     """Kill this process group (the handler and anything it started) once localaws is gone.
 
-    localaws starts each invocation in a session of its own; if localaws is killed (SIGKILL, a
+    localaws starts each environment in a session of its own; if localaws is killed (SIGKILL, a
     crash), an orphaned handler would go on writing to a restarted server next to the retry.
     The same guard is in ``localaws/services/glue_jobs/compat/localaws_glue_runner.py`` (both
     files run standalone and import nothing of localaws).
@@ -102,19 +175,19 @@ def _die_with_parent() -> None:
         threading.stack_size(old)
 
 
-def main(spec_path: str) -> int:
-    _die_with_parent()
-    with open(spec_path, encoding="utf-8") as fh:
-        spec = json.load(fh)
-    result_file = spec["result_file"]
+def _init(init: dict):
+    """The init phase: memory limit, sys.path, import of the handler's module.
+
+    :returns: ``(handler, None)`` or ``(None, error reply)``.
+    """
     # MemorySize is enforced as an address-space limit, like a cgroup limit on AWS but counting
     # virtual memory: set before the handler's module is imported.
-    limit = int(spec["memory_limit_in_mb"]) * 1024 * 1024
+    limit = int(init["memory_limit_in_mb"]) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    code_dir = spec["code_dir"]
+    code_dir = init["code_dir"]
     os.chdir(code_dir)
     layer_paths = []
-    for layer in spec.get("layer_dirs", []):
+    for layer in init.get("layer_dirs", []):
         # AWS puts /opt/python and /opt/python/lib/python3.x/site-packages on sys.path.
         layer_paths.append(os.path.join(layer, "python"))
         layer_paths.append(
@@ -122,18 +195,14 @@ def main(spec_path: str) -> int:
         )
     sys.path[:0] = [code_dir, *layer_paths]
 
-    with open(spec["event_file"], encoding="utf-8") as fh:
-        event = json.load(fh)
-
-    module_name, _, func_name = spec["handler"].rpartition(".")
+    module_name, _, func_name = init["handler"].rpartition(".")
     module_name = module_name.replace("/", ".")
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - every import failure is reported to the caller
         err = _error(exc, "Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}")
         print(f"[ERROR] Runtime.ImportModuleError: {err['errorMessage']}", file=sys.stderr)
-        _write(result_file, err)
-        return 1
+        return None, err
     handler = getattr(module, func_name, None)
     if handler is None:
         err = {
@@ -143,34 +212,59 @@ def main(spec_path: str) -> int:
             "stackTrace": [],
         }
         print(f"[ERROR] Runtime.HandlerNotFound: {err['errorMessage']}", file=sys.stderr)
-        _write(result_file, err)
-        return 1
+        return None, err
+    return handler, None
 
-    context = LambdaContext(spec)
+
+def _invoke(handler, init: dict, invoke: dict) -> tuple[dict, bool]:
+    """One invoke phase; returns ``(reply, fatal)``."""
+    event = json.loads(invoke["event"])
+    context = LambdaContext(init, invoke)
     try:
         payload = handler(event, context)
     except MemoryError as exc:
         sys.stderr.write("[ERROR] Runtime.OutOfMemory\n")
-        _write(result_file, _error(exc, "Runtime.OutOfMemory", "Runtime exited with error: out of memory"))
-        return 1
+        return _error(exc, "Runtime.OutOfMemory", "Runtime exited with error: out of memory"), True
     except BaseException as exc:  # noqa: BLE001 - the runtime reports every handler error
         err = _error(exc)
         sys.stderr.write(f"[ERROR] {err['errorType']}: {err['errorMessage']}\n")
         sys.stderr.write("Traceback (most recent call last):\n" + "".join(err["stackTrace"]))
-        sys.stderr.flush()
-        _write(result_file, err)
-        return 1
+        # SystemExit / KeyboardInterrupt end the runtime process on AWS: the environment goes.
+        return err, not isinstance(exc, Exception)
     try:
         json.dumps(payload)
     except (TypeError, ValueError) as exc:
         err = _error(exc, "Runtime.MarshalError", f"Unable to marshal response: {exc}")
         sys.stderr.write(f"[ERROR] Runtime.MarshalError: {err['errorMessage']}\n")
-        _write(result_file, err)
+        return err, False
+    return {"ok": True, "payload": payload}, False
+
+
+def main() -> int:
+    _die_with_parent()
+    channel = _Channel()
+    init = channel.receive()
+    if init is None:
+        return 0
+    started = time.monotonic()
+    handler, err = _init(init)
+    _flush()
+    if err is not None:
+        channel.send(err, fatal=True)
         return 1
-    _write(result_file, {"ok": True, "payload": payload})
-    return 0
+    channel.send({"ok": True, "init_ms": (time.monotonic() - started) * 1000})
+    while True:
+        invoke = channel.receive()
+        if invoke is None:  # shutdown: localaws closed the pipe
+            return 0
+        _redirect_output(invoke["log_file"])
+        reply, fatal = _invoke(handler, init, invoke)
+        _redirect_output(None)
+        channel.send(reply, fatal=fatal)
+        if fatal:
+            return 1
 
 
 if __name__ == "__main__":
     sys.stdout.reconfigure(line_buffering=True)
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main())
