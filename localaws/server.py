@@ -131,6 +131,8 @@ class LocalAWS:
         a hard kill loses what changed since the last periodic snapshot.
     :param faults: fault injection config (a :class:`~localaws.faults.FaultConfig`, a dict, or the
         path of a YAML/JSON file); ``None``: the file named by ``$LOCALAWS_FAULTS`` if set, else off.
+    :param glue_pool_size: pre-started Glue drivers for glueetl runs (0: off); ``None``: env
+        ``LOCALAWS_GLUE_POOL_SIZE``, default 2 (see :mod:`localaws.services.glue_jobs.pool`).
     :raises localaws.faults.FaultConfigError: at construction, when the fault config is invalid.
     :raises persistence.SnapshotError: at start, when the snapshot in ``state_dir`` is unreadable.
     :raises RuntimeError: when another LocalAWS already runs in this process (moto's state is global).
@@ -139,8 +141,9 @@ class LocalAWS:
     def __init__(self, host: str = "127.0.0.1", port: int = 4566, state_dir: str | Path | None = None,
                  snapshot_interval: float = DEFAULT_SNAPSHOT_INTERVAL,
                  faults: _faults.FaultConfig | dict | str | Path | None = None,
-                 durable_writes: bool = True) -> None:
+                 durable_writes: bool = True, glue_pool_size: int | None = None) -> None:
         self.host = host
+        self.glue_pool_size = glue_pool_size
         self.port = port
         self.state_dir = Path(state_dir) if state_dir else None
         self.snapshot_interval = snapshot_interval
@@ -191,6 +194,8 @@ class LocalAWS:
             RUNTIME.work_dir = self._work_dir
             RUNTIME.stopping.clear()
             RUNTIME.faults = self.faults
+            if self.glue_pool_size is not None:
+                RUNTIME.glue_pool_size = self.glue_pool_size
             self._thread = threading.Thread(target=self._server.serve_forever, name="localaws-http", daemon=True)
             self._thread.start()
             if self.state_dir and self.snapshot_interval > 0:
@@ -225,6 +230,7 @@ class LocalAWS:
             self._thread.join(timeout=10)
         for thread in list(RUNTIME.threads):
             thread.join(timeout=5)
+        glue_jobs.POOL.stop()
         if self.state_dir:
             self.snapshot()
         if self._work_dir:
