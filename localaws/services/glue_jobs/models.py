@@ -195,6 +195,9 @@ class _LogPump(threading.Thread):
         last = time.monotonic()
         lines = iter(self.stream.readline, b"") if hasattr(self.stream, "readline") else self.stream
         for raw in lines:
+            if raw == pool.RUN_STARTS:  # a pooled driver's warm-up ends (see pool.py)
+                self.tail = []
+                continue
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
             self.tail = (self.tail + [line])[-200:]
             batch.append({"timestamp": int(time.time() * 1000), "message": line or " "})

@@ -46,6 +46,10 @@ from localaws.runtime import RUNTIME, log
 #: them, so a run that has one starts cold (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-etl-glue-arguments.html).
 COLD_ARGUMENTS = ("--conf", "--extra-jars", "--user-jars-first")
 
+#: The line a pooled driver writes to stderr once it has its run (``localaws_glue_runner.RUN_STARTS``):
+#: not logged; the lines before it (the warm-up's) do not count for a crash's ErrorMessage.
+RUN_STARTS = b"\x00localaws-run-starts\n"
+
 _seq = itertools.count(1)
 
 

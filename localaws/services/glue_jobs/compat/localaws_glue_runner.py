@@ -23,6 +23,10 @@ import time
 import traceback
 
 
+#: The line a pooled driver writes to stderr when its run starts (``pool.RUN_STARTS``).
+RUN_STARTS = "\x00localaws-run-starts\n"
+
+
 def _record_error(message: str) -> None:
     path = os.environ.get("LOCALAWS_RESULT_FILE")
     if path:
@@ -167,6 +171,10 @@ def pool_main() -> int:
         sc.stop()
         return 0
     order = json.loads(line)
+    # Lines before this mark are the warm-up's (Spark's startup WARNs): localaws keeps them in the
+    # run's error log but not in the tail it takes a crash's ErrorMessage from.
+    sys.stderr.write(RUN_STARTS)
+    sys.stderr.flush()
     # The run's environment (credentials, endpoint, region, staging dir, result file) reaches
     # boto3 here, before any client exists, and the Python workers through sc.environment.
     os.environ.update(order["env"])
