@@ -164,7 +164,10 @@ def pool_main() -> int:
     localaws_s3_bridge.install()
 
     ready_fd = int(os.environ.pop("LOCALAWS_POOL_READY_FD"))
-    os.write(ready_fd, b"ready\n")
+    try:
+        os.write(ready_fd, b"ready\n")
+    except BrokenPipeError:  # a run was handed over while this driver warmed up: nobody waits for "ready"
+        pass
     os.close(ready_fd)
     line = sys.stdin.readline()
     if not line:  # localaws stopped the pool before handing over a run
@@ -201,6 +204,10 @@ def _exit_now(code: int) -> None:
             stream.flush()
         except Exception:  # noqa: BLE001 - a closed stream has nothing left to flush
             pass
+    # What the dying JVM connection makes pyspark's helper threads print is not the run's output.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
     jvm = getattr(SparkContext._gateway, "proc", None)
     if jvm is not None and jvm.poll() is None:
         jvm.kill()
