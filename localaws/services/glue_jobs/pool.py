@@ -38,7 +38,8 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Iterator
+from collections.abc import Iterator
+from typing import IO
 
 from localaws.runtime import RUNTIME, log
 
