@@ -29,9 +29,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import IO, Any
 
 from moto.glue import models as glue_models
 from moto.glue.exceptions import EntityNotFoundException

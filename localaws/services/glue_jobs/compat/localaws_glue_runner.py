@@ -22,7 +22,6 @@ import threading
 import time
 import traceback
 
-
 #: The line a pooled driver writes to stderr when its run starts (``pool.RUN_STARTS``).
 RUN_STARTS = "\x00localaws-run-starts\n"
 
@@ -153,10 +152,9 @@ def _warm_up(spark) -> None:
 def pool_main() -> int:
     """A pooled driver: warm up, wait for one run on stdin, run it (see the module docstring)."""
     _die_with_parent()
+    import localaws_s3_bridge
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
-
-    import localaws_s3_bridge
 
     sc = SparkContext.getOrCreate()
     spark = SparkSession.builder.getOrCreate()
