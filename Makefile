@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/warm_runtimes.py
 	$(BIN)/python bench/localaws_athena.py
 	$(BIN)/python bench/localaws_durability.py
+	$(BIN)/python bench/glue_pool.py
 	$(BIN)/python bench/extractor.py --scale 1
 	$(BIN)/python bench/big_day.py
 

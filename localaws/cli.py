@@ -2,6 +2,7 @@
 
     localaws serve [--host 127.0.0.1] [--port 4566] [--state-dir .localaws] [--no-durable-writes] [--faults faults.yaml]
                    [--lambda-idle-seconds 600]
+                   [--glue-pool-size 2]
     localaws sns messages [--topic NAME] [--endpoint http://127.0.0.1:4566] [--json]
 """
 
@@ -26,7 +27,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         server = LocalAWS(host=args.host, port=args.port, state_dir=args.state_dir,
                           snapshot_interval=args.snapshot_interval, faults=args.faults,
-                          durable_writes=args.durable_writes, lambda_idle_seconds=args.lambda_idle_seconds)
+                          durable_writes=args.durable_writes, lambda_idle_seconds=args.lambda_idle_seconds,
+                          glue_pool_size=args.glue_pool_size)
     except FaultConfigError as exc:
         print(f"localaws: {exc}", file=sys.stderr)
         return 2
@@ -97,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--lambda-idle-seconds", type=float, default=None, metavar="N",
                        help="seconds an idle Lambda execution environment is kept for warm invocations "
                             "(default: $LOCALAWS_LAMBDA_IDLE_SECONDS, else 600; 0: every invocation starts cold)")
+    serve.add_argument("--glue-pool-size", type=int, default=None, metavar="N",
+                       help="pre-started Glue drivers (Python + JVM + SparkContext) kept for glueetl runs, started "
+                            "by the first glueetl CreateJob/StartJobRun (default: $LOCALAWS_GLUE_POOL_SIZE or 2; "
+                            "0: off, every run starts its own JVM)")
     serve.add_argument("--log-level", default="INFO", help="log level (default INFO)")
     sns = sub.add_parser("sns", help="SNS helpers").add_subparsers(dest="sns_command", required=True)
     msgs = sns.add_parser("messages", help="print the messages published so far")

@@ -48,6 +48,9 @@ class Runtime:
     :param spark_driver_memory: ``spark.driver.memory`` for glueetl runs (env
         ``LOCALAWS_SPARK_DRIVER_MEMORY``, default ``2g``).
     :param spark_cores: ``local[N]`` cores for glueetl runs (env ``LOCALAWS_SPARK_CORES``, default 2).
+    :param glue_pool_size: pre-started Glue drivers kept ready for glueetl runs (env
+        ``LOCALAWS_GLUE_POOL_SIZE``, default 2; 0: off, every run starts its own JVM); see
+        :mod:`localaws.services.glue_jobs.pool`.
     """
 
     endpoint_url: str = ""
@@ -55,6 +58,7 @@ class Runtime:
     glue_minute_seconds: float = field(default_factory=lambda: _env_float("LOCALAWS_GLUE_MINUTE_SECONDS", 60.0))
     spark_driver_memory: str = field(default_factory=lambda: os.environ.get("LOCALAWS_SPARK_DRIVER_MEMORY", "2g"))
     spark_cores: int = field(default_factory=lambda: int(_env_float("LOCALAWS_SPARK_CORES", 2)))
+    glue_pool_size: int = field(default_factory=lambda: int(_env_float("LOCALAWS_GLUE_POOL_SIZE", 2)))
     #: Background threads (Event invocations, Glue runs) still running; joined at stop.
     threads: list[threading.Thread] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)

@@ -134,6 +134,8 @@ class LocalAWS:
     :param lambda_idle_seconds: seconds an idle Lambda execution environment is kept for reuse
         before it is stopped; ``None``: ``$LOCALAWS_LAMBDA_IDLE_SECONDS`` if set, else 600; ``0``:
         none is kept (every invocation cold). See :mod:`localaws.services.awslambda.environments`.
+    :param glue_pool_size: pre-started Glue drivers for glueetl runs (0: off); ``None``: env
+        ``LOCALAWS_GLUE_POOL_SIZE``, default 2 (see :mod:`localaws.services.glue_jobs.pool`).
     :raises localaws.faults.FaultConfigError: at construction, when the fault config is invalid.
     :raises persistence.SnapshotError: at start, when the snapshot in ``state_dir`` is unreadable.
     :raises RuntimeError: when another LocalAWS already runs in this process (moto's state is global).
@@ -142,8 +144,10 @@ class LocalAWS:
     def __init__(self, host: str = "127.0.0.1", port: int = 4566, state_dir: str | Path | None = None,
                  snapshot_interval: float = DEFAULT_SNAPSHOT_INTERVAL,
                  faults: _faults.FaultConfig | dict | str | Path | None = None,
-                 durable_writes: bool = True, lambda_idle_seconds: float | None = None) -> None:
+                 durable_writes: bool = True, lambda_idle_seconds: float | None = None,
+                 glue_pool_size: int | None = None) -> None:
         self.host = host
+        self.glue_pool_size = glue_pool_size
         self.port = port
         self.state_dir = Path(state_dir) if state_dir else None
         self.snapshot_interval = snapshot_interval
@@ -196,6 +200,8 @@ class LocalAWS:
             RUNTIME.work_dir = self._work_dir
             RUNTIME.stopping.clear()
             RUNTIME.faults = self.faults
+            if self.glue_pool_size is not None:
+                RUNTIME.glue_pool_size = self.glue_pool_size
             self._thread = threading.Thread(target=self._server.serve_forever, name="localaws-http", daemon=True)
             self._thread.start()
             if self.state_dir and self.snapshot_interval > 0:
@@ -231,6 +237,7 @@ class LocalAWS:
         for thread in list(RUNTIME.threads):
             thread.join(timeout=5)
         awslambda.shutdown()  # every Lambda execution environment: no process outlives the server
+        glue_jobs.POOL.stop()
         if self.state_dir:
             self.snapshot()
         if self._work_dir:

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -40,6 +41,7 @@ from moto.logs.models import logs_backends
 from localaws import faults
 from localaws.runtime import CHILD_CREDENTIALS, RUNTIME, log
 from localaws.services import s3memory
+from localaws.services.glue_jobs import pool
 
 GLUE_COMPAT = Path(__file__).resolve().parent / "compat"
 RUNNER = GLUE_COMPAT / "localaws_glue_runner.py"
@@ -173,9 +175,10 @@ def _terminate(run: LocalJobRun) -> None:
 
 
 class _LogPump(threading.Thread):
-    """Copies a child's stream to a CloudWatch Logs stream, flushing about once a second."""
+    """Copies a child's stream (or an iterable of its lines, as ``bytes``) to a CloudWatch Logs
+    stream, flushing about once a second."""
 
-    def __init__(self, stream: IO[bytes], account_id: str, region: str, group: str, name: str) -> None:
+    def __init__(self, stream: IO[bytes] | Iterable[bytes], account_id: str, region: str, group: str, name: str) -> None:
         super().__init__(daemon=True, name=f"glue-log-{group}")
         self.stream = stream
         self.logs = logs_backends[account_id][region]
@@ -191,7 +194,11 @@ class _LogPump(threading.Thread):
     def run(self) -> None:
         batch: list[dict[str, Any]] = []
         last = time.monotonic()
-        for raw in iter(self.stream.readline, b""):
+        lines = iter(self.stream.readline, b"") if hasattr(self.stream, "readline") else self.stream
+        for raw in lines:
+            if raw == pool.RUN_STARTS:  # a pooled driver's warm-up ends (see pool.py)
+                self.tail = []
+                continue
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
             self.tail = (self.tail + [line])[-200:]
             batch.append({"timestamp": int(time.time() * 1000), "message": line or " "})
@@ -205,21 +212,24 @@ class _LogPump(threading.Thread):
             self.logs.put_log_events(self.group, self.name_, batch)
 
 
-def _child_env(job: glue_models.FakeJob, run: LocalJobRun, run_dir: Path, kind: str) -> dict[str, str]:
-    region = job.backend.region_name
+def driver_env(run_dir: Path, kind: str) -> dict[str, str]:
+    """The environment of a run's process that does not depend on the run: interpreter, paths and,
+    for ``glueetl``, the Spark settings read at JVM start (``PYSPARK_SUBMIT_ARGS``). A pooled
+    driver starts with exactly this (its directory is its run's ``run_dir``).
+
+    Spark settings, for a 2-core local driver (docs/localaws.md, "Glue job runs: pre-started
+    drivers"): ``local[Runtime.spark_cores]``, ``Runtime.spark_driver_memory``, no UI, UTC
+    session time zone, 4 shuffle partitions (two tasks per core instead of Spark's 200) with
+    adaptive query execution on (Spark 3.5's default, stated so it stays so) to coalesce small
+    shuffle partitions further.
+    """
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
         "HOME": os.environ.get("HOME", str(run_dir)),
         "PYTHONPATH": str(GLUE_COMPAT),
         "PYTHONUNBUFFERED": "1",
-        "AWS_REGION": region,
-        "AWS_DEFAULT_REGION": region,
-        "AWS_ENDPOINT_URL": RUNTIME.endpoint_url,
-        "LOCALAWS_STAGING_DIR": str(run_dir / "staging"),
         "LOCALAWS_JOB_KIND": kind,
-        "LOCALAWS_RESULT_FILE": str(run_dir / "result.json"),
-        **CHILD_CREDENTIALS,
     }
     for key in ("JAVA_HOME", "TZ", "TMPDIR"):
         if key in os.environ:
@@ -238,6 +248,7 @@ def _child_env(job: glue_models.FakeJob, run: LocalJobRun, run_dir: Path, kind: 
                 "--conf spark.sql.session.timeZone=UTC",
                 # Local runs are small; Spark's default of 200 shuffle partitions only adds overhead.
                 "--conf spark.sql.shuffle.partitions=4",
+                "--conf spark.sql.adaptive.enabled=true",
                 f"--conf spark.driver.extraJavaOptions=-Djava.io.tmpdir={run_dir / 'java-tmp'}",
                 "pyspark-shell",
             ]
@@ -245,11 +256,27 @@ def _child_env(job: glue_models.FakeJob, run: LocalJobRun, run_dir: Path, kind: 
     return env
 
 
+def _child_env(job: glue_models.FakeJob, run: LocalJobRun, run_dir: Path, kind: str) -> dict[str, str]:
+    """:func:`driver_env` plus what belongs to the run: region, endpoint, credentials, staging dir
+    and result file."""
+    region = job.backend.region_name
+    return {
+        **driver_env(run_dir, kind),
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_ENDPOINT_URL": RUNTIME.endpoint_url,
+        "LOCALAWS_STAGING_DIR": str(run_dir / "staging"),
+        "LOCALAWS_RESULT_FILE": str(run_dir / "result.json"),
+        **CHILD_CREDENTIALS,
+    }
+
+
 def _execute(job: glue_models.FakeJob, run: LocalJobRun) -> None:
     """Run one job run to completion and set its final state (runs on its own thread)."""
     account_id, region = job.backend.account_id, job.backend.region_name
     run_dir = RUNTIME.work_dir / "glue" / run.job_run_id
     started = time.monotonic()
+    driver: pool.PooledDriver | None = None
     try:
         fault = faults.run_fault("glue", job.name)
         if fault is not None:
@@ -261,6 +288,10 @@ def _execute(job: glue_models.FakeJob, run: LocalJobRun) -> None:
             run.set_state("FAILED", f"NotImplementedError: localaws runs glueetl and pythonshell jobs, not {kind}")
             return
         script = read_s3_object(account_id, command.get("ScriptLocation", ""))
+        if kind == "glueetl" and not run.stop_requested:
+            driver = pool.POOL.take(run.arguments)
+            if driver is not None:
+                run_dir = driver.dir  # its JVM's tmp and local dirs are there already
         (run_dir / "staging").mkdir(parents=True, exist_ok=True)
         (run_dir / "java-tmp").mkdir(parents=True, exist_ok=True)
         script_path = run_dir / Path(command["ScriptLocation"]).name
@@ -270,20 +301,27 @@ def _execute(job: glue_models.FakeJob, run: LocalJobRun) -> None:
             argv += [key if key.startswith("--") else f"--{key}", str(value)]
         if run.stop_requested:
             return
-        proc = subprocess.Popen(
-            [sys.executable, "-u", str(RUNNER), str(script_path), *argv],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            env=_child_env(job, run, run_dir, kind),
-            cwd=str(run_dir),
-            start_new_session=True,
-        )
+        env = _child_env(job, run, run_dir, kind)
+        if driver is not None:
+            proc = driver.proc
+            driver.hand_over([str(script_path), *argv], {k: v for k, v in env.items() if driver.env.get(k) != v})
+            out, err = driver.stdout, driver.stderr
+        else:
+            proc = subprocess.Popen(
+                [sys.executable, "-u", str(RUNNER), str(script_path), *argv],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=str(run_dir),
+                start_new_session=True,
+            )
+            out, err = proc.stdout, proc.stderr
         run._proc = proc
         run.set_state("RUNNING")
         pumps = [
-            _LogPump(proc.stdout, account_id, region, OUTPUT_GROUP, run.job_run_id),
-            _LogPump(proc.stderr, account_id, region, ERROR_GROUP, run.job_run_id),
+            _LogPump(out, account_id, region, OUTPUT_GROUP, run.job_run_id),
+            _LogPump(err, account_id, region, ERROR_GROUP, run.job_run_id),
         ]
         for pump in pumps:
             pump.start()
@@ -314,14 +352,17 @@ def _execute(job: glue_models.FakeJob, run: LocalJobRun) -> None:
         run.set_state("FAILED", f"{type(exc).__name__}: {exc}")
     finally:
         run._proc = None
+        if driver is not None and driver.proc.poll() is None:
+            driver.kill()  # taken but never handed a run (the script was missing, a stop came first)
         shutil.rmtree(run_dir, ignore_errors=True)
         log.info(
-            "glue job %s run %s (attempt %d): %s in %.1f s%s",
+            "glue job %s run %s (attempt %d): %s in %.1f s%s%s",
             job.name,
             run.job_run_id,
             run.attempt,
             run.state,
             time.monotonic() - started,
+            " (pre-started driver)" if driver is not None else "",
             f" - {run.error_message}" if run.error_message else "",
         )
         _maybe_retry(job, run)

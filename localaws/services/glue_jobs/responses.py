@@ -1,7 +1,9 @@
 """The Glue jobs API as localaws answers it: patches of moto's Glue job model and responses.
 
 :func:`install` makes StartJobRun start a real run (:mod:`localaws.services.glue_jobs.models`),
-enforcing ``MaxConcurrentRuns``, and adds UpdateJob and BatchStopJobRun (missing from moto).
+enforcing ``MaxConcurrentRuns``, and adds UpdateJob and BatchStopJobRun (missing from moto);
+the first CreateJob or StartJobRun of a ``glueetl`` job starts the pre-started driver pool
+(:mod:`localaws.services.glue_jobs.pool`).
 :func:`recover_after_restart` fails the runs a restart cut off.
 """
 
@@ -16,7 +18,22 @@ from moto.glue.exceptions import ConcurrentRunsExceededException, InvalidInputEx
 from moto.moto_api._internal import mock_random
 
 from localaws.runtime import RUNTIME
+from localaws.services.glue_jobs import pool
 from localaws.services.glue_jobs.models import ACTIVE_STATES, LocalJobRun, _execute, _now, _terminate
+
+_orig_create_job = glue_models.GlueBackend.create_job
+
+
+def _is_glueetl(command: dict[str, Any] | None) -> bool:
+    return (command or {}).get("Name", "glueetl") == "glueetl"
+
+
+def _create_job(self: glue_models.GlueBackend, name: str, *args: Any, **kwargs: Any) -> str:
+    """CreateJob as moto does it; the first ``glueetl`` job starts the driver pool (:mod:`.pool`)."""
+    result = _orig_create_job(self, name, *args, **kwargs)
+    if _is_glueetl(self.jobs[name].command):
+        pool.POOL.ensure_started()
+    return result
 
 
 def _start_job_run(self: glue_models.FakeJob, allocated_capacity=None, max_capacity=None, timeout=None,
@@ -43,6 +60,8 @@ def _start_job_run(self: glue_models.FakeJob, allocated_capacity=None, max_capac
         max_capacity=max_capacity,
     )
     self.job_runs.append(run)
+    if _is_glueetl(self.command):
+        pool.POOL.ensure_started()
     RUNTIME.spawn(f"glue-{self.name}-{run.job_run_id[:12]}", _execute, self, run)
     return run.job_run_id
 
@@ -118,6 +137,7 @@ def _resp_batch_stop_job_run(self: glue_responses.GlueResponse) -> ActionResult:
 def install() -> None:
     """Patch moto's Glue models and responses (idempotent)."""
     glue_models.FakeJob.start_job_run = _start_job_run  # type: ignore[method-assign]
+    glue_models.GlueBackend.create_job = _create_job  # type: ignore[method-assign]
     glue_models.GlueBackend.update_job = _update_job  # type: ignore[attr-defined]
     glue_models.GlueBackend.batch_stop_job_run = _batch_stop_job_run  # type: ignore[attr-defined]
     glue_responses.GlueResponse.update_job = _resp_update_job  # type: ignore[attr-defined]
