@@ -108,7 +108,7 @@ def test_glue_table_and_msck_partitions_with_an_empty_segment(aws_client, data):
     ok(run_query(athena, "CREATE DATABASE IF NOT EXISTS paritydb", output=RESULTS))
     ok(run_query(athena, "CREATE EXTERNAL TABLE paritydb.parted_ds (carrier string, delay int) "
                          "PARTITIONED BY (day string) ROW FORMAT DELIMITED FIELDS TERMINATED BY ',' "
-                         f"LOCATION 's3://{BUCKET}/parted//'", database="paritydb", output=RESULTS))
+                         f"LOCATION 's3://{BUCKET}//parted/'", database="paritydb", output=RESULTS))
     ok(run_query(athena, "MSCK REPAIR TABLE parted_ds", database="paritydb", output=RESULTS))
     parts = glue.get_partitions(DatabaseName="paritydb", TableName="parted_ds")["Partitions"]
     assert sorted(p["Values"][0] for p in parts) == ["2013-01-01", "2013-01-02"]
