@@ -32,7 +32,7 @@ RESULTS = f"s3://{BUCKET}/results/"
 ROLE = "arn:aws:iam::123456789012:role/crawler"
 BRIDGE = Path(s3memory.__file__).parent / "glue_jobs" / "compat" / "localaws_s3_bridge.py"
 
-EVENTS = [("2013-01-0%d" % (1 + i % 3), "UA" if i % 2 else "DL", i * 7 % 50) for i in range(40)]
+EVENTS = [(f"2013-01-0{1 + i % 3}", "UA" if i % 2 else "DL", i * 7 % 50) for i in range(40)]
 
 
 def _csv(rows: list[tuple]) -> bytes:
