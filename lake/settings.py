@@ -26,6 +26,7 @@ LAKE_REFERENCE_PREFIX           reference                                  dimen
 LAKE_SILVER_DATABASE            lake_silver                                Glue database (silver, dims)
 LAKE_GOLD_DATABASE              lake_gold                                  Glue database (gold)
 LAKE_WORKGROUP                  lake                                       Athena work group
+LAKE_ATHENA_BYTES_CUTOFF        10737418240 (10 GiB)                       bytes a query may scan (>= 1e7)
 LAKE_LAMBDA_FUNCTION            lake-extractor                             the extractor
 LAKE_LAMBDA_TIMEOUT             300                                        seconds (Lambda max 900)
 LAKE_LAMBDA_MEMORY              1024                                       MB (pyarrow needs >= 512)
@@ -99,6 +100,9 @@ class Settings(BaseSettings):
     silver_database: str = "lake_silver"
     gold_database: str = "lake_gold"
     workgroup: str = "lake"
+    #: The work group's BytesScannedCutoffPerQuery: a query scanning more is cancelled. AWS's
+    #: minimum is 10000000 bytes (botocore's model: BytesScannedCutoffValue min).
+    athena_bytes_cutoff: int = Field(10 * 1024**3, ge=10_000_000)
     lambda_function: str = "lake-extractor"
     lambda_timeout: int = Field(300, ge=1, le=900)
     lambda_memory: int = Field(1024, ge=512, le=10240)

@@ -466,7 +466,8 @@ def _cbor_map(items: dict[str, str]) -> bytes:
     return bytes([0xA0 | len(items)]) + b"".join(_cbor_text(k) + _cbor_text(v) for k, v in items.items())
 
 
-_STATUS_TEXT = {400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+_STATUS_TEXT = {400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error", 501: "Not Implemented",
+                503: "Service Unavailable"}
 
 #: (status, code, message) per protocol and fault kind.
 _ERRORS: dict[str, dict[str, tuple[int, str, str]]] = {
@@ -490,7 +491,17 @@ _ERRORS: dict[str, dict[str, tuple[int, str, str]]] = {
 def error_response(op: Operation, kind: str, method: str = "POST") -> tuple[str, list[tuple[str, str]], bytes]:
     """(status line, headers, body) of an injected ``throttle`` or ``error`` for ``op``'s protocol."""
     status, code, message = _ERRORS.get(op.protocol, _ERRORS["rest-json"])[kind]
-    message = f"{message} {MARK}"
+    return protocol_error(op, status, code, f"{message} {MARK}", sender=kind == "throttle", method=method)
+
+
+def protocol_error(op: Operation, status: int, code: str, message: str, *, sender: bool,
+                   method: str = "POST") -> tuple[str, list[tuple[str, str]], bytes]:
+    """(status line, headers, body) of an AWS error ``code`` with ``message`` in ``op``'s wire protocol
+    (the shapes botocore parses: JSON ``__type``, query/REST-XML ``ErrorResponse``, S3 ``Error``, ...).
+
+    :param status: HTTP status; one of :data:`_STATUS_TEXT`.
+    :param sender: the caller's fault (``Sender``/``User``) rather than the service's.
+    """
     request_id = str(uuid.uuid4())
     headers = [("x-amzn-RequestId", request_id)]
     if op.protocol == "s3":
@@ -500,8 +511,8 @@ def error_response(op: Operation, kind: str, method: str = "POST") -> tuple[str,
     elif op.protocol in ("json", "rest-json"):
         payload: dict[str, str] = {"__type": code, "message": message}
         if op.protocol == "rest-json":
-            payload = {"Type": "User" if kind == "throttle" else "Service", "message": message}
-            if kind == "throttle" and op.service == "lambda":
+            payload = {"Type": "User" if sender else "Service", "message": message}
+            if code == "TooManyRequestsException" and op.service == "lambda":
                 payload["Reason"] = "CallerRateLimitExceeded"
         body = json.dumps(payload).encode()
         content_type = "application/x-amz-json-1.1" if op.protocol == "json" else "application/json"
@@ -515,7 +526,7 @@ def error_response(op: Operation, kind: str, method: str = "POST") -> tuple[str,
                 "</Response>").encode()
         headers += [("Content-Type", "text/xml")]
     else:  # query, rest-xml
-        fault_type = "Sender" if kind == "throttle" else "Receiver"
+        fault_type = "Sender" if sender else "Receiver"
         body = (f"<ErrorResponse><Error><Type>{fault_type}</Type><Code>{code}</Code><Message>{escape(message)}"
                 f"</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>").encode()
         headers += [("Content-Type", "text/xml")]

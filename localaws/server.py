@@ -18,6 +18,7 @@ or from the command line (``localaws serve``). Besides the AWS APIs it answers:
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import shutil
 import tempfile
@@ -115,6 +116,71 @@ def _changes_state(environ: dict[str, Any], op: _faults.Operation | None) -> boo
     if environ.get("REQUEST_METHOD") in ("GET", "HEAD") or op is None:
         return False
     return not op.name.startswith(_READ_PREFIXES)
+
+
+#: HTTP status and error code of an operation localaws does not implement. botocore retries
+#: neither: its legacy rules (botocore/data/_retry.json) retry 500, 502, 503, 504, 509, 429 and
+#: the throttling codes; standard mode (botocore/retries/standard.py) 500, 502, 503, 504, the
+#: throttling codes and RequestTimeout(Exception)/PriorRequestNotComplete.
+NOT_IMPLEMENTED = (501, "NotImplemented")
+
+
+def not_implemented_message(op: _faults.Operation, detail: str) -> str:
+    """The message of a :data:`NOT_IMPLEMENTED` error: service, operation, what moto said."""
+    return (f"localaws does not implement {op.service} {op.name}: the operation is not emulated "
+            f"(moto: {detail}). See docs/localaws.md for what localaws runs.")
+
+
+def _answer_not_implemented(app: Callable) -> Callable:
+    """Wrap moto's WSGI app: an operation moto has no handler for (its response dispatch raises
+    ``NotImplementedError``, which its debug-mode Flask apps propagate) is answered at once with
+    :data:`NOT_IMPLEMENTED` in the service's own protocol, instead of an HTML 500 page that
+    botocore retries (4 retries with back-off, about 10 s per call)."""
+
+    def application(environ: dict[str, Any], start_response: Callable) -> Any:
+        body = None
+        if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+            # Query protocols name the operation in the form body, which moto consumes: keep a copy.
+            try:
+                body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            except ValueError:
+                body = b""
+            environ["wsgi.input"] = io.BytesIO(body)
+        answered: list[Any] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
+            answered[:] = [status, headers, exc_info]
+            return lambda data: None  # moto's Flask apps return their body; they never write()
+
+        def not_implemented(detail: str) -> list[bytes]:
+            if body is not None:
+                environ["wsgi.input"] = io.BytesIO(body)
+            op = _faults.identify(environ) or _faults.Operation("unknown", "Unknown", "rest-json")
+            status, code = NOT_IMPLEMENTED
+            message = not_implemented_message(op, detail)
+            log.warning("%s", message)
+            status_line, headers, payload = _faults.protocol_error(op, status, code, message, sender=False,
+                                                                   method=environ.get("REQUEST_METHOD", "POST"))
+            start_response(status_line, headers)
+            return [payload]
+
+        try:
+            result = app(environ, capture)
+        except NotImplementedError as exc:
+            return not_implemented(str(exc) or type(exc).__name__)
+        status, headers, exc_info = answered
+        if status.startswith("404") and any(k.lower() == "content-type" and v.startswith("text/html")
+                                            for k, v in headers):
+            # A REST operation moto has no route for: Flask's HTML 404 page. An AWS 404 is never HTML.
+            op = _faults.identify(environ)
+            if op is not None and op.name != "Unknown" and op.protocol in ("rest-json", "rest-xml"):
+                if hasattr(result, "close"):
+                    result.close()
+                return not_implemented(f"no route for {environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}")
+        start_response(status, headers, exc_info)
+        return result
+
+    return application
 
 
 class LocalAWS:
@@ -315,7 +381,9 @@ class LocalAWS:
                     log.exception("periodic snapshot failed")
 
     # -- WSGI
-    def _wsgi(self, app: DomainDispatcherApplication) -> Callable:
+    def _wsgi(self, moto_app: DomainDispatcherApplication) -> Callable:
+        app = _answer_not_implemented(moto_app)
+
         def application(environ: dict[str, Any], start_response: Callable) -> Any:
             path = environ.get("PATH_INFO", "")
             if path.startswith("/_localaws/"):

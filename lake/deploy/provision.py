@@ -347,7 +347,8 @@ def _glue_job(s: Settings, lay: Layout, glue: Any) -> list[Step]:
 
 def workgroup(s: Settings, aws: Clients) -> list[Step]:
     """Create the work group (results in the layout's ``athena_output``, configuration enforced,
-    SSE-S3) or point its result location at the current setting."""
+    SSE-S3, a query scanning more than ``s.athena_bytes_cutoff`` bytes cancelled) or bring its
+    result location and cutoff to the current settings."""
     athena = aws("athena")
     output = for_dataset(s).athena_output
     result = {"OutputLocation": output, "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"}}
@@ -362,12 +363,16 @@ def workgroup(s: Settings, aws: Clients) -> list[Step]:
         athena.create_work_group(Name=s.workgroup, Description="lake: data-quality checks and reports",
                                  Configuration={"ResultConfiguration": result,
                                                 "EnforceWorkGroupConfiguration": True,
-                                                "PublishCloudWatchMetricsEnabled": True})
+                                                "PublishCloudWatchMetricsEnabled": True,
+                                                "BytesScannedCutoffPerQuery": s.athena_bytes_cutoff})
         return [_row(f"workgroup:{s.workgroup}", "created")]
-    if current.get("Configuration", {}).get("ResultConfiguration", {}).get("OutputLocation") == output:
+    config = current.get("Configuration", {})
+    if (config.get("ResultConfiguration", {}).get("OutputLocation") == output
+            and config.get("BytesScannedCutoffPerQuery") == s.athena_bytes_cutoff):
         return [_row(f"workgroup:{s.workgroup}", "unchanged")]
     athena.update_work_group(WorkGroup=s.workgroup, ConfigurationUpdates={
-        "ResultConfigurationUpdates": result, "EnforceWorkGroupConfiguration": True})
+        "ResultConfigurationUpdates": result, "EnforceWorkGroupConfiguration": True,
+        "BytesScannedCutoffPerQuery": s.athena_bytes_cutoff})
     return [_row(f"workgroup:{s.workgroup}", "updated")]
 
 

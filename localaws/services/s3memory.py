@@ -44,6 +44,33 @@ def split_url(url: str) -> tuple[str, str]:
     raise S3PathError(f"{url!r} is not an s3:// URL")
 
 
+def normalize_location(url: str) -> str:
+    """A table/crawler location as Athena and Glue read it: empty path segments dropped.
+
+    ``"s3://bucket//table/"`` -> ``"s3://bucket/table/"``; ``"s3://b/a//b"`` -> ``"s3://b/a/b"``.
+    The scheme and a trailing ``/`` are kept; anything that is not an ``s3://`` (``s3a://``,
+    ``s3n://``) URL is returned unchanged.
+
+    Source: Athena's "Specify a table location in Amazon S3" page
+    (https://docs.aws.amazon.com/athena/latest/ug/tables-location-format.html) says not to use
+    empty folders like ``//`` in a LOCATION: although ``s3://bucket/folder//folder/`` is a valid S3
+    path, Athena does not allow it and changes it to ``s3://bucket/folder/folder/``, removing the
+    extra ``/``. S3 keys may contain ``//``; objects whose keys do are therefore not read through
+    such a location (as on Athena). localaws applies the same rule to crawler targets and to Glue job
+    paths (Hadoop's ``Path``, which Glue's Spark uses, also collapses ``//``).
+    The Glue job's S3 bridge (``glue_jobs/compat/localaws_s3_bridge.py``) runs in the job's
+    process and keeps its own copy of this rule; a test checks the two agree.
+    """
+    for scheme in ("s3://", "s3a://", "s3n://"):
+        if url.startswith(scheme):
+            rest = url[len(scheme):]
+            if rest.startswith("/"):  # no bucket: leave it to split_url to reject
+                return url
+            segments = [s for s in rest.split("/") if s]
+            return scheme + "/".join(segments) + ("/" if rest.endswith("/") else "")
+    return url
+
+
 def _backend(account_id: str):
     return s3_backends[account_id]["aws"]
 

@@ -48,6 +48,17 @@ class QueryCancelled(Exception):
     """The query was cancelled by StopQueryExecution."""
 
 
+#: ``StateChangeReason`` of a query cancelled by its work group's ``BytesScannedCutoffPerQuery``.
+#: AWS documents that such a query "is canceled"
+#: (https://docs.aws.amazon.com/athena/latest/ug/workgroups-setting-control-limits-cloudwatch.html)
+#: but not the reason's wording; this is the text real Athena runs report (state CANCELLED).
+BYTES_CUTOFF_REASON = "Bytes scanned limit was exceeded"
+
+
+class BytesCutoffExceeded(QueryCancelled):
+    """The query would scan more than its work group's ``BytesScannedCutoffPerQuery`` bytes."""
+
+
 def ddl_error(message: str) -> AthenaQueryError:
     """A Hive DDL failure as Athena words it (``FAILED: ...DDLTask. <message>``)."""
     return AthenaQueryError(None, "FAILED: Execution Error, return code 1 from "

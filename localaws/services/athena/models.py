@@ -10,7 +10,11 @@ later ones stay QUEUED. ``_Query`` runs one statement:
   copied from moto's in-memory S3 to a scratch directory (never read over HTTP). Partition keys
   take their types from the Glue ``PartitionKeys``; ``WHERE`` conjuncts that reference only
   partition keys are evaluated against the catalog's partition values first, so only matching
-  partitions' objects are read. ``DataScannedInBytes`` = bytes of the objects read.
+  partitions' objects are read. ``DataScannedInBytes`` = bytes of the objects read. A table's
+  LOCATION is read with empty path segments dropped (``s3://b//t/`` = ``s3://b/t/``, as Athena
+  does: :func:`localaws.services.s3memory.normalize_location`). A query that would read more than
+  its work group's ``BytesScannedCutoffPerQuery`` is CANCELLED with StateChangeReason
+  :data:`~localaws.services.athena.exceptions.BYTES_CUTOFF_REASON`.
 * DDL: CREATE/DROP DATABASE|SCHEMA, CREATE EXTERNAL TABLE, DROP TABLE, MSCK REPAIR TABLE,
   ALTER TABLE ADD/DROP PARTITION, SHOW TABLES/DATABASES/PARTITIONS/COLUMNS/CREATE TABLE,
   DESCRIBE; CTAS ``WITH (format, external_location, partitioned_by, write_compression)`` and
@@ -46,7 +50,8 @@ from sqlglot import exp
 from localaws import faults
 from localaws.runtime import RUNTIME, log
 from localaws.services import s3memory
-from localaws.services.athena.exceptions import AthenaQueryError, QueryCancelled, ddl_error
+from localaws.services.athena.exceptions import (BYTES_CUTOFF_REASON, AthenaQueryError, BytesCutoffExceeded, QueryCancelled,
+                                                 ddl_error)
 from localaws.services.athena.sql import (
     RE_ALTER_PART, RE_CREATE_DB, RE_DESCRIBE, RE_DROP_DB, RE_MSCK, RE_SHOW_COLUMNS, RE_SHOW_CREATE, RE_SHOW_DBS,
     RE_SHOW_PARTITIONS, RE_SHOW_TABLES, csv_cell, duckdb_to_athena, duckdb_to_glue, engine_error, format_value,
@@ -416,7 +421,7 @@ class _Query:
             table = self.table(db, name, ddl=True)
             current = _table_version(table)
             keys = [k["Name"].lower() for k in current.get("PartitionKeys") or []]
-            location = current["StorageDescriptor"]["Location"].rstrip("/") + "/"
+            location = s3memory.normalize_location(current["StorageDescriptor"]["Location"]).rstrip("/") + "/"
             found: dict[tuple[str, ...], str] = {}
             for obj in s3memory.list_objects(self.account_id, location):
                 rel = obj.url[len(location):]
@@ -592,6 +597,7 @@ class _Query:
         paths = []
         for i, obj in enumerate(objects):
             self.check_cancel()
+            self._check_cutoff(obj.size)
             data = s3memory.read_object(self.account_id, obj.bucket, obj.key)
             base = re.sub(r"[^\w.=-]", "_", obj.key.rsplit("/", 1)[-1])
             if data[:2] == b"\x1f\x8b" and not base.endswith(".gz"):
@@ -602,8 +608,18 @@ class _Query:
             paths.append(str(path))
         return paths
 
+    def _check_cutoff(self, size: int) -> None:
+        """Cancel the query (:class:`BytesCutoffExceeded`) when reading ``size`` more bytes would
+        pass its work group's ``BytesScannedCutoffPerQuery``; ``DataScannedInBytes`` then reports
+        the cutoff, as Athena does (it stops at the limit and bills up to it)."""
+        wg = self.execution.workgroup
+        cutoff = (wg.configuration or {}).get("BytesScannedCutoffPerQuery") if wg is not None else None
+        if cutoff is not None and self.execution.scanned_bytes + size > int(cutoff):
+            self.execution.scanned_bytes = int(cutoff)
+            raise BytesCutoffExceeded()
+
     def _objects_under(self, location: str) -> list[s3memory.S3Object]:
-        location = location.rstrip("/") + "/"
+        location = s3memory.normalize_location(location).rstrip("/") + "/"
         try:
             objs = s3memory.list_objects(self.account_id, location)
         except s3memory.S3PathError as exc:
@@ -820,7 +836,7 @@ class _Query:
                                        f"line 1:1: Destination table '{CATALOG}.{db}.{name}' already exists")
         location = options.get("external_location") or (
             self.execution.output_location.rsplit("/", 1)[0] + f"/tables/{self.execution.id}/")
-        location = location.rstrip("/") + "/"
+        location = s3memory.normalize_location(location).rstrip("/") + "/"
         if s3memory.list_objects(self.account_id, location):
             raise AthenaQueryError("HIVE_PATH_ALREADY_EXISTS",
                                    f"Target directory for table '{db}.{name}' already exists: {location}. You may "
@@ -996,6 +1012,9 @@ def _execute(backend: athena_models.AthenaBackend, execution: LocalExecution) ->
             _store_results(backend, execution, query)
             execution.processing_ms = int((time.monotonic() - done) * 1000)
             execution.finish("SUCCEEDED")
+        except BytesCutoffExceeded:
+            execution.cancel_reason = BYTES_CUTOFF_REASON
+            execution.finish("CANCELLED")
         except (QueryCancelled, duckdb.InterruptException):
             execution.cancel_reason = "Query cancelled by user"
             execution.finish("CANCELLED")

@@ -195,6 +195,16 @@ def _infer_plan(account_id: str, plan: TablePlan) -> None:
     plan.schema = merge_schemas([s for s in schemas if s.classification == majority])
 
 
+def target_url(path: str) -> str:
+    """An ``S3Targets`` ``Path`` as the crawl reads it: ``s3://`` added when it has no scheme
+    (``"bucket/prefix"`` -> ``"s3://bucket/prefix"``, which AWS's crawler accepts and crawls), and
+    empty path segments dropped (:func:`s3memory.normalize_location`)."""
+    path = path.strip()
+    if "://" not in path:
+        path = "s3://" + path.lstrip("/")
+    return s3memory.normalize_location(path)
+
+
 def _crawl(crawler: glue_models.FakeCrawler, crawl: LocalCrawl) -> None:
     backend = crawler.backend
     account_id = backend.account_id
@@ -204,7 +214,7 @@ def _crawl(crawler: glue_models.FakeCrawler, crawl: LocalCrawl) -> None:
     try:
         plans: list[TablePlan] = []
         for target in (crawler.targets or {}).get("S3Targets", []) or []:
-            path = target.get("Path", "")
+            path = target_url(target.get("Path", ""))
             bucket, key_prefix = s3memory.split_url(path)
             if key_prefix and not key_prefix.endswith("/"):
                 key_prefix += "/"
@@ -325,7 +335,7 @@ def _handle_deleted(backend: glue_models.GlueBackend, database, crawler: glue_mo
     """Tables this crawler made whose data is gone: DeleteBehavior LOG / DELETE_FROM_DATABASE /
     DEPRECATE_IN_DATABASE. Returns how many were deleted or deprecated."""
     found = {p.name for p in plans}
-    targets = [t.get("Path", "") for t in (crawler.targets or {}).get("S3Targets", []) or []]
+    targets = [target_url(t.get("Path", "")) for t in (crawler.targets or {}).get("S3Targets", []) or []]
     gone = []
     for name, table in list(database.tables.items()):
         current = table.get_version(str(table._current_version))

@@ -54,9 +54,25 @@ def is_s3(path: Any) -> bool:
     return isinstance(path, str) and path.startswith(S3_SCHEMES)
 
 
+def normalize_location(url: str) -> str:
+    """``s3://bucket//a//b/`` -> ``s3://bucket/a/b/``: empty path segments dropped, as Athena and
+    Glue read a location (AWS: https://docs.aws.amazon.com/athena/latest/ug/tables-location-format.html;
+    Hadoop's ``Path`` collapses ``//`` too). A copy of ``localaws.services.s3memory.normalize_location``:
+    this file runs in the job's process and cannot import the server's modules; a test checks the
+    two agree."""
+    for scheme in S3_SCHEMES:
+        if url.startswith(scheme):
+            rest = url[len(scheme):]
+            if rest.startswith("/"):
+                return url
+            segments = [s for s in rest.split("/") if s]
+            return scheme + "/".join(segments) + ("/" if rest.endswith("/") else "")
+    return url
+
+
 def split_url(url: str) -> tuple[str, str]:
-    """``s3://bucket/key/part`` -> ``("bucket", "key/part")``."""
-    rest = url.split("://", 1)[1]
+    """``s3://bucket/key/part`` -> ``("bucket", "key/part")`` (after :func:`normalize_location`)."""
+    rest = normalize_location(url).split("://", 1)[1]
     bucket, _, key = rest.partition("/")
     return bucket, key
 
