@@ -21,7 +21,7 @@ import duckdb
 import pytest
 from botocore.exceptions import ClientError
 
-from lake import provision
+from lake.deploy import provision
 from lake.settings import Settings
 from localaws.services import s3memory
 from tests.localaws.test_athena import ok, rows_of, run_query

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 from moto.athena import models as athena_models
@@ -105,12 +106,23 @@ def _stop_query_execution(self: athena_models.AthenaBackend, exec_id: str) -> No
     if execution.finished:
         return
     execution.cancel_requested = True
-    con = execution._con
-    if con is not None:
-        try:
-            con.interrupt()
-        except Exception:  # noqa: BLE001 - the connection may be closing
-            pass
+    RUNTIME.spawn(f"athena-stop-{execution.id[:8]}", _interrupt_until_finished, execution)
+
+
+def _interrupt_until_finished(execution: LocalExecution, limit_s: float = 60.0) -> None:
+    """Interrupt the execution's DuckDB statement until the query ends. One ``interrupt()`` is not
+    enough: it is lost when it lands between two statements (or before the first), and the query's
+    next statement would run on; the query thread checks ``cancel_requested`` between statements."""
+    deadline = time.monotonic() + limit_s
+    while not execution.finished and time.monotonic() < deadline:
+        con = execution._con
+        if con is not None:
+            try:
+                con.interrupt()
+            except Exception:  # noqa: BLE001 - the connection may be closing
+                pass
+        if RUNTIME.stopping.wait(0.1):
+            return
 
 
 def _resp_get_query_execution(self: athena_responses.AthenaResponse) -> str:
