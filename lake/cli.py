@@ -146,7 +146,7 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--end", type=_day, required=True, help="last source day (inclusive), YYYY-MM-DD")
     rp.add_argument("--shift-to", type=_day, help="the date the first day becomes (later days follow)")
     rp.add_argument("--scale", type=float, help="TPC-H scale factor of a tpchgen-cli dataset such as sales "
-                    "(default 1)")
+                    "(default LAKE_TPCH_SCALE, 1)")
     rp.add_argument("--bucket", help="bronze bucket (default: the settings' LAKE_BRONZE_BUCKET)")
     rp.add_argument("--endpoint-url", help="S3 endpoint (default $AWS_ENDPOINT_URL)")
     rp.add_argument("--json", action="store_true", help="print the manifests as JSON")
@@ -154,7 +154,8 @@ def parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=_replay)
     ld = src.add_parser("load-dimensions", help="load dimension tables as Parquet reference data")
     ld.add_argument("--dataset", action="append", help="only this dimension, or a fact's dimensions (repeatable)")
-    ld.add_argument("--scale", type=float, help="TPC-H scale factor of the tpchgen-cli dimensions (default 1)")
+    ld.add_argument("--scale", type=float,
+                    help="TPC-H scale factor of the tpchgen-cli dimensions (default LAKE_TPCH_SCALE, 1)")
     ld.add_argument("--bucket", help="bucket (default: the settings' LAKE_SILVER_BUCKET)")
     ld.add_argument("--endpoint-url", help="S3 endpoint (default $AWS_ENDPOINT_URL)")
     ld.set_defaults(func=_load_dimensions)

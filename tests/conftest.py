@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.helpers import PKG_DATA, REPO  # noqa: F401 (REPO: re-exported); imports no airflow
+from tests.helpers import PKG_DATA, REPO, SALES_SCALE  # noqa: F401 (REPO: re-exported); imports no airflow
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="lake-tests-airflow-"))
 DAGS_FOLDER = _AIRFLOW_HOME / "dags"
@@ -32,6 +32,9 @@ os.environ.update(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
         "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP": ".*",
+        # TPC-H (sales and its dimensions) at the tests' small scale wherever no scale is given:
+        # provisioning's dimension tables, the replay, the DAG runs.
+        "LAKE_TPCH_SCALE": str(SALES_SCALE),
     }
 )
 
