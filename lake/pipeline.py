@@ -201,7 +201,8 @@ def summary(ds: str, extract: dict[str, Any], dq: dict[str, int], head: dict[str
             glue_run_id: str | None = None, *, contract: Contract) -> dict[str, str]:
     """The run summary published to SNS: ``{"subject" (<= 100 characters, SNS's limit), "message"}``.
 
-    The message is JSON (machine-readable for subscribers) with ``ds``, the extractor's counts,
+    The message is JSON (machine-readable for subscribers) with ``ds``, ``dataset`` (the
+    contract's name: every daily DAG publishes to the one topic), the extractor's counts,
     the DQ verdicts, the headline numbers (:func:`headline_for`), ``gold_rows`` (the headline
     field the contract's ``gold.headline.gold_rows`` names) and the Glue job run id. The subject
     ends with the headline's ``subject`` field as a percentage, e.g. ``on time 61.2%``.
@@ -212,7 +213,7 @@ def summary(ds: str, extract: dict[str, Any], dq: dict[str, int], head: dict[str
     subject = (f"lake {ds}: {extract['rows_written']:,} rows, {extract['rows_rejected']:,} rejected, "
                f"DQ {'pass' if not any(dq.values()) else 'FAIL'}"
                + (f", {shown.get('label', shown.get('field'))} {rate:.1%}" if rate is not None else ""))[:100]
-    message = {"ds": ds, "status": "success", **{k: extract[k] for k in (
+    message = {"ds": ds, "dataset": contract.name, "status": "success", **{k: extract[k] for k in (
         "rows_read", "rows_written", "rows_rejected", "rejected_by_reason", "silver_path", "quarantine_path")},
                "gold_rows": head.get(spec["gold_rows"]) if spec.get("gold_rows") else None, "data_quality": dq,
                "report": head, "glue_job_run_id": glue_run_id}
