@@ -63,7 +63,11 @@ def _counts(aws, lay: Layout, ds: str) -> dict[str, tuple[int, int]]:
     s3 = aws("s3")
     out = {"silver": lay.silver_path(ds), "quarantine": lay.quarantine_path(ds),
            **{t: lay.gold_path(t, ds) for t in lay.gold_tables}}
-    return {name: (lambda got: (got[0], len(got[1])))(_rows(s3, uri)) for name, uri in out.items()}
+    counts = {}
+    for name, uri in out.items():
+        files, rows = _rows(s3, uri)
+        counts[name] = (files, len(rows))
+    return counts
 
 
 def _athena_count(s, aws, table: str, ds: str) -> int:
