@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pyarrow.parquet as pq
 import pytest
@@ -99,7 +99,7 @@ def _summaries(s, aws) -> dict[str, tuple[str, dict]]:
 def test_three_sales_days_end_to_end_then_a_rerun(sales, run_dag, tpch_db):
     s, aws, lay = sales
     for ds in DAYS:
-        run = run_dag(DAG_FILE, DAG_ID, logical_date=datetime.fromisoformat(ds).replace(tzinfo=timezone.utc))
+        run = run_dag(DAG_FILE, DAG_ID, logical_date=datetime.fromisoformat(ds).replace(tzinfo=UTC))
         assert run.state == "success", f"run for {ds} ended {run.state}"
     summaries = _summaries(s, aws)
     assert sorted(summaries) == DAYS
@@ -143,7 +143,7 @@ def test_three_sales_days_end_to_end_then_a_rerun(sales, run_dag, tpch_db):
 
     # Rerun the middle day: every count stays the same, one copy of each partition.
     before = {ds: _counts(aws, lay, ds) for ds in DAYS}
-    run = run_dag(DAG_FILE, DAG_ID, logical_date=datetime(1995, 3, 2, tzinfo=timezone.utc))
+    run = run_dag(DAG_FILE, DAG_ID, logical_date=datetime(1995, 3, 2, tzinfo=UTC))
     assert run.state == "success"
     assert {ds: _counts(aws, lay, ds) for ds in DAYS} == before
     assert _athena_count(s, aws, f"{s.gold_database}.sales", DAYS[1]) == before[DAYS[1]]["sales"][1]
