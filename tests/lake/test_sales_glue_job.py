@@ -63,9 +63,10 @@ def sales_lake(localaws, tpch_cache, handler_mod, tmp_path_factory):
     sales = contracts.load("sales")
     source.replay(sales, date.fromisoformat(DAYS[0]), date.fromisoformat(DAYS[-1]), bucket=bucket, s3=s3,
                   scale=SALES_SCALE)
+    # The Lambda's event as the DAG sends it (the layout's), with this test's bucket for every layer.
+    lay = Layout(Settings(bronze_bucket=bucket, silver_bucket=bucket, silver_prefix="silver"), sales)
     for ds in DAYS:
-        out = handler_mod.handler({"ds": ds, "dataset": "sales", "bucket": bucket, "silver_bucket": bucket,
-                                   "silver_prefix": "silver"})
+        out = handler_mod.handler(lay.lambda_event(ds))
         assert out["rows_rejected"] == 0 and out["rows_written"] > 0
     source.load_dimensions([contracts.load(n) for n in SALES_DIMENSIONS], bucket=bucket, s3=s3, scale=SALES_SCALE)
     s3.put_object(Bucket=bucket, Key="scripts/sales_gold.py", Body=GLUE_SCRIPT.read_bytes())
@@ -76,7 +77,7 @@ def sales_lake(localaws, tpch_cache, handler_mod, tmp_path_factory):
         DefaultArguments={"--silver_path": f"s3://{bucket}/silver/sales", "--dimensions_path": f"s3://{bucket}/reference",
                           "--gold_path": f"s3://{bucket}/gold", "--lease_path": f"s3://{bucket}/leases/{job}",
                           # The names that come from the contract, as the layout passes them.
-                          **{k: v for k, v in Layout(Settings(), sales).glue_arguments().items()
+                          **{k: v for k, v in lay.glue_arguments().items()
                              if k in ("--partition_name", "--gold_tables")}},
     )
     runs, messages, before_rerun = [], {}, {}

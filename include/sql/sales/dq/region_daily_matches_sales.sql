@@ -12,15 +12,19 @@ WITH lines AS (
   WHERE {{ params.partition }} = '{{ ds }}'
   GROUP BY customer_region
 ), daily AS (
-  SELECT region, orders, lines, quantity, revenue, cost, profit, profit_margin,
-         count(*) OVER (PARTITION BY region) AS copies
+  SELECT region, orders, lines, quantity, revenue, cost, profit, profit_margin
   FROM {{ params.gold_database }}.{{ params.gold_tables.sales_region_daily }}
   WHERE {{ params.partition }} = '{{ ds }}'
+), copies AS (
+  -- A GROUP BY, not count(*) OVER (PARTITION BY region): DuckDB 2.0 (localaws's Athena engine)
+  -- counts a window over a hive-partitioned scan before the partition filter.
+  SELECT region, count(*) AS copies FROM daily GROUP BY region
 )
 SELECT coalesce(l.region, d.region) AS region, l.lines AS sales_lines, d.lines AS daily_lines,
        l.revenue AS sales_revenue, d.revenue AS daily_revenue, l.profit AS sales_profit, d.profit AS daily_profit
 FROM lines l FULL OUTER JOIN daily d ON l.region = d.region
-WHERE l.region IS NULL OR d.region IS NULL OR d.copies > 1
+LEFT JOIN copies c ON c.region = d.region
+WHERE l.region IS NULL OR d.region IS NULL OR c.copies > 1
    OR d.orders IS NULL OR d.lines IS NULL OR d.quantity IS NULL
    OR d.revenue IS NULL OR d.cost IS NULL OR d.profit IS NULL
    OR l.orders <> d.orders OR l.lines <> d.lines OR l.quantity <> d.quantity
