@@ -6,7 +6,7 @@
     lake source load-dimensions [--dataset NAME ...] [--scale 1] [--bucket B] [--endpoint-url URL]
     lake build lambda [--out dist/extractor.zip]
     lake provision [--endpoint-url URL] [--step NAME ...] [--inbox | --no-inbox]
-    lake demo [--start 2013-01-01] [--end 2013-01-07] [--no-ui] | lake demo --stop
+    lake demo [--dataset flights|sales] [--start 2013-01-01] [--end 2013-01-07] [--no-ui] | lake demo --stop
     lake contracts check
 
 Buckets and prefixes come from :mod:`lake.settings` (``$LAKE_BRONZE_BUCKET`` for replays,
@@ -114,6 +114,10 @@ def _provision(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The demo's default days per dataset (``lake demo --dataset``): a week of each.
+DEMO_DAYS = {"flights": (date(2013, 1, 1), date(2013, 1, 7)), "sales": (date(1995, 3, 1), date(1995, 3, 7))}
+
+
 def _demo(args: argparse.Namespace) -> int:
     from lake.dev import demo
 
@@ -123,7 +127,8 @@ def _demo(args: argparse.Namespace) -> int:
         print("stopped " + (", ".join(stopped) if stopped else "nothing (no demo running)"))
         return 0
     ui = not args.no_ui and os.environ.get("CI", "").lower() not in ("true", "1", "yes")
-    return demo.run(args.start, args.end, ui=ui, stack=stack)
+    first, last = DEMO_DAYS.get(args.dataset, DEMO_DAYS["flights"])
+    return demo.run(args.start or first, args.end or last, ui=ui, stack=stack, dataset=args.dataset)
 
 
 def _check_contracts(args: argparse.Namespace) -> int:
@@ -146,7 +151,7 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--end", type=_day, required=True, help="last source day (inclusive), YYYY-MM-DD")
     rp.add_argument("--shift-to", type=_day, help="the date the first day becomes (later days follow)")
     rp.add_argument("--scale", type=float, help="TPC-H scale factor of a tpchgen-cli dataset such as sales "
-                    "(default 1)")
+                    "(default LAKE_TPCH_SCALE, 1)")
     rp.add_argument("--bucket", help="bronze bucket (default: the settings' LAKE_BRONZE_BUCKET)")
     rp.add_argument("--endpoint-url", help="S3 endpoint (default $AWS_ENDPOINT_URL)")
     rp.add_argument("--json", action="store_true", help="print the manifests as JSON")
@@ -154,7 +159,8 @@ def parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=_replay)
     ld = src.add_parser("load-dimensions", help="load dimension tables as Parquet reference data")
     ld.add_argument("--dataset", action="append", help="only this dimension, or a fact's dimensions (repeatable)")
-    ld.add_argument("--scale", type=float, help="TPC-H scale factor of the tpchgen-cli dimensions (default 1)")
+    ld.add_argument("--scale", type=float,
+                    help="TPC-H scale factor of the tpchgen-cli dimensions (default LAKE_TPCH_SCALE, 1)")
     ld.add_argument("--bucket", help="bucket (default: the settings' LAKE_SILVER_BUCKET)")
     ld.add_argument("--endpoint-url", help="S3 endpoint (default $AWS_ENDPOINT_URL)")
     ld.set_defaults(func=_load_dimensions)
@@ -174,8 +180,10 @@ def parser() -> argparse.ArgumentParser:
 
     dm = sub.add_parser("demo", help="run the whole pipeline locally: localaws + Airflow, provision, replay, "
                         "backfill, results")
-    dm.add_argument("--start", type=_day, default=date(2013, 1, 1), help="first day (default 2013-01-01)")
-    dm.add_argument("--end", type=_day, default=date(2013, 1, 7), help="last day (default 2013-01-07)")
+    dm.add_argument("--dataset", default="flights", help="the fact dataset to replay and backfill: flights "
+                    "(default) or sales (a daily dataset, LAKE_DAILY_DATASETS)")
+    dm.add_argument("--start", type=_day, help="first day (default 2013-01-01; sales 1995-03-01)")
+    dm.add_argument("--end", type=_day, help="last day (default 2013-01-07; sales 1995-03-07)")
     dm.add_argument("--no-ui", action="store_true", help="stop everything when done (also with CI=true); "
                     "exit 1 if any run failed")
     dm.add_argument("--stop", action="store_true", help="stop the localaws and Airflow the demo started")

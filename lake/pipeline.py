@@ -156,7 +156,7 @@ def headline_for(contract: Contract, reports: dict[str, list[dict[str, Any]]]) -
     ``gold.headline`` says (no headline: ``{}``). Each part is optional:
 
     * ``totals``: ``{"report", "sum": [column, ...]}``: each column summed over the report's rows
-      (integers);
+      (an integer when every value is whole, e.g. counts; else a float, e.g. sales' revenue);
     * ``ratio``: ``{"name", "of", "per"}``: ``name`` = total ``of`` / total ``per`` (None when 0);
     * ``rank``: ``{"report", "by", "key": [columns], "best", "worst"}``: the keys of the rows with
       the highest and lowest ``by`` (ties broken by the key);
@@ -164,7 +164,10 @@ def headline_for(contract: Contract, reports: dict[str, list[dict[str, Any]]]) -
       (columns joined by ``-``) and its ``value`` (a number).
 
     For flights: ``{"flights", "on_time", "on_time_rate" (0..1), "best_carrier", "worst_carrier",
-    "worst_route" ("ORIGIN-DEST"), "worst_route_avg_arr_delay" (minutes)}``.
+    "worst_route" ("ORIGIN-DEST"), "worst_route_avg_arr_delay" (minutes)}``. For sales:
+    ``{"orders", "lines", "revenue", "cost", "profit" (the data's currency), "profit_margin"
+    (profit / revenue), "best_region", "worst_region" (by margin), "top_supplier_nation",
+    "top_supplier_nation_profit"}``.
 
     :param reports: report name (the SQL file's stem) -> the rows its query returned.
     """
@@ -173,7 +176,9 @@ def headline_for(contract: Contract, reports: dict[str, list[dict[str, Any]]]) -
     if "totals" in spec:
         rows = reports.get(spec["totals"]["report"], [])
         for col in spec["totals"]["sum"]:
-            out[col] = sum(int(_num(r[col]) or 0) for r in rows)
+            values = [_num(r[col]) or 0.0 for r in rows]
+            total = sum(values)
+            out[col] = int(total) if all(v.is_integer() for v in values) else total
     if "ratio" in spec:
         r = spec["ratio"]
         per = out.get(r["per"])
@@ -196,7 +201,8 @@ def summary(ds: str, extract: dict[str, Any], dq: dict[str, int], head: dict[str
             glue_run_id: str | None = None, *, contract: Contract) -> dict[str, str]:
     """The run summary published to SNS: ``{"subject" (<= 100 characters, SNS's limit), "message"}``.
 
-    The message is JSON (machine-readable for subscribers) with ``ds``, the extractor's counts,
+    The message is JSON (machine-readable for subscribers) with ``ds``, ``dataset`` (the
+    contract's name: every daily DAG publishes to the one topic), the extractor's counts,
     the DQ verdicts, the headline numbers (:func:`headline_for`), ``gold_rows`` (the headline
     field the contract's ``gold.headline.gold_rows`` names) and the Glue job run id. The subject
     ends with the headline's ``subject`` field as a percentage, e.g. ``on time 61.2%``.
@@ -207,7 +213,7 @@ def summary(ds: str, extract: dict[str, Any], dq: dict[str, int], head: dict[str
     subject = (f"lake {ds}: {extract['rows_written']:,} rows, {extract['rows_rejected']:,} rejected, "
                f"DQ {'pass' if not any(dq.values()) else 'FAIL'}"
                + (f", {shown.get('label', shown.get('field'))} {rate:.1%}" if rate is not None else ""))[:100]
-    message = {"ds": ds, "status": "success", **{k: extract[k] for k in (
+    message = {"ds": ds, "dataset": contract.name, "status": "success", **{k: extract[k] for k in (
         "rows_read", "rows_written", "rows_rejected", "rejected_by_reason", "silver_path", "quarantine_path")},
                "gold_rows": head.get(spec["gold_rows"]) if spec.get("gold_rows") else None, "data_quality": dq,
                "report": head, "glue_job_run_id": glue_run_id}

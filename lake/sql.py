@@ -79,10 +79,17 @@ def params_for(fact: Contract, dimensions: dict[str, Contract], *, silver_databa
     row (:attr:`lake.layout.Layout.gold_fact_table`), which the shared checks in ``dq/`` read;
     ``gold_tables`` maps each of the contract's gold tables to its catalog name (the dataset's
     own SQL names its tables through it, e.g. ``params.gold_tables.carrier_daily``).
+    ``not_null``, ``unique_key`` are the fact table's (``gold.tables.<fact>``); ``plausible``,
+    ``allowed_values``, ``date_bounds`` the contract's ``gold`` entries (``{}`` when absent);
+    ``allow_empty`` the source's (an empty day passes ``dq/gold_matches_silver``).
+    ``dimension_checks`` has one entry per enforced dimension of the fact (``via`` dimensions
+    excluded): ``{"column", "key"}`` (a composite key's columns joined by ``", "``),
+    ``"database", "table", "on": [{"column", "key"}]``.
 
     :returns: ``{"silver_database", "gold_database", "silver_table", "fact_table", "gold_tables",
-        "partition", "not_null", "unique_key", "plausible", "dimension_checks",
-        "min_route_flights", "top_n", "trailing_days", "dimension_tables"}``.
+        "partition", "not_null", "unique_key", "plausible", "allowed_values", "date_bounds",
+        "allow_empty", "dimension_checks", "min_route_flights", "top_n", "trailing_days",
+        "dimension_tables"}``.
     """
     lay = layout or Layout(settings.get(), fact)
     silver_database = silver_database or lay.settings.silver_database
@@ -91,9 +98,12 @@ def params_for(fact: Contract, dimensions: dict[str, Contract], *, silver_databa
     gold_fact = fact.gold.get("tables", {}).get(lay.gold_fact_table, {})
     checks = []
     for dim in fact.dimensions:
-        if dim.enforce:
-            for column, key in dim.on.items():
-                checks.append({"column": column, "database": silver_database, "table": dim.dataset, "key": key})
+        if not dim.enforce or dim.via is not None:  # a ``via`` key is the dimension's, not the fact's
+            continue
+        on = [{"column": column, "key": key} for column, key in dim.on.items()]
+        # A composite key (sales' partsupp: l_partkey + l_suppkey) is one check on the whole key.
+        checks.append({"column": ", ".join(k["column"] for k in on), "database": silver_database,
+                       "table": dim.dataset, "key": ", ".join(k["key"] for k in on), "on": on})
     return {
         "silver_database": silver_database,
         "gold_database": gold_database,
@@ -104,6 +114,9 @@ def params_for(fact: Contract, dimensions: dict[str, Contract], *, silver_databa
         "not_null": list(gold_fact.get("not_null", [])),
         "unique_key": list(gold_fact.get("unique_key", [])),
         "plausible": dict(fact.gold.get("plausible", {})),
+        "allowed_values": dict(fact.gold.get("allowed_values", {})),
+        "date_bounds": dict(fact.gold.get("date_bounds", {})),
+        "allow_empty": bool(fact.source.allow_empty),
         "dimension_checks": checks,
         "min_route_flights": min_route_flights,
         "top_n": top_n,
@@ -113,41 +126,6 @@ def params_for(fact: Contract, dimensions: dict[str, Contract], *, silver_databa
             for name, contract in dimensions.items()
             if contract.kind == "dimension"
         },
-    }
-
-
-def dataset_params(fact: Contract, *, silver_database: str = "lake_silver", gold_database: str = "lake_gold",
-                   top_n: int = 10) -> dict[str, Any]:
-    """The ``params`` for a dataset's own templates (``include/sql/<dataset>/dq`` and ``reports``,
-    e.g. sales), every name from its contract: gold tables are named as in ``gold.tables``,
-    dimension tables as their dataset, in ``silver_database``.
-
-    :returns: ``{"silver_database", "gold_database", "silver_table", "partition", "fact_table"
-        (the gold table named as the silver one), "gold_tables": {name: {"table", "unique_key",
-        "not_null"}}, "plausible", "allowed_values", "date_bounds" (the contract's ``gold``
-        entries, ``{}`` when absent), "dimension_checks": [{"dataset", "role", "database",
-        "table", "on": [{"column", "key"}]}] (the enforced dimensions; a composite key is one
-        check), "top_n"}``.
-    """
-    gold = fact.gold
-    return {
-        "silver_database": silver_database,
-        "gold_database": gold_database,
-        "silver_table": fact.table,
-        "partition": fact.partition_name,
-        "fact_table": fact.table,
-        "gold_tables": {name: {"table": name, "unique_key": list(spec.get("unique_key", [])),
-                               "not_null": list(spec.get("not_null", []))}
-                        for name, spec in gold.get("tables", {}).items()},
-        "plausible": dict(gold.get("plausible", {})),
-        "allowed_values": dict(gold.get("allowed_values", {})),
-        "date_bounds": dict(gold.get("date_bounds", {})),
-        "dimension_checks": [
-            {"dataset": dim.dataset, "role": dim.role, "database": silver_database, "table": dim.dataset,
-             "on": [{"column": column, "key": key} for column, key in dim.on.items()]}
-            for dim in fact.dimensions if dim.enforce and dim.via is None
-        ],
-        "top_n": top_n,
     }
 
 

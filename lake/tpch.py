@@ -65,7 +65,10 @@ def generates(contract: Contract) -> bool:
 
 
 def _scale(scale: float | None) -> float:
-    value = DEFAULT_SCALE if scale is None else float(scale)
+    """``scale``, or ``LAKE_TPCH_SCALE`` (:class:`lake.settings.Settings`, default :data:`DEFAULT_SCALE`)."""
+    from lake import settings
+
+    value = settings.get().tpch_scale if scale is None else float(scale)
     if value <= 0:
         raise ValueError(f"the TPC-H scale factor must be > 0, not {scale}")
     return value

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.helpers import PKG_DATA, REPO  # noqa: F401 (REPO: re-exported); imports no airflow
+from tests.helpers import PKG_DATA, REPO, SALES_SCALE, TPCH_TABLES, TPCHGEN  # noqa: F401 (REPO: re-exported); imports no airflow
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="lake-tests-airflow-"))
 DAGS_FOLDER = _AIRFLOW_HOME / "dags"
@@ -32,6 +32,9 @@ os.environ.update(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
         "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP": ".*",
+        # TPC-H (sales and its dimensions) at the tests' small scale wherever no scale is given:
+        # provisioning's dimension tables, the replay, the DAG runs.
+        "LAKE_TPCH_SCALE": str(SALES_SCALE),
     }
 )
 
@@ -127,6 +130,21 @@ FIXTURE_MARKERS = {
 }
 #: The tiers that keep a test out of ``make test-fast``; a test with none of them is ``unit``.
 HEAVY = ("spark", "e2e", "slow")
+
+
+@pytest.fixture(scope="session")
+def tpch_db(tmp_path_factory) -> duckdb.DuckDBPyConnection:
+    """DuckDB with a table per TPC-H table loaded from tpchgen-cli's own CSV output at
+    :data:`SALES_SCALE`, generated here (``tpchgen-cli csv``), apart from lake.tpch (which makes
+    Parquet in its cache); plus the view ``src_sales``: orders JOIN lineitem, each line with its order."""
+    out = tmp_path_factory.mktemp("tpch-csv")
+    subprocess.run([TPCHGEN, "csv", "-s", str(SALES_SCALE), "-o", str(out), "--quiet"], check=True)
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    for table in TPCH_TABLES:
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_csv('{out / (table + '.csv')}', header=true)")
+    con.execute("CREATE VIEW src_sales AS SELECT * FROM orders JOIN lineitem ON l_orderkey = o_orderkey")
+    return con
 
 
 def pytest_collection_modifyitems(config, items):

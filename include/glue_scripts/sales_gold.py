@@ -1,17 +1,22 @@
 """Glue 5.0 job "sales_gold": one day of silver sales (TPC-H order lines) -> gold ``sales`` and ``sales_region_daily``.
 
-Job arguments (``getResolvedOptions``), as flights_gold.py's:
+Job arguments (``getResolvedOptions``), the same as flights_gold.py's; all but ``--ds`` are the
+job's default arguments, from ``lake.layout.Layout.glue_arguments``:
 
 * ``--ds``: the day, ``YYYY-MM-DD`` (the orders' ``o_orderdate``).
-* ``--silver_path``: ``s3://<silver>/sales`` (the day is read from ``<silver_path>/dt=<ds>/``).
+* ``--partition_name``: the partition column (the contract's ``partition_key``, ``dt``); below
+  ``<p>=<ds>`` is the day's partition folder.
+* ``--gold_tables``: the contract's gold tables, comma-separated; must be :data:`GOLD_TABLES`
+  (this script's outputs), each written to ``<gold_path>/<table>/``.
+* ``--silver_path``: ``s3://<silver>/sales`` (the day is read from ``<silver_path>/<p>=<ds>/``).
 * ``--dimensions_path``: ``s3://<silver>/reference`` holding ``customer/``, ``supplier/``,
   ``nation/``, ``region/``, ``partsupp/`` (Parquet, ``lake source load-dimensions --dataset sales``).
-* ``--gold_path``: ``s3://<gold>``; writes ``<gold_path>/sales/dt=<ds>/`` and
-  ``<gold_path>/sales_region_daily/dt=<ds>/``.
-* ``--lease_path``: ``s3://<artifacts>/leases/<job>``; the run holds ``<lease_path>/dt=<ds>.json``
+* ``--gold_path``: ``s3://<gold>``; writes ``<gold_path>/sales/<p>=<ds>/`` and
+  ``<gold_path>/sales_region_daily/<p>=<ds>/``.
+* ``--lease_path``: ``s3://<artifacts>/leases/<job>``; the run holds ``<lease_path>/<p>=<ds>.json``
   while it writes the day (see :func:`acquire_lease`).
 
-Each output overwrites only its ``dt`` partition (dynamic partition overwrite), so a rerun or a
+Each output overwrites only its day's partition (dynamic partition overwrite), so a rerun or a
 backfill of a day replaces that day and leaves the others alone; two runs of one day at once are
 kept apart by the day's lease, exactly as in flights_gold.py (whose docstring explains the lease).
 
@@ -24,9 +29,9 @@ Gold ``sales`` (one row per order line): every silver column, plus
   data-quality checks (include/sql/sales/dq) report;
 * ``revenue`` = ``l_extendedprice * (1 - l_discount)``, ``cost`` = ``ps_supplycost * l_quantity``,
   ``profit`` = ``revenue - cost`` (TPC-H query 9's ``amount``, clause 2.4.9), double;
-* ``dt`` (string ``YYYY-MM-DD``, the partition; the orders' ``o_orderdate``).
+* ``<p>`` (``dt``: string ``YYYY-MM-DD``, the partition; the orders' ``o_orderdate``).
 
-Gold ``sales_region_daily`` (one row per dt and customer region): ``region``, ``orders``
+Gold ``sales_region_daily`` (one row per ``<p>`` and customer region): ``region``, ``orders``
 (distinct ``o_orderkey``), ``lines``, ``quantity`` (sum of ``l_quantity``), ``revenue``, ``cost``,
 ``profit`` (sums), ``profit_margin`` = profit / revenue (null when revenue is 0).
 
@@ -49,6 +54,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 GOLD_TABLES = ("sales", "sales_region_daily")
+#: The partition column when a caller gives none (the sales contract's ``partition_key``); ``main``
+#: always passes ``--partition_name``.
+PARTITION = "dt"
 #: The dimension tables read from ``--dimensions_path`` (one folder each).
 DIMENSIONS = ("customer", "supplier", "nation", "region", "partsupp")
 #: Glue job run states in which a run may still write (``JobRunState``, Glue API reference).
@@ -62,16 +70,17 @@ class PartitionBusyError(RuntimeError):
     """Another Glue run, still active, holds the day's lease; this run wrote nothing."""
 
 
-def _lease_location(lease_path: str, ds: str) -> tuple[str, str]:
+def _lease_location(lease_path: str, ds: str, partition: str = PARTITION) -> tuple[str, str]:
     bucket, _, prefix = lease_path.split("://", 1)[1].partition("/")
-    return bucket, f"{prefix.rstrip('/')}/dt={ds}.json".lstrip("/")
+    return bucket, f"{prefix.rstrip('/')}/{partition}={ds}.json".lstrip("/")
 
 
 def _error_code(exc: Exception) -> str:
     return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
 
 
-def acquire_lease(s3: Any, glue: Any, lease_path: str, ds: str, job_name: str, run_id: str) -> dict[str, Any]:
+def acquire_lease(s3: Any, glue: Any, lease_path: str, ds: str, job_name: str, run_id: str,
+                  partition: str = PARTITION) -> dict[str, Any]:
     """Take the lease of day ``ds`` for Glue run ``run_id`` of ``job_name``; returns the lease
     (``job``, ``run_id``, ``ds``, ``acquired_at`` ISO UTC, ``took_over`` the previous holder's run id or None).
 
@@ -81,7 +90,7 @@ def acquire_lease(s3: Any, glue: Any, lease_path: str, ds: str, job_name: str, r
         since when it holds the lease.
     :raises botocore.exceptions.ClientError: any other S3 or Glue error.
     """
-    bucket, key = _lease_location(lease_path, ds)
+    bucket, key = _lease_location(lease_path, ds, partition)
     lease = {"job": job_name, "run_id": run_id, "ds": ds,
              "acquired_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "took_over": None}
     try:
@@ -100,7 +109,7 @@ def acquire_lease(s3: Any, glue: Any, lease_path: str, ds: str, job_name: str, r
         if _error_code(exc) != "EntityNotFoundException":
             raise
         state = "UNKNOWN"
-    busy = (f"partition dt={ds} is being written by Glue run {holder['run_id']} of job {holder['job']} "
+    busy = (f"partition {partition}={ds} is being written by Glue run {holder['run_id']} of job {holder['job']} "
             f"(state {{state}}, lease s3://{bucket}/{key} held since {holder.get('acquired_at')}); "
             f"this run {run_id} stopped before writing anything: retry it when that run has finished")
     if state in ACTIVE_RUN_STATES:
@@ -115,9 +124,9 @@ def acquire_lease(s3: Any, glue: Any, lease_path: str, ds: str, job_name: str, r
     return lease
 
 
-def release_lease(s3: Any, lease_path: str, ds: str, run_id: str) -> bool:
+def release_lease(s3: Any, lease_path: str, ds: str, run_id: str, partition: str = PARTITION) -> bool:
     """Delete the day's lease if ``run_id`` still holds it; returns whether it was deleted."""
-    bucket, key = _lease_location(lease_path, ds)
+    bucket, key = _lease_location(lease_path, ds, partition)
     try:
         holder = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except Exception as exc:  # botocore ClientError
@@ -130,21 +139,22 @@ def release_lease(s3: Any, lease_path: str, ds: str, run_id: str) -> bool:
     return True
 
 
-def write_partition(df: DataFrame, path: str) -> None:
-    """Overwrite only the ``dt`` partitions present in ``df`` under ``path`` (one file each)."""
+def write_partition(df: DataFrame, path: str, partition: str = PARTITION) -> None:
+    """Overwrite only the ``partition`` values present in ``df`` under ``path`` (one file each)."""
     df.sparkSession.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
-    df.repartition("dt").write.mode("overwrite").partitionBy("dt").parquet(path)
+    df.repartition(partition).write.mode("overwrite").partitionBy(partition).parquet(path)
 
 
 # --- sales --------------------------------------------------------------------------------------
 
 
-def read_day(spark: SparkSession, silver_path: str, ds: str) -> DataFrame:
-    """The silver sales of ``ds`` (``<silver_path>/dt=<ds>/``) with a ``dt`` string column.
+def read_day(spark: SparkSession, silver_path: str, ds: str, partition: str = PARTITION) -> DataFrame:
+    """The silver sales of ``ds`` (``<silver_path>/<partition>=<ds>/``) with a ``<partition>``
+    string column.
 
     :raises pyspark.errors.AnalysisException: "Path does not exist" when the day has no silver data.
     """
-    return spark.read.parquet(f"{silver_path.rstrip('/')}/dt={ds}/").withColumn("dt", F.lit(ds))
+    return spark.read.parquet(f"{silver_path.rstrip('/')}/{partition}={ds}/").withColumn(partition, F.lit(ds))
 
 
 def enrich_sales(sales: DataFrame, customer: DataFrame, supplier: DataFrame, nation: DataFrame,
@@ -173,11 +183,11 @@ def enrich_sales(sales: DataFrame, customer: DataFrame, supplier: DataFrame, nat
     )
 
 
-def region_daily(gold_sales: DataFrame) -> DataFrame:
-    """Gold ``sales_region_daily`` from gold ``sales``: one row per (dt, customer region); counts
-    bigint, quantity and money double."""
+def region_daily(gold_sales: DataFrame, partition: str = PARTITION) -> DataFrame:
+    """Gold ``sales_region_daily`` from gold ``sales``: one row per (``partition`` = day, customer
+    region); counts bigint, quantity and money double."""
     return (
-        gold_sales.groupBy("dt", F.col("customer_region").alias("region"))
+        gold_sales.groupBy(partition, F.col("customer_region").alias("region"))
         .agg(
             F.countDistinct("o_orderkey").alias("orders"),
             F.count(F.lit(1)).alias("lines"),
@@ -187,16 +197,29 @@ def region_daily(gold_sales: DataFrame) -> DataFrame:
             F.sum("profit").alias("profit"),
         )
         .withColumn("profit_margin", F.when(F.col("revenue") != 0, F.col("profit") / F.col("revenue")))
-        .select("dt", "region", "orders", "lines", "quantity", "revenue", "cost", "profit", "profit_margin")
+        .select(partition, "region", "orders", "lines", "quantity", "revenue", "cost", "profit", "profit_margin")
     )
 
 
-def transform(spark: SparkSession, ds: str, silver_path: str, dimensions_path: str) -> dict[str, DataFrame]:
+def transform(spark: SparkSession, ds: str, silver_path: str, dimensions_path: str,
+              partition: str = PARTITION) -> dict[str, DataFrame]:
     """Read the day and the dimensions; return ``{"sales": ..., "sales_region_daily": ...}`` (not written)."""
     dims = dimensions_path.rstrip("/")
     tables = {name: spark.read.parquet(f"{dims}/{name}/") for name in DIMENSIONS}
-    gold = enrich_sales(read_day(spark, silver_path, ds), **tables).cache()
-    return {"sales": gold, "sales_region_daily": region_daily(gold)}
+    gold = enrich_sales(read_day(spark, silver_path, ds, partition), **tables).cache()
+    return {"sales": gold, "sales_region_daily": region_daily(gold, partition)}
+
+
+def gold_tables(names: str) -> tuple[str, ...]:
+    """The ``--gold_tables`` argument (comma-separated) as a tuple, checked against :data:`GOLD_TABLES`.
+
+    :raises ValueError: when the contract's gold tables are not the ones this script writes.
+    """
+    tables = tuple(n.strip() for n in names.split(",") if n.strip())
+    if sorted(tables) != sorted(GOLD_TABLES):
+        raise ValueError(f"--gold_tables {names!r}: this script writes {', '.join(GOLD_TABLES)}; "
+                         "the dataset contract's gold.tables must name exactly these")
+    return tables
 
 
 def main(argv: list[str]) -> None:
@@ -209,10 +232,11 @@ def main(argv: list[str]) -> None:
     import boto3
 
     args = getResolvedOptions(argv, ["JOB_NAME", "JOB_RUN_ID", "ds", "silver_path", "gold_path", "dimensions_path",
-                                     "lease_path"])
-    ds, run_id = args["ds"], args["JOB_RUN_ID"]
+                                     "lease_path", "partition_name", "gold_tables"])
+    ds, run_id, part = args["ds"], args["JOB_RUN_ID"], args["partition_name"]
+    tables_out = gold_tables(args["gold_tables"])
     s3, glue = boto3.client("s3"), boto3.client("glue")
-    lease = acquire_lease(s3, glue, args["lease_path"], ds, args["JOB_NAME"], run_id)
+    lease = acquire_lease(s3, glue, args["lease_path"], ds, args["JOB_NAME"], run_id, part)
     glue_context = GlueContext(SparkContext.getOrCreate())
     spark = glue_context.spark_session
     spark.conf.set("spark.sql.session.timeZone", "UTC")
@@ -222,16 +246,16 @@ def main(argv: list[str]) -> None:
     job = Job(glue_context)
     job.init(args["JOB_NAME"], args)
     try:
-        tables = transform(spark, ds, args["silver_path"], args["dimensions_path"])
+        tables = transform(spark, ds, args["silver_path"], args["dimensions_path"], part)
         gold = args["gold_path"].rstrip("/")
-        for name in GOLD_TABLES:
+        for name in tables_out:
             df = tables[name]
             rows = df.count()
-            write_partition(df, f"{gold}/{name}")
-            logger.info(f"sales_gold {ds}: wrote {rows} rows to {gold}/{name}/dt={ds}/")
+            write_partition(df, f"{gold}/{name}", part)
+            logger.info(f"sales_gold {ds}: wrote {rows} rows to {gold}/{name}/{part}={ds}/")
         job.commit()
     finally:
-        release_lease(s3, args["lease_path"], ds, run_id)
+        release_lease(s3, args["lease_path"], ds, run_id, part)
 
 
 if __name__ == "__main__":

@@ -119,10 +119,16 @@ def values(s: Settings, **extra: str) -> dict[str, str]:
     prefix of ``athena_output``, no slashes at either end). From the dataset's
     :class:`lake.layout.Layout` (key prefixes without slashes at either end): ``bronze_prefix``
     (the dataset's bronze folder), ``silver_table``, ``silver_table_prefix``,
-    ``quarantine_table_prefix``, ``lease_prefix``; and, for the contract's gold tables, JSON
-    fragments (comma-separated quoted strings, written inside a list): ``gold_table_write_arns``
-    (each table's folder, objects and ``<table>_$folder$`` marker), ``gold_table_object_arns``
-    (objects), ``gold_table_list_prefixes`` (``<table>/*``), ``gold_catalog_table_arns``.
+    ``quarantine_table_prefix``, ``lease_prefix`` (``LAKE_DATASET``'s). The policies grant every
+    fact dataset with a daily DAG (``LAKE_DAILY_DATASETS``), through JSON fragments over their
+    layouts (comma-separated quoted strings, written inside a list): ``bronze_object_arns``,
+    ``bronze_list_prefixes``, ``silver_table_object_arns``, ``silver_table_list_prefixes``,
+    ``quarantine_object_arns``, ``quarantine_list_prefixes`` (``<folder>/*``),
+    ``silver_catalog_table_arns``, ``glue_script_arns``, ``lease_object_arns``, ``glue_job_arns``,
+    ``crawler_arns`` (silver and gold crawler of each); and for their gold tables
+    ``gold_table_write_arns`` (each table's folder, objects and ``<table>_$folder$`` marker),
+    ``gold_table_object_arns`` (objects), ``gold_table_list_prefixes`` (``<table>/*``),
+    ``gold_catalog_table_arns``.
     Extra: ``mwaa_environment``, ``mwaa_bucket``.
 
     :raises IamTemplateError: for an ``extra`` name that is not in :data:`EXTRA_DEFAULTS`.
@@ -158,33 +164,48 @@ def values(s: Settings, **extra: str) -> dict[str, str]:
         "lambda_layer_arn": s.pandas_layer or default_layer,
         "glue_script_key": lay.glue_script_location[len(artifacts):],
         "athena_results_prefix": lay.athena_output[len(artifacts):].strip("/"),
-        **_layout_values(lay),
+        **_layout_values(lay, [for_dataset(s, name) for name in s.daily_dataset_names]),
     }
     out.update(_extras(s, extra))
     return out
 
 
-def _layout_values(lay: Layout) -> dict[str, str]:
+def _layout_values(lay: Layout, daily: list[Layout]) -> dict[str, str]:
+    """The single-dataset values of ``lay`` (``LAKE_DATASET``) and the JSON fragments over every
+    daily dataset's layout ``daily`` (each dataset's prefixes, tables, job and crawlers)."""
     def key(uri: str) -> str:
         return split_uri(uri)[1].strip("/")
 
     def fragment(items: list[str]) -> str:
-        return ", ".join(json.dumps(i) for i in items)
+        return ", ".join(json.dumps(i) for i in dict.fromkeys(items))
 
-    gold = lay.settings.gold_bucket
-    tables = [key(lay.gold_location(t)) for t in lay.gold_tables]
-    glue = f"arn:aws:glue:{lay.settings.region}:{lay.settings.account_id}"
+    st = lay.settings
+    gold = st.gold_bucket
+    tables = [key(d.gold_location(t)) for d in daily for t in d.gold_tables]
+    glue = f"arn:aws:glue:{st.region}:{st.account_id}"
     return {
         "bronze_prefix": key(lay.bronze_root),
         "silver_table": lay.silver_table,
         "silver_table_prefix": key(lay.silver_root),
         "quarantine_table_prefix": key(lay.quarantine_root),
         "lease_prefix": key(lay.lease_root),
+        "bronze_object_arns": fragment([_obj(st.bronze_bucket, f"{key(d.bronze_root)}/*") for d in daily]),
+        "bronze_list_prefixes": fragment([f"{key(d.bronze_root)}/*" for d in daily]),
+        "silver_table_object_arns": fragment([_obj(st.silver_bucket, f"{key(d.silver_root)}/*") for d in daily]),
+        "silver_table_list_prefixes": fragment([f"{key(d.silver_root)}/*" for d in daily]),
+        "quarantine_object_arns": fragment([_obj(st.silver_bucket, f"{key(d.quarantine_root)}/*") for d in daily]),
+        "quarantine_list_prefixes": fragment([f"{key(d.quarantine_root)}/*" for d in daily]),
+        "silver_catalog_table_arns": fragment([f"{glue}:table/{db}/{t}" for d in daily
+                                               for db, t in [d.silver_catalog_table]]),
+        "glue_script_arns": fragment([_obj(*split_uri(d.glue_script_location)) for d in daily]),
+        "lease_object_arns": fragment([_obj(st.artifacts_bucket, f"{key(d.lease_root)}/*") for d in daily]),
+        "glue_job_arns": fragment([f"{glue}:job/{d.glue_job}" for d in daily]),
+        "crawler_arns": fragment([f"{glue}:crawler/{c}" for d in daily for c in (d.silver_crawler, d.gold_crawler)]),
         "gold_table_write_arns": fragment([arn for t in tables for arn in (
             _obj(gold, t), _obj(gold, f"{t}/*"), _obj(gold, f"{t}_$folder$"))]),
         "gold_table_object_arns": fragment([_obj(gold, f"{t}/*") for t in tables]),
         "gold_table_list_prefixes": fragment([f"{t}/*" for t in tables]),
-        "gold_catalog_table_arns": fragment([f"{glue}:table/{db}/{t}" for db, t in lay.gold_catalog_tables]),
+        "gold_catalog_table_arns": fragment([f"{glue}:table/{db}/{t}" for d in daily for db, t in d.gold_catalog_tables]),
     }
 
 

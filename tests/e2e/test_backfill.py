@@ -1,6 +1,8 @@
 """A backfill with the real scheduler: ``airflow standalone`` (scheduler, dag-processor, triggerer,
 API server, LocalExecutor) + ``localaws serve`` as processes, ``airflow backfill create`` for five
-real days; every run must succeed and each day's partitions must exist exactly once.
+real days of flights and, side by side in the same scheduler, five days of sales (TPC-H at
+``LAKE_TPCH_SCALE``, tests/conftest.py); every run must succeed and each day's partitions must
+exist exactly once, with the rows DuckDB counts straight over the sources.
 
 This is ``lake demo --no-ui`` on other ports and a temporary home (the same code path).
 """
@@ -14,18 +16,21 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 
-from lake import settings
+from lake import contracts, settings
 from lake.dev import demo
+from lake.layout import Layout, split_uri
 from tests.helpers import REQUIRED, list_keys
 
 # Real scheduler runs: minutes on two cores, more on a loaded machine.
 pytestmark = pytest.mark.timeout(1800)
 
 START, END = date(2013, 1, 1), date(2013, 1, 5)
+SALES_START, SALES_END = date(1995, 3, 1), date(1995, 3, 5)
 
 
-def test_backfill_five_days_with_the_real_scheduler(stack, duck):
-    states = demo.run_pipeline(stack, START, END)
+def test_backfill_five_days_with_the_real_scheduler(stack, duck, tpch_db):
+    runs = demo.run_pipelines(stack, {"flights": (START, END), "sales": (SALES_START, SALES_END)})
+    states = runs["flights"]
     days = [f"2013-01-0{d}" for d in range(1, 6)]
     assert states == {ds: "success" for ds in days}, (
         f"runs {states}; logs under {stack.airflow_home / 'logs'}")
@@ -45,8 +50,26 @@ def test_backfill_five_days_with_the_real_scheduler(stack, duck):
             assert got == expected, f"s3://{bucket}/{prefix}: {got} rows, expected {expected}"
             assert len(keys) == 1 or bucket == s.gold_bucket, keys
     # One run summary per day reached SNS.
-    sums = demo.summaries(stack, s.sns_topic)
+    sums = demo.summaries(stack, s.sns_topic, "flights")
     assert sorted(sums) == days
     for ds in days:
         rows = duck.execute(f"SELECT count(*) FROM src_flights WHERE dt = '{ds}'").fetchone()[0]
         assert sums[ds]["rows_read"] == rows
+
+    # Sales, backfilled by the same scheduler: every day once, gold rows = the day's order lines.
+    sales_days = [f"1995-03-0{d}" for d in range(1, 6)]
+    assert runs["sales"] == {ds: "success" for ds in sales_days}, (
+        f"sales runs {runs['sales']}; logs under {stack.airflow_home / 'logs'}")
+    lay = Layout(s, contracts.load("sales"))
+    sales_sums = demo.summaries(stack, s.sns_topic, "sales")
+    assert sorted(sales_sums) == sales_days
+    for ds in sales_days:
+        lines = tpch_db.execute(f"SELECT count(*) FROM src_sales WHERE o_orderdate = DATE '{ds}'").fetchone()[0]
+        for uri, one_file in ((lay.silver_path(ds), True), (lay.gold_path("sales", ds), False)):
+            bucket, prefix = split_uri(uri)
+            keys = [k for k in list_keys(s3, bucket, prefix) if k.endswith(".parquet")]
+            got = sum(pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=k)["Body"].read())).num_rows
+                      for k in keys)
+            assert got == lines, f"{uri}: {got} rows, expected {lines}"
+            assert len(keys) == 1 or not one_file, keys
+        assert (sales_sums[ds]["rows_read"], sales_sums[ds]["gold_rows"]) == (lines, lines)

@@ -1,6 +1,6 @@
 """Fixtures of the lake's tests: the extractor handler imported by path, fresh buckets on localaws.
 
-The shared ones (``source_csv``, ``duck``) are in tests/conftest.py, the constants and plain
+The shared ones (``source_csv``, ``duck``, ``tpch_db``) are in tests/conftest.py, the constants and plain
 helpers in tests/helpers.py and tests/lake/helpers.py.
 """
 
@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import uuid
 
-import duckdb
 import pytest
 
-from tests.helpers import HANDLER, SALES_SCALE, TPCH_TABLES, TPCHGEN, import_path
+from tests.helpers import HANDLER, import_path
 
 
 @pytest.fixture(scope="session")
@@ -45,20 +44,3 @@ def tpch_cache(tmp_path_factory):
         os.environ.pop("LAKE_TPCH_CACHE", None)
     else:
         os.environ["LAKE_TPCH_CACHE"] = old
-
-
-@pytest.fixture(scope="session")
-def tpch_db(tmp_path_factory) -> duckdb.DuckDBPyConnection:
-    """DuckDB with a table per TPC-H table loaded from tpchgen-cli's own CSV output at
-    :data:`SALES_SCALE`, generated here (``tpchgen-cli csv``), apart from lake.tpch (which makes
-    Parquet in its cache); plus the view ``src_sales``: orders JOIN lineitem, each line with its order."""
-    import subprocess
-
-    out = tmp_path_factory.mktemp("tpch-csv")
-    subprocess.run([TPCHGEN, "csv", "-s", str(SALES_SCALE), "-o", str(out), "--quiet"], check=True)
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    for table in TPCH_TABLES:
-        con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_csv('{out / (table + '.csv')}', header=true)")
-    con.execute("CREATE VIEW src_sales AS SELECT * FROM orders JOIN lineitem ON l_orderkey = o_orderkey")
-    return con

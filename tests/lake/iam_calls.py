@@ -1,7 +1,7 @@
 """Every AWS call the lake makes, for the IAM policy test (tests/lake/test_iam.py): a test
 helper, kept out of the shipped ``lake`` package. :func:`pipeline_calls` derives each call's
-resource ARN from the settings, the layout and the code that makes the call, so a new call that a
-policy does not allow fails the test.
+resource ARN from the settings, each daily dataset's layout and the code that makes the call, so a
+new call (or a new dataset's prefix) that a policy does not allow fails the test.
 """
 
 from __future__ import annotations
@@ -42,8 +42,25 @@ def _split(uri: str) -> tuple[str, str]:
 
 
 def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Call]:
-    """Every AWS call the lake makes on AWS, one row per (policy, action, resource ARN), for
-    the settings ``s`` and an example ``day``. Object keys come from the same code that builds
+    """Every AWS call the lake makes on AWS: :func:`dataset_calls` of each fact dataset with a
+    daily DAG (``LAKE_DAILY_DATASETS``), each call once (the shared ones, e.g. MWAA's, appear in
+    every dataset's list).
+
+    :raises IamTemplateError: for an unknown ``extra`` name.
+    """
+    seen, out = set(), []
+    for dataset in s.daily_dataset_names:
+        for call in dataset_calls(s, dataset, day, **extra):
+            ident = (call.policy, call.action, call.resource, tuple(sorted(call.context.items())))
+            if ident not in seen:
+                seen.add(ident)
+                out.append(call)
+    return out
+
+
+def dataset_calls(s: Settings, dataset: str, day: str = EXAMPLE_DAY, **extra: str) -> list[Call]:
+    """Every AWS call the lake makes on AWS for ``dataset``, one row per (policy, action, resource
+    ARN), for the settings ``s`` and an example ``day``. Object keys come from the same code that builds
     them at run time (the dataset contract, the settings, ``lake.deploy.provision``, ``lake.sql``).
 
     Where the calls come from (the ``source`` column says which, per row):
@@ -93,7 +110,7 @@ def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Ca
 
     x = values(s, **extra)
     region, account = s.region, s.account_id
-    lay = for_dataset(s)
+    lay = for_dataset(s, dataset)
     dims = list(lay.dimensions)
     calls: list[Call] = []
 

@@ -350,7 +350,10 @@ def _scoped_patterns(s) -> list[str]:
         *[f"arn:aws:s3:::{b}" for b in (*s.buckets, x["mwaa_bucket"])],
         *[f"arn:aws:s3:::{b}/?*" for b in (*s.buckets, x["mwaa_bucket"])],
         f"{glue}:catalog", *[f"{glue}:database/{d}" for d in dbs], *[f"{glue}:table/{d}/?*" for d in dbs],
-        f"{glue}:job/{s.glue_job}", f"{glue}:crawler/{s.silver_crawler}", f"{glue}:crawler/{s.gold_crawler}",
+        # Each daily dataset's job and crawlers (LAKE_DATASET's are LAKE_GLUE_JOB, LAKE_*_CRAWLER).
+        *[f"{glue}:{kind}/{name}" for d in s.daily_dataset_names for kind, name in (
+            ("job", s.names_for(d)["glue_job"]), ("crawler", s.names_for(d)["silver_crawler"]),
+            ("crawler", s.names_for(d)["gold_crawler"]))],
         f"arn:aws:athena:{r}:{a}:workgroup/{s.workgroup}",
         f"arn:aws:lambda:{r}:{a}:function:{s.lambda_function}", x["lambda_layer_arn"],
         s.topic_arn, s.lambda_role, s.glue_role,

@@ -14,6 +14,8 @@ import pytest
 import sqlglot
 
 from lake import contracts, source, sql
+from lake.layout import Layout
+from lake.settings import Settings
 from tests.helpers import REPO, SALES_DIMENSIONS, SALES_SCALE, list_keys
 
 pytestmark = pytest.mark.spark
@@ -61,9 +63,10 @@ def sales_lake(localaws, tpch_cache, handler_mod, tmp_path_factory):
     sales = contracts.load("sales")
     source.replay(sales, date.fromisoformat(DAYS[0]), date.fromisoformat(DAYS[-1]), bucket=bucket, s3=s3,
                   scale=SALES_SCALE)
+    # The Lambda's event as the DAG sends it (the layout's), with this test's bucket for every layer.
+    lay = Layout(Settings(bronze_bucket=bucket, silver_bucket=bucket, silver_prefix="silver"), sales)
     for ds in DAYS:
-        out = handler_mod.handler({"ds": ds, "dataset": "sales", "bucket": bucket, "silver_bucket": bucket,
-                                   "silver_prefix": "silver"})
+        out = handler_mod.handler(lay.lambda_event(ds))
         assert out["rows_rejected"] == 0 and out["rows_written"] > 0
     source.load_dimensions([contracts.load(n) for n in SALES_DIMENSIONS], bucket=bucket, s3=s3, scale=SALES_SCALE)
     s3.put_object(Bucket=bucket, Key="scripts/sales_gold.py", Body=GLUE_SCRIPT.read_bytes())
@@ -72,7 +75,10 @@ def sales_lake(localaws, tpch_cache, handler_mod, tmp_path_factory):
         Name=job, Role="r", GlueVersion="5.0", ExecutionProperty={"MaxConcurrentRuns": 2},
         Command={"Name": "glueetl", "ScriptLocation": f"s3://{bucket}/scripts/sales_gold.py"},
         DefaultArguments={"--silver_path": f"s3://{bucket}/silver/sales", "--dimensions_path": f"s3://{bucket}/reference",
-                          "--gold_path": f"s3://{bucket}/gold", "--lease_path": f"s3://{bucket}/leases/{job}"},
+                          "--gold_path": f"s3://{bucket}/gold", "--lease_path": f"s3://{bucket}/leases/{job}",
+                          # The names that come from the contract, as the layout passes them.
+                          **{k: v for k, v in lay.glue_arguments().items()
+                             if k in ("--partition_name", "--gold_tables")}},
     )
     runs, messages, before_rerun = [], {}, {}
     for ds in DAYS + DAYS[:1]:  # the first day twice: the rerun must replace it, not add to it
@@ -170,15 +176,15 @@ def test_region_daily_matches_duckdb_over_tpch(lake_db, tpch_db):
 
 
 def run_sql(con, template: str, ds: str, **overrides) -> list[tuple]:
-    params = {**sql.dataset_params(contracts.load("sales")), **overrides}
+    params = {**sql.params_for(contracts.load("sales"), {}), **overrides}
     rendered = sql.render(template, ds, params)
     sqlglot.parse_one(rendered, read="trino")  # valid Trino/Athena
     return con.execute(sqlglot.transpile(rendered, read="trino", write="duckdb")[0]).fetchall()
 
 
 def test_sales_dq_checks_pass_on_real_days(lake_db):
-    templates = sql.templates("sales/dq")
-    assert len(templates) >= 5
+    templates = sql.templates("dq", "sales")  # the shared checks and sales' own
+    assert len(templates) >= 9
     for ds in DAYS:
         for template in templates:
             assert run_sql(lake_db, template, ds) == [], f"{template} fails on {ds}"
@@ -199,19 +205,20 @@ def test_sales_dq_checks_catch_bad_gold(lake_db):
     lake_db.execute("CREATE OR REPLACE VIEW bad_gold.sales_region_daily AS SELECT * FROM lake_gold.sales_region_daily")
     bad = {"gold_database": "bad_gold"}
     silver = lake_db.execute(f"SELECT count(*) FROM lake_silver.sales WHERE dt = '{ds}'").fetchall()[0][0]
-    assert run_sql(lake_db, "sales/dq/gold_matches_silver.sql", ds, **bad) == [(ds, silver, silver + 2, silver)]
-    assert run_sql(lake_db, "sales/dq/unique_key.sql", ds, **bad) == [("sales", 1, 1)]
-    assert sorted(run_sql(lake_db, "sales/dq/not_null.sql", ds, **bad)) == [
-        ("sales", "customer_nation", 1), ("sales", "customer_region", 1)]
-    assert run_sql(lake_db, "sales/dq/known_dimensions.sql", ds, **bad) == [("customer", 1, 1)]
-    assert [r[:3] for r in run_sql(lake_db, "sales/dq/plausible_bounds.sql", ds, **bad)] == [("revenue", 1, -1.0)]
+    first = lake_db.execute(f"SELECT o_orderkey, l_linenumber FROM lake_gold.sales WHERE dt = '{ds}' "
+                            f"ORDER BY o_orderkey, l_linenumber LIMIT 1").fetchall()[0]
+    assert run_sql(lake_db, "dq/gold_matches_silver.sql", ds, **bad) == [(ds, silver, silver + 2)]
+    assert run_sql(lake_db, "dq/unique_key.sql", ds, **bad) == [(*first, 2)]  # one key, one extra copy
+    assert sorted(run_sql(lake_db, "dq/not_null.sql", ds, **bad)) == [("customer_nation", 1), ("customer_region", 1)]
+    assert run_sql(lake_db, "dq/known_dimensions.sql", ds, **bad) == [("o_custkey", "999999999", 1)]
+    assert [r[:3] for r in run_sql(lake_db, "dq/plausible_bounds.sql", ds, **bad)] == [("revenue", 1, -1.0)]
     assert run_sql(lake_db, "sales/dq/allowed_values.sql", ds, **bad) == [("o_orderstatus", "X", 1)]
     assert run_sql(lake_db, "sales/dq/order_date_is_partition.sql", ds, **bad) == [(date(1995, 2, 28), 1)]
     first_region = lake_db.execute(f"SELECT customer_region FROM lake_gold.sales WHERE dt = '{ds}' "
                                    f"ORDER BY o_orderkey, l_linenumber LIMIT 1").fetchall()[0][0]
     # The duplicated line's region has one line too many; the unknown customer's line has no region.
     assert {r[0] for r in run_sql(lake_db, "sales/dq/region_daily_matches_sales.sql", ds, **bad)} == {first_region, None}
-    assert run_sql(lake_db, "sales/dq/unique_key.sql", DAYS[1], **bad) == []  # other days untouched
+    assert run_sql(lake_db, "dq/unique_key.sql", DAYS[1], **bad) == []  # other days untouched
 
 
 def test_sales_reports(lake_db, tpch_db):

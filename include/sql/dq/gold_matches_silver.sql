@@ -1,6 +1,7 @@
--- DQ: the day's gold fact table has exactly the rows the extractor wrote to silver.
+-- DQ: the day's gold fact table has exactly the rows the extractor wrote to silver, and (unless the
+-- contract's source allows an empty day, as sales' does) at least one.
 -- Returns one row (the two counts) when they differ; no rows = pass.
--- Params: silver_database, silver_table, gold_database, fact_table, partition.
+-- Params: silver_database, silver_table, gold_database, fact_table, partition, allow_empty.
 WITH silver AS (
   SELECT count(*) AS silver_rows FROM {{ params.silver_database }}.{{ params.silver_table }}
   WHERE {{ params.partition }} = '{{ ds }}'
@@ -10,4 +11,4 @@ WITH silver AS (
 )
 SELECT '{{ ds }}' AS dt, silver.silver_rows, gold.gold_rows
 FROM silver CROSS JOIN gold
-WHERE silver.silver_rows <> gold.gold_rows OR gold.gold_rows = 0
+WHERE silver.silver_rows <> gold.gold_rows{% if not params.allow_empty %} OR gold.gold_rows = 0{% endif %}

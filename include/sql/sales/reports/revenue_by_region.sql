@@ -5,6 +5,6 @@
 SELECT region, orders, lines, quantity,
        round(revenue, 2) AS revenue, round(cost, 2) AS cost, round(profit, 2) AS profit,
        round(profit_margin, 4) AS profit_margin
-FROM {{ params.gold_database }}.{{ params.gold_tables.sales_region_daily.table }}
+FROM {{ params.gold_database }}.{{ params.gold_tables.sales_region_daily }}
 WHERE {{ params.partition }} = '{{ ds }}'
 ORDER BY revenue DESC, region
