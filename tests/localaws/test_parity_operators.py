@@ -12,7 +12,7 @@ import pendulum
 DAGS = Path(__file__).parent / "dags"
 
 
-def test_deferrable_s3_key_sensor_sees_a_key_put_after_it_deferred(run_dag, aws_client, monkeypatch, capfd):
+def test_deferrable_s3_key_sensor_sees_a_key_put_after_it_deferred(run_dag, aws_client, monkeypatch):
     from airflow.providers.amazon.aws.triggers.s3 import S3KeyTrigger
 
     s3 = aws_client("s3")
@@ -54,8 +54,8 @@ def test_deferrable_s3_key_sensor_sees_a_key_put_after_it_deferred(run_dag, aws_
     assert put_at and triggered[0] < put_at[0], "the key was not put after the sensor deferred"
     assert dr.state == "success" and ti.state == "success"
     assert started < put_at[0] < finished
-    # Airflow's own account: the task deferred and its trigger ran (inline, under dag.test()).
-    assert "[DAG TEST] running trigger in line" in capfd.readouterr().out
+    # (Airflow's own "[DAG TEST] running trigger in line" line is not asserted: where it goes depends
+    # on the logging set up by earlier tests; the trigger's own start, above, is the proof.)
 
 
 def test_deferrable_crawler_operator_failure_shows_the_crawls_reason(run_dag, capfd):
