@@ -29,6 +29,7 @@ import os
 import random
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -618,6 +619,8 @@ class FaultInjector:
     _rules: dict[str, FaultRule | None] = field(default_factory=dict, repr=False)
     _ops: dict[str, _OpCounters] = field(default_factory=dict, repr=False)
     _runs: dict[str, _RunCounters] = field(default_factory=dict, repr=False)
+    #: Set when this config is replaced or cleared: the latencies being slept under it end at once.
+    _replaced: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @classmethod
     def from_source(cls, source: FaultConfig | dict | str | Path | None) -> FaultInjector:
@@ -630,8 +633,11 @@ class FaultInjector:
         return self.config is not None
 
     def configure(self, config: FaultConfig | None, source: str | None = None) -> None:
-        """Replace the config (``None``: off); counters and random streams start over."""
+        """Replace the config (``None``: off); counters and random streams start over, and the
+        latencies being slept under the old config end at once (their calls go on)."""
         with self._lock:
+            self._replaced.set()
+            self._replaced = threading.Event()
             self.config = config
             self.source = source if config is not None else None
             self._rngs.clear()
@@ -708,13 +714,22 @@ class FaultInjector:
         op = identify(environ)
         if op is None:
             return None
+        replaced = self._replaced
         decision = self.decide(op.key)
         if decision.latency_s > 0:
-            RUNTIME.stopping.wait(decision.latency_s)
+            self._sleep(decision.latency_s, replaced)
         if decision.fault is None:
             return None
         _drain(environ)
         return error_response(op, decision.fault, environ.get("REQUEST_METHOD", "POST"))
+
+    @staticmethod
+    def _sleep(seconds: float, replaced: threading.Event) -> None:
+        """Sleep ``seconds``, less if localaws stops or the config is replaced (``replaced`` set)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not RUNTIME.stopping.is_set():
+            if replaced.wait(min(left, 0.25)):
+                return
 
     # -- Lambda invocations and Glue job runs
     def decide_run(self, kind: str, name: str) -> str | None:

@@ -12,7 +12,9 @@ The Glue job would not (each run deletes the partition's old files and adds its 
 per-day lease (include/glue_scripts/flights_gold.py ``acquire_lease``), so the second Glue run of
 the day fails at once with ``PartitionBusyError`` and the task's retry rewrites the day after the
 first run released it. To make the overlap certain rather than likely, localaws's fault injection
-delays each lease release by LEASE_HOLD_MS. Gold rows are compared with DuckDB straight over the source CSV.
+holds every lease release (its DeleteObject) until the test has seen a run of the day refused, then
+clears the faults, which lets the held release go on (see :func:`_hold_leases_until_refused`).
+Gold rows are compared with DuckDB straight over the source CSV.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import io
 import json
 import os
 import re
+import threading
 import time
 import urllib.request
 from datetime import date
@@ -52,20 +55,46 @@ def _manual_state(stack) -> str | None:
     return rows[0][0] if rows else None
 
 
-#: Each Glue run keeps its day's lease this much longer (its DeleteObject of the lease is delayed by
-#: localaws's fault injection; nothing else in the pipeline calls DeleteObject). Both runs of DAY
-#: start together and reach the Glue job within seconds of each other, but a Glue run of a ~900-row
-#: day lasts ~10 s on an idle machine: without the hold the second run could start after the first
-#: released the lease, and the race this test is about would not happen (issue 17).
-LEASE_HOLD_MS = 20_000
+#: The longest a lease release is held: the first Glue run of DAY keeps its lease until the test has
+#: seen the other run of DAY refused (then the faults are cleared and the release goes on at once).
+#: Both runs start together, but one may wait a minute or more for a Glue driver's JVM on a loaded
+#: machine while a day's Glue run lasts ~10 s on an idle one: a fixed hold would make the race
+#: likely, not certain (issue 17; CI failed so once).
+LEASE_HOLD_MAX_S = 900
 
 
-def _hold_leases(stack) -> None:
-    body = json.dumps({"rules": [{"operation": "s3:DeleteObject", "latency_ms": LEASE_HOLD_MS}]}).encode()
-    request = urllib.request.Request(f"{stack.endpoint_url}/_localaws/faults", data=body, method="POST",
+def _faults(stack, method: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(f"{stack.endpoint_url}/_localaws/faults", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 (loopback)
-        assert json.load(resp)["active"]
+        return json.loads(resp.read() or b"{}")
+
+
+def _refused_runs(stack) -> list[dict]:
+    glue = _client(stack, "glue")
+    runs = glue.get_job_runs(JobName=settings.get().glue_job)["JobRuns"]
+    return [r for r in runs if r.get("Arguments", {}).get("--ds") == DAY
+            and "PartitionBusyError" in (r.get("ErrorMessage") or "")]
+
+
+def _hold_leases_until_refused(stack) -> threading.Thread:
+    """Hold every lease release (the pipeline's only s3:DeleteObject) until a Glue run of DAY has been
+    refused with PartitionBusyError, or LEASE_HOLD_MAX_S; then clear the faults (the held calls go on)."""
+    rule = {"operation": "s3:DeleteObject", "latency_ms": LEASE_HOLD_MAX_S * 1000}
+    assert _faults(stack, "POST", {"rules": [rule]})["active"]
+
+    def watch() -> None:
+        deadline = time.monotonic() + LEASE_HOLD_MAX_S
+        try:
+            while time.monotonic() < deadline and not _refused_runs(stack):
+                time.sleep(1)
+        finally:
+            _faults(stack, "DELETE")
+
+    watcher = threading.Thread(target=watch, name="lease-hold", daemon=True)
+    watcher.start()
+    return watcher
 
 
 def test_a_manual_run_during_a_backfill_of_the_same_day(stack, duck):
@@ -83,8 +112,10 @@ def test_a_manual_run_during_a_backfill_of_the_same_day(stack, duck):
         for key in list_keys(s3, s.bronze_bucket, f"flights/ingest_date={LATE_DAY}/"):
             s3.delete_object(Bucket=s.bronze_bucket, Key=key)
 
+    watcher: list[threading.Thread] = []
+
     def trigger_manual_run() -> None:
-        _hold_leases(stack)
+        watcher.append(_hold_leases_until_refused(stack))
         # 06:00 on the same day: logical dates are unique per DAG, {{ ds }} is the same day.
         demo.airflow_cli(stack, "dags", "trigger", demo.DAG_ID, "--logical-date", f"{DAY}T06:00:00+00:00",
                          "--run-id", MANUAL_RUN)
@@ -98,6 +129,8 @@ def test_a_manual_run_during_a_backfill_of_the_same_day(stack, duck):
         time.sleep(5)
     assert _manual_state(stack) == "success", f"manual run {_manual_state(stack)}; logs under {stack.airflow_home}"
     wall = time.monotonic() - started
+    watcher[0].join(timeout=30)
+    assert not watcher[0].is_alive()
 
     s = settings.get()
     s3, glue = _client(stack, "s3"), _client(stack, "glue")

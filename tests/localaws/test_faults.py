@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -409,6 +410,22 @@ def test_latency_fixed_and_range(client, localaws_faults):
         assert time.monotonic() - started >= 0.1
     counters = op_counters(injector, "sts:GetCallerIdentity")
     assert counters["delayed"] == 3 and 300 <= counters["latency_ms"] <= 600
+
+
+def test_clearing_the_faults_ends_a_latency_being_slept(client, localaws_faults):
+    """A call held by a long latency goes on as soon as the config is cleared (a test holds a call
+    until it has seen what it waits for, e.g. tests/e2e/test_concurrent_day.py)."""
+    s3 = client("s3")
+    injector = localaws_faults({"rules": [{"operation": "s3:ListBuckets", "latency_ms": 60_000}]})
+    done: list[float] = []
+    started = time.monotonic()
+    call = threading.Thread(target=lambda: (s3.list_buckets(), done.append(time.monotonic() - started)))
+    call.start()
+    time.sleep(1.0)
+    assert not done, "the held call returned before its latency or the clear"
+    injector.configure(None)
+    call.join(timeout=10)
+    assert done and 1.0 <= done[0] < 5.0, done
 
 
 def test_wildcards_first_matching_rule_wins(client, localaws_faults):
