@@ -28,7 +28,7 @@ def _serve(args: argparse.Namespace) -> int:
         server = LocalAWS(host=args.host, port=args.port, state_dir=args.state_dir,
                           snapshot_interval=args.snapshot_interval, faults=args.faults,
                           durable_writes=args.durable_writes, lambda_idle_seconds=args.lambda_idle_seconds,
-                          glue_pool_size=args.glue_pool_size)
+                          glue_pool_size=args.glue_pool_size, glue_jvm_options=args.glue_jvm_options)
     except FaultConfigError as exc:
         print(f"localaws: {exc}", file=sys.stderr)
         return 2
@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="pre-started Glue drivers (Python + JVM + SparkContext) kept for glueetl runs, started "
                             "by the first glueetl CreateJob/StartJobRun (default: $LOCALAWS_GLUE_POOL_SIZE or 2; "
                             "0: off, every run starts its own JVM)")
+    serve.add_argument("--glue-jvm-options", default=None, metavar="OPTIONS",
+                       help="extra JVM options of glueetl drivers, e.g. '-XX:TieredStopAtLevel=1 -XX:+UseSerialGC' "
+                            "for many small runs (default: $LOCALAWS_GLUE_JVM_OPTIONS, else none)")
     serve.add_argument("--log-level", default="INFO", help="log level (default INFO)")
     sns = sub.add_parser("sns", help="SNS helpers").add_subparsers(dest="sns_command", required=True)
     msgs = sns.add_parser("messages", help="print the messages published so far")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -202,6 +203,9 @@ class LocalAWS:
         none is kept (every invocation cold). See :mod:`localaws.services.awslambda.environments`.
     :param glue_pool_size: pre-started Glue drivers for glueetl runs (0: off); ``None``: env
         ``LOCALAWS_GLUE_POOL_SIZE``, default 2 (see :mod:`localaws.services.glue_jobs.pool`).
+    :param glue_jvm_options: extra JVM options of glueetl drivers (e.g.
+        :data:`localaws.runtime.QUICK_START_JVM_OPTIONS`); ``None``: env ``LOCALAWS_GLUE_JVM_OPTIONS``
+        read at start, default none.
     :raises localaws.faults.FaultConfigError: at construction, when the fault config is invalid.
     :raises persistence.SnapshotError: at start, when the snapshot in ``state_dir`` is unreadable.
     :raises RuntimeError: when another LocalAWS already runs in this process (moto's state is global).
@@ -211,9 +215,10 @@ class LocalAWS:
                  snapshot_interval: float = DEFAULT_SNAPSHOT_INTERVAL,
                  faults: _faults.FaultConfig | dict | str | Path | None = None,
                  durable_writes: bool = True, lambda_idle_seconds: float | None = None,
-                 glue_pool_size: int | None = None) -> None:
+                 glue_pool_size: int | None = None, glue_jvm_options: str | None = None) -> None:
         self.host = host
         self.glue_pool_size = glue_pool_size
+        self.glue_jvm_options = glue_jvm_options
         self.port = port
         self.state_dir = Path(state_dir) if state_dir else None
         self.snapshot_interval = snapshot_interval
@@ -268,6 +273,8 @@ class LocalAWS:
             RUNTIME.faults = self.faults
             if self.glue_pool_size is not None:
                 RUNTIME.glue_pool_size = self.glue_pool_size
+            RUNTIME.glue_jvm_options = (self.glue_jvm_options if self.glue_jvm_options is not None
+                                        else os.environ.get("LOCALAWS_GLUE_JVM_OPTIONS", "")).strip()
             self._thread = threading.Thread(target=self._server.serve_forever, name="localaws-http", daemon=True)
             self._thread.start()
             if self.state_dir and self.snapshot_interval > 0:

@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from localaws.runtime import QUICK_START_JVM_OPTIONS
 from tests.helpers import PKG_DATA, REPO, SALES_SCALE, TPCH_TABLES, TPCHGEN  # noqa: F401 (REPO: re-exported); imports no airflow
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="lake-tests-airflow-"))
@@ -35,6 +36,8 @@ os.environ.update(
         # TPC-H (sales and its dimensions) at the tests' small scale wherever no scale is given:
         # provisioning's dimension tables, the replay, the DAG runs.
         "LAKE_TPCH_SCALE": str(SALES_SCALE),
+        # The tests' Glue runs are small days: C1-only JVMs start on a third less CPU (localaws/runtime.py).
+        "LOCALAWS_GLUE_JVM_OPTIONS": os.environ.get("LOCALAWS_GLUE_JVM_OPTIONS", QUICK_START_JVM_OPTIONS),
     }
 )
 

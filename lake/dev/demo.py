@@ -35,6 +35,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from localaws.runtime import QUICK_START_JVM_OPTIONS
+
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "flights_lake_daily"
 FINAL_STATES = {"success", "failed"}
@@ -168,7 +170,8 @@ def start_localaws(stack: Stack) -> None:
         say(f"localaws already running at {stack.endpoint_url}")
         return
     pid = _spawn(stack, "localaws", [_bin("localaws"), "serve", "--port", str(stack.localaws_port), "--state-dir",
-                                     str(stack.home / "localaws")], {**os.environ, **stack.env()})
+                                     str(stack.home / "localaws")],
+                 {"LOCALAWS_GLUE_JVM_OPTIONS": QUICK_START_JVM_OPTIONS, **os.environ, **stack.env()})
     _wait("localaws", lambda: _get(f"{stack.endpoint_url}/_localaws/health"), 60, stack.home / "localaws.log", pid)
     say(f"localaws running at {stack.endpoint_url} (pid {pid}, log {stack.home / 'localaws.log'})")
 

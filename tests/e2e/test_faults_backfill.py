@@ -1,4 +1,4 @@
-"""Transient faults: a 14-day backfill (real scheduler) while localaws fails 20% of the calls to
+"""Transient faults: a seven-day backfill (real scheduler) while localaws fails 20% of the calls to
 every service (10% throttling + 10% HTTP 500) and 20% of the Lambda and Glue runs. Every run must
 still succeed through retries, with the same gold rows per day as the source (what a fault-free
 run gives, see test_flights_lake_daily) and no duplicates. Prints the figures for
@@ -21,7 +21,7 @@ from tests.e2e.helpers import gold_against_source, task_retries
 # Real scheduler runs: minutes on two cores, more on a loaded machine.
 pytestmark = pytest.mark.timeout(2400)
 
-START, END = date(2013, 3, 1), date(2013, 3, 14)
+START, END = date(2013, 3, 1), date(2013, 3, 7)
 FAULTS = {
     "seed": 20131,
     "rules": [{"operation": "*", "throttle_rate": 0.1, "error_rate": 0.1}],
@@ -37,7 +37,7 @@ def _admin(stack, method: str, body: dict | None = None) -> dict:
         return json.loads(resp.read() or b"{}")
 
 
-def test_fourteen_day_backfill_through_transient_faults(stack, duck):
+def test_seven_day_backfill_through_transient_faults(stack, duck):
     os.environ["LAKE_RETRY_DELAY"] = "5"  # seconds, doubling per retry (the stack fixture restores the env)
     os.environ["LAKE_RETRIES"] = "4"
     started = time.monotonic()

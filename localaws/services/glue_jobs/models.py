@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -221,7 +222,8 @@ def driver_env(run_dir: Path, kind: str) -> dict[str, str]:
     drivers"): ``local[Runtime.spark_cores]``, ``Runtime.spark_driver_memory``, no UI, UTC
     session time zone, 4 shuffle partitions (two tasks per core instead of Spark's 200) with
     adaptive query execution on (Spark 3.5's default, stated so it stays so) to coalesce small
-    shuffle partitions further.
+    shuffle partitions further; the driver's JVM options are ``Runtime.glue_jvm_options``
+    (``LOCALAWS_GLUE_JVM_OPTIONS``) after its ``java.io.tmpdir``.
     """
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -249,7 +251,8 @@ def driver_env(run_dir: Path, kind: str) -> dict[str, str]:
                 # Local runs are small; Spark's default of 200 shuffle partitions only adds overhead.
                 "--conf spark.sql.shuffle.partitions=4",
                 "--conf spark.sql.adaptive.enabled=true",
-                f"--conf spark.driver.extraJavaOptions=-Djava.io.tmpdir={run_dir / 'java-tmp'}",
+                "--conf " + shlex.quote("spark.driver.extraJavaOptions=" + " ".join(
+                    [f"-Djava.io.tmpdir={run_dir / 'java-tmp'}", *shlex.split(RUNTIME.glue_jvm_options)])),
                 "pyspark-shell",
             ]
         )
