@@ -25,6 +25,7 @@ import pytest
 
 AWS = Path(sys.executable).parent / "aws"
 BUCKET = "cli-lake"
+DB = "cli_db"  # its own database: nothing else in the session sees the table
 MiB = 1024 * 1024
 
 
@@ -69,7 +70,7 @@ def test_s3_multipart_upload_list_and_download(cli, localaws, tmp_path):
 def _query(cli, sql: str) -> dict:
     """Run ``sql`` with the CLI, wait for it, return GetQueryExecution's QueryExecution."""
     started = json.loads(cli("athena", "start-query-execution", "--query-string", sql, "--query-execution-context",
-                             "Database=default", "--result-configuration",
+                             f"Database={DB}", "--result-configuration",
                              f"OutputLocation=s3://{BUCKET}/results/").stdout)
     deadline = time.monotonic() + 60
     while True:
@@ -89,10 +90,11 @@ def test_athena_ddl_and_query_with_the_cli_match_duckdb(cli, localaws, tmp_path)
     _s3(localaws).put_object(Bucket=BUCKET, Key="flights/part-00000.parquet", Body=buf.getvalue())
     (tmp_path / "day.parquet").write_bytes(buf.getvalue())
 
+    assert _query(cli, f"CREATE DATABASE IF NOT EXISTS {DB}")["Status"]["State"] == "SUCCEEDED"
     ddl = _query(cli, f"CREATE EXTERNAL TABLE cli_flights (carrier string, origin string, dep_delay double, "
                       f"distance bigint) STORED AS PARQUET LOCATION 's3://{BUCKET}/flights/'")
     assert ddl["Status"]["State"] == "SUCCEEDED", ddl["Status"]
-    table = json.loads(cli("glue", "get-table", "--database-name", "default", "--name", "cli_flights").stdout)["Table"]
+    table = json.loads(cli("glue", "get-table", "--database-name", DB, "--name", "cli_flights").stdout)["Table"]
     assert [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]] == [
         ("carrier", "string"), ("origin", "string"), ("dep_delay", "double"), ("distance", "bigint")]
     assert table["StorageDescriptor"]["Location"] == f"s3://{BUCKET}/flights/"
