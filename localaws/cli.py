@@ -16,6 +16,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlencode
 
 
@@ -79,6 +80,18 @@ def _sns_messages(args: argparse.Namespace) -> int:
     return 0
 
 
+def _coverage(args: argparse.Namespace) -> int:
+    from localaws import coverage
+
+    text = coverage.render_markdown(coverage.compute())
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="localaws", description="An embedded local AWS where compute really runs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,7 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     msgs.add_argument("--topic", help="only this topic (name or ARN)")
     msgs.add_argument("--endpoint", default="http://127.0.0.1:4566", help="localaws endpoint")
     msgs.add_argument("--json", action="store_true", help="print JSON")
+    cov = sub.add_parser("coverage", help="print which AWS operations localaws runs, answers, or refuses (501)")
+    cov.add_argument("--output", metavar="FILE", help="write the Markdown table to FILE (docs/localaws-coverage.md)")
     args = parser.parse_args(argv)
+    if args.command == "coverage":
+        return _coverage(args)
     if args.command == "serve":
         logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         for noisy in ("werkzeug", "botocore", "moto"):
