@@ -8,7 +8,8 @@ are generated from), one of:
 * ``localaws``: answered by localaws's own handler (a patch of moto's, see localaws/services/);
 * ``moto``: answered by moto's handler (state kept, nothing executed);
 * ``501``: not emulated: the call fails at once with HTTP 501 ``NotImplemented`` in the service's
-  protocol (localaws/server.py ``NOT_IMPLEMENTED``), which botocore does not retry.
+  protocol (localaws/server.py ``NOT_IMPLEMENTED``), which botocore does not retry;
+* ``unknown`` (REST services only): no handler of that name, and localaws does not refuse it.
 
 For the JSON, query and CBOR protocols the rule is exact: moto dispatches a call to the method of
 its response class named after the operation (``BaseResponse.call_action``, snake_case by moto's
@@ -16,8 +17,8 @@ its response class named after the operation (``BaseResponse.call_action``, snak
 turns into the 501. For the REST services (S3, Lambda) moto routes by URL and query string, so an
 operation counts as handled when its response class or its backend has such a method (the rule of
 moto's own IMPLEMENTATION_COVERAGE.md), and the rest are listed as ``unknown``, not ``501``: moto
-may answer them as another operation (for example S3 ``GetBucketAbac`` on localaws returns an
-empty answer instead of an error).
+may answer them as another operation. The S3 operations whose sub-resource moto never reads are
+refused with a 501 (localaws/services/s3subresources.py) and listed so.
 
 Run ``localaws coverage`` to print the table, ``localaws coverage --output docs/localaws-coverage.md``
 to rewrite the doc (tests/localaws/test_coverage.py checks the doc is current).
@@ -55,7 +56,7 @@ EXECUTED = {
 @dataclass
 class ServiceCoverage:
     """One service's operations by status (each list sorted): ``runs``, ``localaws``, ``moto``,
-    ``missing`` (answered 501; for a REST service, ``exact`` is False and they are not verified)."""
+    ``missing`` (answered 501), ``unknown`` (REST services: no handler found, not refused)."""
 
     service: str
     protocol: str
@@ -64,16 +65,17 @@ class ServiceCoverage:
     localaws: list[str] = field(default_factory=list)
     moto: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        return len(self.runs) + len(self.localaws) + len(self.moto) + len(self.missing)
+        return len(self.runs) + len(self.localaws) + len(self.moto) + len(self.missing) + len(self.unknown)
 
     def status(self, operation: str) -> str:
         """``runs``, ``localaws``, ``moto`` or ``501``; :raises KeyError: not an operation of the API."""
-        for name in ("runs", "localaws", "moto", "missing"):
+        for name in ("runs", "localaws", "moto", "missing", "unknown"):
             if operation in getattr(self, name):
-                return ("501" if self.exact else "unknown") if name == "missing" else name
+                return "501" if name == "missing" else name
         raise KeyError(f"{self.service} has no operation {operation}")
 
 
@@ -91,6 +93,7 @@ def compute(services: dict[str, str] | None = None) -> list[ServiceCoverage]:
     from moto.core.utils import camelcase_to_underscores
 
     from localaws.server import install_patches
+    from localaws.services import s3subresources
 
     install_patches()
     session = botocore.session.get_session()
@@ -110,8 +113,10 @@ def compute(services: dict[str, str] | None = None) -> list[ServiceCoverage]:
                 handlers.append(getattr(backend, name))
             if operation in EXECUTED.get(service, {}):
                 cov.runs.append(operation)
-            elif not handlers:
+            elif service == "s3" and operation in s3subresources.refused_operations():
                 cov.missing.append(operation)
+            elif not handlers:
+                (cov.missing if cov.exact else cov.unknown).append(operation)
             elif any(getattr(h, "__module__", "").startswith("localaws") for h in handlers):
                 cov.localaws.append(operation)
             else:
@@ -139,13 +144,12 @@ def render_markdown(coverage: list[ServiceCoverage]) -> str:
         "- **unknown** (REST services only): moto has no handler of that name; it may answer the call as",
         "  another operation, so do not rely on it (see localaws/coverage.py).",
         "",
-        "| service | protocol | operations | runs | localaws | moto | 501 or unknown |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| service | protocol | operations | runs | localaws | moto | 501 | unknown |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for c in coverage:
-        missing = f"{len(c.missing)}" if c.exact else f"{len(c.missing)} unknown"
         lines.append(f"| {c.service} | {c.protocol} | {c.total} | {len(c.runs)} | {len(c.localaws)} | "
-                     f"{len(c.moto)} | {missing} |")
+                     f"{len(c.moto)} | {len(c.missing)} | {len(c.unknown) if not c.exact else '-'} |")
     for c in coverage:
         lines += ["", f"## {c.service}", ""]
         for op in c.runs:
@@ -155,5 +159,7 @@ def render_markdown(coverage: list[ServiceCoverage]) -> str:
         if c.moto:
             lines.append(f"- moto: {', '.join(c.moto)}")
         if c.missing:
-            lines.append(f"- {'501' if c.exact else 'unknown'}: {', '.join(c.missing)}")
+            lines.append(f"- 501: {', '.join(c.missing)}")
+        if c.unknown:
+            lines.append(f"- unknown: {', '.join(c.unknown)}")
     return "\n".join(lines) + "\n"

@@ -36,7 +36,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from localaws import __version__, persistence
 from localaws import faults as _faults
 from localaws.runtime import RUNTIME, log
-from localaws.services import athena, awslambda, glue_crawler, glue_jobs, s3conditional, sns
+from localaws.services import athena, awslambda, glue_crawler, glue_jobs, s3conditional, s3subresources, sns
 
 #: Default seconds between periodic snapshots when a state directory is set.
 DEFAULT_SNAPSHOT_INTERVAL = 30.0
@@ -165,6 +165,10 @@ def _answer_not_implemented(app: Callable) -> Callable:
             start_response(status_line, headers)
             return [payload]
 
+        refused = s3subresources.refused(environ)
+        if refused is not None:
+            return not_implemented("moto's S3 does not read this operation's sub-resource and would answer it "
+                                   "as another operation (localaws/services/s3subresources.py)")
         try:
             result = app(environ, capture)
         except NotImplementedError as exc:
