@@ -30,9 +30,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make test-fast: the fast tier (marker unit: no Spark, no Airflow scheduler or whole-DAG run, nothing
-## multi-minute), under 3 minutes on 2 cores
+## multi-minute), in FAST_WORKERS pytest-xdist processes (default 2: one per core)
+FAST_WORKERS ?= 2
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m unit -n $(FAST_WORKERS) $(PYTEST_ARGS)
 
 ## make serve: localaws on 127.0.0.1:4566 with state kept in .localaws/
 serve: $(STAMP)
