@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
+
 
 def gold_against_source(stack, con, days: list[str]) -> tuple[int, int]:
     """Check each day's lake output on the stack's localaws against DuckDB straight over the source
@@ -69,3 +72,13 @@ def run_day(run_dag, ds: str):
 def task_instances(run) -> dict:
     """The finished DagRun's task instances by task id (``.state``, ``.try_number``)."""
     return {ti.task_id: ti for ti in run.get_task_instances()}
+
+
+def stack_faults(stack, method: str, body: dict | None = None) -> dict:
+    """``GET`` / ``POST`` (``body``: a fault config) / ``DELETE`` the fault injection of the stack's
+    ``localaws serve`` (``/_localaws/faults``, docs/localaws.md); returns the JSON answer."""
+    request = urllib.request.Request(f"{stack.endpoint_url}/_localaws/faults", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 (loopback)
+        return json.loads(resp.read() or b"{}")

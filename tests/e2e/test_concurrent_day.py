@@ -34,6 +34,7 @@ import pytest
 
 from lake import settings
 from lake.dev import demo
+from tests.e2e.helpers import stack_faults
 from tests.helpers import REQUIRED, list_keys
 
 pytestmark = pytest.mark.timeout(1800)
@@ -63,14 +64,6 @@ def _manual_state(stack) -> str | None:
 LEASE_HOLD_MAX_S = 900
 
 
-def _faults(stack, method: str, body: dict | None = None) -> dict:
-    request = urllib.request.Request(f"{stack.endpoint_url}/_localaws/faults", method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 (loopback)
-        return json.loads(resp.read() or b"{}")
-
-
 def _refused_runs(stack) -> list[dict]:
     glue = _client(stack, "glue")
     runs = glue.get_job_runs(JobName=settings.get().glue_job)["JobRuns"]
@@ -82,7 +75,7 @@ def _hold_leases_until_refused(stack) -> threading.Thread:
     """Hold every lease release (the pipeline's only s3:DeleteObject) until a Glue run of DAY has been
     refused with PartitionBusyError, or LEASE_HOLD_MAX_S; then clear the faults (the held calls go on)."""
     rule = {"operation": "s3:DeleteObject", "latency_ms": LEASE_HOLD_MAX_S * 1000}
-    assert _faults(stack, "POST", {"rules": [rule]})["active"]
+    assert stack_faults(stack, "POST", {"rules": [rule]})["active"]
 
     def watch() -> None:
         deadline = time.monotonic() + LEASE_HOLD_MAX_S
@@ -90,7 +83,7 @@ def _hold_leases_until_refused(stack) -> threading.Thread:
             while time.monotonic() < deadline and not _refused_runs(stack):
                 time.sleep(1)
         finally:
-            _faults(stack, "DELETE")
+            stack_faults(stack, "DELETE")
 
     watcher = threading.Thread(target=watch, name="lease-hold", daemon=True)
     watcher.start()

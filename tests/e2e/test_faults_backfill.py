@@ -7,16 +7,14 @@ docs/reliability.md.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-import urllib.request
 from datetime import date, timedelta
 
 import pytest
 
 from lake.dev import demo
-from tests.e2e.helpers import gold_against_source, task_retries
+from tests.e2e.helpers import gold_against_source, stack_faults, task_retries
 
 # Real scheduler runs: minutes on two cores, more on a loaded machine.
 pytestmark = pytest.mark.timeout(2400)
@@ -29,22 +27,15 @@ FAULTS = {
 }
 
 
-def _admin(stack, method: str, body: dict | None = None) -> dict:
-    req = urllib.request.Request(f"{stack.endpoint_url}/_localaws/faults", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (loopback)
-        return json.loads(resp.read() or b"{}")
-
 
 def test_seven_day_backfill_through_transient_faults(stack, duck):
     os.environ["LAKE_RETRY_DELAY"] = "5"  # seconds, doubling per retry (the stack fixture restores the env)
     os.environ["LAKE_RETRIES"] = "4"
     started = time.monotonic()
-    states = demo.run_pipeline(stack, START, END, before_airflow=lambda: _admin(stack, "POST", FAULTS),
+    states = demo.run_pipeline(stack, START, END, before_airflow=lambda: stack_faults(stack, "POST", FAULTS),
                                backfill_timeout_s=3000)
-    faults = _admin(stack, "GET")
-    _admin(stack, "DELETE")  # check the results without faults
+    faults = stack_faults(stack, "GET")
+    stack_faults(stack, "DELETE")  # check the results without faults
     wall = time.monotonic() - started
     days = [(START + timedelta(days=i)).isoformat() for i in range((END - START).days + 1)]
     assert states == {ds: "success" for ds in days}, f"runs {states}; logs under {stack.airflow_home / 'logs'}"
