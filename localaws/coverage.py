@@ -42,6 +42,7 @@ EXECUTED = {
         "BatchStopJobRun": "kills the run's processes",
         "StartCrawler": "crawls S3: infers schemas and partitions into the catalog",
         "StopCrawler": "stops the crawl (STOPPING, then READY)",
+        "StartDataQualityRulesetEvaluationRun": "evaluates the DQDL rulesets on DuckDB over the table's data",
     },
     "athena": {
         "StartQueryExecution": "runs the SQL (Trino dialect via sqlglot) on DuckDB over the catalog",

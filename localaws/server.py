@@ -36,7 +36,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from localaws import __version__, persistence
 from localaws import faults as _faults
 from localaws.runtime import RUNTIME, log
-from localaws.services import athena, awslambda, glue_crawler, glue_jobs, s3conditional, s3subresources, sns
+from localaws.services import athena, awslambda, glue_crawler, glue_dq, glue_jobs, s3conditional, s3subresources, sns
 
 #: Default seconds between periodic snapshots when a state directory is set.
 DEFAULT_SNAPSHOT_INTERVAL = 30.0
@@ -99,6 +99,7 @@ def install_patches() -> None:
     glue_jobs.install()
     sns.install()
     glue_crawler.install()
+    glue_dq.install()
     athena.install()
     s3conditional.install()
     for model in ("glue::job_run", "glue::crawl", "athena::execution"):
@@ -262,6 +263,7 @@ class LocalAWS:
                 persistence.load(self.state_dir)
                 for what, recover in (("Glue job runs", glue_jobs.recover_after_restart),
                                       ("Glue crawls", glue_crawler.recover_after_restart),
+                                      ("Glue Data Quality runs", glue_dq.recover_after_restart),
                                       ("Athena queries", athena.recover_after_restart)):
                     failed = recover()
                     if failed:

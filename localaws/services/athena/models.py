@@ -175,6 +175,33 @@ class LocalExecution:
         return out
 
 
+class _Reading:
+    """What :class:`_Query`'s table reading needs of an execution, for reads outside a query."""
+
+    cancel_requested = False
+    workgroup = None
+
+    def __init__(self) -> None:
+        self.scanned_bytes = 0
+        self.planning_ms = 0
+
+
+def register_glue_table(con: duckdb.DuckDBPyConnection, view: str, table, *, account_id: str, scratch: Path) -> dict[str, str]:
+    """Create DuckDB view ``view`` on ``con`` over all the data of Glue catalog table ``table``
+    (every partition), read exactly as an Athena query reads it; returns column -> DuckDB type
+    (data columns, then partition keys). The objects are copied from moto's S3 under ``scratch``,
+    which the caller deletes.
+
+    :raises AthenaQueryError: a table stored in a format localaws cannot read, an unreadable location.
+    """
+    reader = _Query.__new__(_Query)
+    reader.execution = _Reading()  # type: ignore[assignment]
+    reader.account_id = account_id
+    reader.con = con
+    reader.tmp = scratch
+    return reader._register_table(view, table, [exp.Table(this=exp.to_identifier(view))])
+
+
 # --- the engine --------------------------------------------------------------------------------
 
 

