@@ -254,3 +254,47 @@ def test_run_states_results_and_listing(env, monkeypatch):
             RulesetNames=["flow-a"])
     with pytest.raises(glue.exceptions.EntityNotFoundException):
         glue.get_data_quality_result(ResultId="dqresult-nope")
+
+
+def test_rulesets_runs_and_results_survive_a_restart(tmp_path, source_csv):
+    """A served localaws with a state dir keeps rulesets, finished runs and their results."""
+    from tests.localaws.test_server import serve
+
+    local = tmp_path / "few.parquet"
+    duck = duckdb.connect()
+    duck.execute(f"COPY (SELECT carrier, dep_time FROM read_csv('{source_csv}', nullstr='NA', header=true) LIMIT 100) "
+                 f"TO '{local}' (FORMAT parquet)")
+    n = one(duck, f"SELECT count(*) FROM read_parquet('{local}')")
+    state = tmp_path / "state"
+    first = serve(tmp_path, "--state-dir", str(state))
+    try:
+        first.client("s3").create_bucket(Bucket=BUCKET)
+        first.client("s3").put_object(Bucket=BUCKET, Key="few/part-0.parquet", Body=local.read_bytes())
+        glue = first.client("glue")
+        glue.create_database(DatabaseInput={"Name": DB})
+        glue.create_table(DatabaseName=DB, TableInput={"Name": TABLE, "Parameters": {"classification": "parquet"},
+                                                       "StorageDescriptor": {
+            "Columns": [{"Name": "carrier", "Type": "string"}, {"Name": "dep_time", "Type": "bigint"}],
+            "Location": f"s3://{BUCKET}/few/",
+            "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"}}})
+        glue.create_data_quality_ruleset(Name="kept", Ruleset=f"Rules = [ RowCount = {n} ]", Description="d")
+        run_id = glue.start_data_quality_ruleset_evaluation_run(DataSource=SOURCE, Role=ROLE,
+                                                                RulesetNames=["kept"])["RunId"]
+        run = wait_run(glue, run_id)
+        assert run["Status"] == "SUCCEEDED", run
+        result = glue.get_data_quality_result(ResultId=run["ResultIds"][0])
+        assert result["Score"] == 1.0
+        glue.create_data_quality_ruleset(Name="after-run", Ruleset="Rules = [ RowCount > 0 ]")  # a write after it
+    finally:
+        assert first.stop() == 0
+    second = serve(tmp_path, "--state-dir", str(state))
+    try:
+        glue = second.client("glue")
+        got = glue.get_data_quality_ruleset(Name="kept")
+        assert (got["Ruleset"], got["Description"]) == (f"Rules = [ RowCount = {n} ]", "d")
+        again = glue.get_data_quality_ruleset_evaluation_run(RunId=run_id)
+        assert (again["Status"], again["ResultIds"]) == ("SUCCEEDED", run["ResultIds"])
+        kept = glue.get_data_quality_result(ResultId=run["ResultIds"][0])
+        assert kept["RuleResults"] == result["RuleResults"] and kept["Score"] == 1.0
+    finally:
+        assert second.stop() == 0
