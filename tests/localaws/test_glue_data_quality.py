@@ -16,6 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from localaws.services.glue_dq import models as dq_models
+from tests.helpers import PKG_DATA
 
 BUCKET = "dq-lake"
 DB = "dqdb"
@@ -53,7 +54,25 @@ def env(localaws, source_csv, tmp_path_factory):
             "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
             "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"},
         }})
+    for name in ("airlines", "airports"):
+        add_table(s3, glue, duck, name, f"SELECT * FROM read_csv('{PKG_DATA / (name + '.csv')}', nullstr='NA')",
+                  local.parent / f"{name}.parquet")
     return glue, duck
+
+
+def add_table(s3, glue, duck, name: str, sql: str, local) -> None:
+    """Glue table ``name`` over one Parquet file of ``sql``'s rows (also written to ``local``)."""
+    duck.execute(f"COPY ({sql}) TO '{local}' (FORMAT parquet)")
+    s3.put_object(Bucket=BUCKET, Key=f"{name}/part-00000.parquet", Body=local.read_bytes())
+    glue_types = {"VARCHAR": "string", "DOUBLE": "double", "BIGINT": "bigint"}
+    columns = [{"Name": c, "Type": glue_types[t]} for c, t, *_ in
+               duck.execute(f"DESCRIBE SELECT * FROM read_parquet('{local}')").fetchall()]
+    glue.create_table(DatabaseName=DB, TableInput={
+        "Name": name, "Parameters": {"classification": "parquet"},
+        "StorageDescriptor": {"Columns": columns, "Location": f"s3://{BUCKET}/{name}/",
+                              "SerdeInfo": {"SerializationLibrary":
+                                            "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"}}})
+    duck.execute(f"CREATE VIEW src_{name} AS SELECT * FROM read_parquet('{local}')")
 
 
 def one(duck, sql: str):
@@ -70,11 +89,12 @@ def wait_run(glue, run_id: str, timeout: float = 30) -> dict:
     raise AssertionError(f"run {run_id} did not finish in {timeout} s")
 
 
-def evaluate(glue, name: str, rules: list[str]) -> dict:
+def evaluate(glue, name: str, rules: list[str], **run_args) -> dict:
     """Create ruleset ``name`` of ``rules``, run it on the flights table, return its result."""
     glue.create_data_quality_ruleset(Name=name, Ruleset="Rules = [\n  " + ",\n  ".join(rules) + "\n]",
                                      TargetTable={"DatabaseName": DB, "TableName": TABLE})
-    run_id = glue.start_data_quality_ruleset_evaluation_run(DataSource=SOURCE, Role=ROLE, RulesetNames=[name])["RunId"]
+    run_id = glue.start_data_quality_ruleset_evaluation_run(DataSource=SOURCE, Role=ROLE, RulesetNames=[name],
+                                                            **run_args)["RunId"]
     run = wait_run(glue, run_id)
     assert run["Status"] == "SUCCEEDED", run
     (result_id,) = run["ResultIds"]
@@ -171,6 +191,29 @@ def test_rule_outcomes_match_duckdb_over_the_source(env):
     assert result["Score"] == pytest.approx(passed / len(expected))
     assert result["RulesetName"] == "flights-rules" and result["DataSource"] == SOURCE
     assert result["AggregatedMetrics"]["TotalRulesPassed"] == passed
+
+
+def test_referential_integrity_against_additional_data_sources(env):
+    glue, duck = env
+    carriers_known = one(duck, "SELECT count(*) FILTER (WHERE carrier IN (SELECT carrier FROM src_airlines)) / count(*) "
+                               "FROM src")
+    dests_known = one(duck, "SELECT count(*) FILTER (WHERE dest IN (SELECT faa FROM src_airports)) / count(*) FROM src")
+    assert carriers_known == 1.0 and 0 < dests_known < 1  # BQN, SJU, ... are not in airports.csv
+    sources = {"airlines": {"GlueTable": {"DatabaseName": DB, "TableName": "airlines"}},
+               "airports": {"GlueTable": {"DatabaseName": DB, "TableName": "airports"}}}
+    expected = [
+        ('ReferentialIntegrity "carrier" "airlines.carrier" = 1.0', "PASS", carriers_known, "airlines"),
+        ('ReferentialIntegrity "dest" "airports.{faa}" = 1.0', "FAIL", dests_known, "airports"),
+        (f'ReferentialIntegrity "dest" "airports.faa" between {dests_known - 0.001} and {dests_known + 0.001}',
+         "PASS", dests_known, "airports"),
+        ('ReferentialIntegrity "dest" "nowhere.faa" = 1.0', "ERROR", None, None),
+    ]
+    result = evaluate(glue, "references", [rule for rule, *_ in expected], AdditionalDataSources=sources)
+    for (rule, outcome, value, alias), r in zip(expected, result["RuleResults"]):
+        assert (r["Description"], r["Result"]) == (rule, outcome), r
+        if value is not None:
+            assert r["EvaluatedMetrics"][f"Column.{alias}.ReferentialIntegrity"] == pytest.approx(value)
+    assert "nowhere" in result["RuleResults"][-1]["EvaluationMessage"]
 
 
 def test_invalid_dqdl_is_refused_at_create_naming_the_problem(env):

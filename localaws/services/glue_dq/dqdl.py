@@ -54,6 +54,7 @@ SIGNATURES: dict[str, tuple[int, int | None, str]] = {
     "Sum": (1, 1, "required"),
     "StandardDeviation": (1, 1, "required"),
     "CustomSql": (1, 1, "required"),
+    "ReferentialIntegrity": (2, 2, "required"),
 }
 #: Rule types whose expression applies to each row, so ``with threshold`` may follow it.
 ROW_LEVEL = frozenset({"ColumnValues", "ColumnLength"})

@@ -32,9 +32,15 @@ per-rule pages ``dqdl-rule-types-<Type>.html``). What localaws decided, rule by 
 * **CustomSql** ``"SQL over primary"``: the single value the statement returns is compared with
   the expression. The SQL is Spark SQL, as Glue runs it, transpiled to DuckDB with sqlglot (as
   localaws's Athena does for Trino); metric ``Dataset.*.CustomSQL``.
+* **ReferentialIntegrity** ``"a,b" "ref.{x,y}"`` (or ``"a" "ref.x"``): the fraction of rows whose
+  values of the primary columns occur among the values of the reference columns of the run's
+  ``AdditionalDataSources`` entry ``ref`` (AWS: "to what extent the values of a set of columns in
+  the primary dataset are a subset of the values of a set of columns in a reference dataset"). A
+  row with a NULL in those columns is not contained. Metric
+  ``Column.<ref>.ReferentialIntegrity``.
 * ``where "<SQL condition>"`` (Spark SQL, transpiled likewise) filters ``primary`` before the rule is evaluated.
 * **Composite rules**: ``and`` passes when every part passes, ``or`` when one does.
-* Every other AWS rule type (Entropy, ReferentialIntegrity, DataFreshness, ...) is answered
+* Every other AWS rule type (Entropy, DataFreshness, RowCountMatch, ...) is answered
   ``ERROR`` with "localaws does not evaluate rule type X": it never passes, and a composite rule
   that contains one is ``ERROR`` too.
 
@@ -157,9 +163,12 @@ def spark_to_duckdb(sql: str, *, condition: bool = False) -> str:
 class Evaluator:
     """Evaluates rules on ``con``, where view :data:`PRIMARY` is the data and ``columns`` its column names."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, columns: list[str]) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, columns: list[str],
+                 references: dict[str, tuple[str, list[str]]] | None = None) -> None:
+        """``references``: ``AdditionalDataSources`` alias -> (DuckDB view, its column names)."""
         self.con = con
         self.columns = columns
+        self.references = references or {}
 
     def evaluate(self, rule: Rule) -> RuleOutcome:
         """The outcome of one top-level rule (composite or not)."""
@@ -323,3 +332,23 @@ class Evaluator:
             raise ValueError("CustomSql must return exactly one value (one row of one column)")
         value = None if rows[0][0] is None else float(rows[0][0])
         return self._aggregate(value, rule.expression, {} if value is None else {"Dataset.*.CustomSQL": value})
+
+    def _rule_ReferentialIntegrity(self, rule: Rule, src: str) -> RuleOutcome:
+        mine = [c.strip() for c in rule.params[0].split(",")]
+        alias, _, rest = rule.params[1].partition(".")
+        theirs = [c.strip() for c in rest.strip("{}").split(",")]
+        if alias not in self.references:
+            raise ValueError(f"no additional data source named {alias!r} in this run (AdditionalDataSources)")
+        if len(mine) != len(theirs) or not rest:
+            raise ValueError(f"ReferentialIntegrity needs as many reference columns as primary columns: {rule.text}")
+        view, ref_columns = self.references[alias]
+        for c in theirs:
+            if c.lower() not in {r.lower() for r in ref_columns}:
+                raise ValueError(f"column {c} does not exist in data source {alias}")
+        cols = [self._column(c) for c in mine]
+        match = " AND ".join(f"r.{_ident(t)} = p.{c}" for t, c in zip(theirs, cols))
+        predicate = f"EXISTS (SELECT 1 FROM {_ident(view)} AS r WHERE {match})"
+        total, passed = self.con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE {predicate}) FROM {src} AS p").fetchone()
+        value = passed / total if total else 1.0
+        return self._aggregate(value, rule.expression, {f"Column.{alias}.ReferentialIntegrity": value})

@@ -84,6 +84,8 @@ class EvaluationRun:
     last_modified_on: datetime = field(default_factory=now)
     completed_on: datetime | None = None
     result_ids: list[str] = field(default_factory=list)
+    #: ``AdditionalDataSources``: alias -> DataSource.
+    additional_sources: dict[str, Any] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -112,6 +114,8 @@ class EvaluationRun:
             out["CompletedOn"] = self.completed_on
         if self.error:
             out["ErrorString"] = self.error
+        if self.additional_sources:
+            out["AdditionalDataSources"] = self.additional_sources
         return out
 
 
@@ -173,6 +177,14 @@ def _rule_result(index: int, rule: dqdl.Rule, evaluator: Evaluator) -> dict[str,
     return out
 
 
+def _table(backend: glue_models.GlueBackend, data_source: dict[str, Any]):
+    ref = glue_table(data_source)
+    try:
+        return backend.get_table(ref.get("DatabaseName", ""), ref.get("TableName", ""))
+    except Exception as exc:  # noqa: BLE001 - moto's not-found errors
+        raise RuntimeError(f"EntityNotFoundException: {getattr(exc, 'message', exc)}") from None
+
+
 def run_evaluation(backend: glue_models.GlueBackend, run: EvaluationRun) -> None:
     """Evaluate ``run``'s rulesets (on its own thread) and store one :class:`Result` per ruleset."""
     rulesets, _, results = state(backend)
@@ -181,13 +193,15 @@ def run_evaluation(backend: glue_models.GlueBackend, run: EvaluationRun) -> None
     con = duckdb.connect(":memory:")
     try:
         con.execute(f"SET threads={DUCKDB_THREADS}")
-        table_ref = glue_table(run.data_source)
-        try:
-            table = backend.get_table(table_ref.get("DatabaseName", ""), table_ref.get("TableName", ""))
-        except Exception as exc:  # noqa: BLE001 - moto's not-found errors
-            raise RuntimeError(f"EntityNotFoundException: {getattr(exc, 'message', exc)}") from None
-        schema = register_glue_table(con, PRIMARY, table, account_id=backend.account_id, scratch=scratch)
-        evaluator = Evaluator(con, list(schema))
+        schema = register_glue_table(con, PRIMARY, _table(backend, run.data_source), account_id=backend.account_id,
+                                     scratch=scratch / "primary")
+        references = {}
+        for i, (alias, source) in enumerate(sorted(run.additional_sources.items())):
+            view = f"__dq_reference_{i}"
+            columns = register_glue_table(con, view, _table(backend, source), account_id=backend.account_id,
+                                          scratch=scratch / view)
+            references[alias] = (view, list(columns))
+        evaluator = Evaluator(con, list(schema), references)
         started = run.started_on
         deadline = time.monotonic() + MIN_RUN_SECONDS
         for name in run.ruleset_names:

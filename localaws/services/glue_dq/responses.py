@@ -156,8 +156,15 @@ def _start_run(self: glue_responses.GlueResponse) -> ActionResult:
     for name in names:
         _ruleset(backend, name)
     backend.get_table(table["DatabaseName"], table["TableName"])  # EntityNotFoundException if absent
+    additional = p.get("AdditionalDataSources") or {}
+    for alias, source in additional.items():
+        ref = glue_table(source)
+        if not ref.get("DatabaseName") or not ref.get("TableName"):
+            raise InvalidInputException(f"AdditionalDataSources {alias} must name a GlueTable")
+        backend.get_table(ref["DatabaseName"], ref["TableName"])
     run = EvaluationRun(new_id("dqrun"), p["DataSource"], p["Role"], list(names), p.get("AdditionalRunOptions") or {},
-                        number_of_workers=p.get("NumberOfWorkers"), timeout=p.get("Timeout"))
+                        number_of_workers=p.get("NumberOfWorkers"), timeout=p.get("Timeout"),
+                        additional_sources=additional)
     state(backend)[1][run.run_id] = run
     RUNTIME.spawn(f"glue-dq-{run.run_id}", run_evaluation, backend, run)
     return ActionResult({"RunId": run.run_id})
