@@ -299,6 +299,20 @@ def test_run_states_results_and_listing(env, monkeypatch):
         glue.get_data_quality_result(ResultId="dqresult-nope")
 
 
+def test_a_run_over_a_table_localaws_cannot_read_fails_with_the_reason(env):
+    glue, _ = env
+    glue.create_table(DatabaseName=DB, TableInput={"Name": "avro_table", "StorageDescriptor": {
+        "Columns": [{"Name": "a", "Type": "string"}], "Location": f"s3://{BUCKET}/avro/",
+        "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.serde2.avro.AvroSerDe"}}})
+    glue.create_data_quality_ruleset(Name="on-avro", Ruleset="Rules = [ RowCount > 0 ]")
+    run_id = glue.start_data_quality_ruleset_evaluation_run(
+        DataSource={"GlueTable": {"DatabaseName": DB, "TableName": "avro_table"}}, Role=ROLE,
+        RulesetNames=["on-avro"])["RunId"]
+    run = wait_run(glue, run_id)
+    assert run["Status"] == "FAILED" and run["ResultIds"] == [] and "CompletedOn" in run
+    assert "cannot read tables stored with org.apache.hadoop.hive.serde2.avro" in run["ErrorString"], run
+
+
 def test_rulesets_runs_and_results_survive_a_restart(tmp_path, source_csv):
     """A served localaws with a state dir keeps rulesets, finished runs and their results."""
     from tests.localaws.test_server import serve
