@@ -4,8 +4,8 @@ Sources: AWS's DQDL reference (<https://docs.aws.amazon.com/glue/latest/dg/dqdl.
 per-rule pages ``dqdl-rule-types-<Type>.html``). What localaws decided, rule by rule:
 
 * **RowCount**: ``count(*)``; metric ``Dataset.*.RowCount``.
-* **Completeness** / **IsComplete**: the fraction of rows whose value is not NULL (AWS: "percentage
-  of complete (non-null) values"); IsComplete passes when it is 1.0. Metric
+* **Completeness** / **IsComplete**: the fraction of rows whose value is not NULL (AWS's
+  Completeness page: the percentage of complete, non-null values); IsComplete passes when it is 1.0. Metric
   ``Column.<col>.Completeness``.
 * **Uniqueness** / **IsUnique**: rows whose value occurs exactly once, divided by *all* rows (NULLs
   count in the denominator, never as unique). AWS's page says only "the percentage of unique values
@@ -23,8 +23,9 @@ per-rule pages ``dqdl-rule-types-<Type>.html``). What localaws decided, rule by 
   ``matches`` is a full match of the regex (Java's ``String.matches``, which Glue's Spark uses).
   Metric ``Column.<col>.ColumnValues.Compliance`` (the fraction), for ColumnLength also
   ``Column.<col>.MinimumLength`` / ``MaximumLength``.
-* **between a and b** is exclusive of a and b, also ``not between`` (DQDL reference, "Expressions":
-  between is "in a specified range (exclusive)").
+* **between a and b** is exclusive of a and b, also ``not between`` (the DQDL reference's
+  "Expressions" table describes between as a range that is exclusive; recalled, not re-read from a
+  stored copy when this was written: check it before relying on a boundary value).
 * **ColumnExists**: the column is in the table's schema (catalog columns and partition keys).
 * **DistinctValuesCount** (``count(DISTINCT col)``, NULL not counted), **Mean** (``avg``),
   **Sum**, **StandardDeviation** (population standard deviation, ``stddev_pop``, as Deequ):
@@ -36,13 +37,17 @@ per-rule pages ``dqdl-rule-types-<Type>.html``). What localaws decided, rule by 
   values of the primary columns occur among the values of the reference columns of the run's
   ``AdditionalDataSources`` entry ``ref`` (AWS: "to what extent the values of a set of columns in
   the primary dataset are a subset of the values of a set of columns in a reference dataset"). A
-  row with a NULL in those columns is not contained. Metric
+  row with a NULL in those columns is not contained (localaws's choice). Metric
   ``Column.<ref>.ReferentialIntegrity``.
 * ``where "<SQL condition>"`` (Spark SQL, transpiled likewise) filters ``primary`` before the rule is evaluated.
 * **Composite rules**: ``and`` passes when every part passes, ``or`` when one does.
 * Every other AWS rule type (Entropy, DataFreshness, RowCountMatch, ...) is answered
   ``ERROR`` with "localaws does not evaluate rule type X": it never passes, and a composite rule
   that contains one is ``ERROR`` too.
+
+Metric names other than ``Dataset.*.RowCount`` and ``Column.<col>.Completeness`` / ``.Uniqueness`` /
+``.Mean`` ... (``ColumnValues.Compliance``, ``Multicolumn.*``, ``ReferentialIntegrity``) are localaws's
+best guess at AWS's, not checked against a real result.
 
 Failures read as AWS words them for aggregate rules: ``Value: 0.98 does not meet the constraint
 requirement!``. A rule whose SQL fails (a missing column, a type error) is ``ERROR`` with DuckDB's
