@@ -38,6 +38,10 @@ os.environ.update(
         "LAKE_TPCH_SCALE": str(SALES_SCALE),
         # The tests' Glue runs are small days: C1-only JVMs start on a third less CPU (localaws/runtime.py).
         "LOCALAWS_GLUE_JVM_OPTIONS": os.environ.get("LOCALAWS_GLUE_JVM_OPTIONS", QUICK_START_JVM_OPTIONS),
+        # One pre-started Glue driver, not localaws's default 2: a DAG run starts one Glue run at a time,
+        # and each stack's spare driver warmed up for nothing (~20 CPU-s on a 2-core machine that the
+        # end-to-end tests keep busy). tests/localaws/test_glue_pool.py sets its own size.
+        "LOCALAWS_GLUE_POOL_SIZE": os.environ.get("LOCALAWS_GLUE_POOL_SIZE", "1"),
     }
 )
 

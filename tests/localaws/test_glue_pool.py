@@ -29,10 +29,13 @@ def bucket(localaws):
 
 
 @pytest.fixture
-def pool(localaws):
-    """The session server's driver pool, full and ready before the test."""
+def pool(localaws, monkeypatch):
+    """The session server's driver pool at localaws's default size (2; tests/conftest.py sets 1 for
+    the other tests), full and ready before the test."""
+    from localaws.runtime import RUNTIME
     from localaws.services.glue_jobs import POOL
 
+    monkeypatch.setattr(RUNTIME, "glue_pool_size", 2)
     POOL.ensure_started()
     assert POOL.wait_ready(timeout=300), "the Glue driver pool did not get ready"
     return POOL
