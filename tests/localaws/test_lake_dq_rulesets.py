@@ -133,3 +133,37 @@ def test_sales_rulesets_are_accepted_and_pass_on_gold_like_tables(aws, tpch_db, 
     assert duck.execute("SELECT count(DISTINCT dt), count(*) FROM gold_sales").fetchone() > (6, 100)
     lay = layout.Layout(settings.Settings(), layout.for_dataset(dataset="sales").contract)
     check_all_pass(glue, lay, {"sales": "gold_sales", "sales_region_daily": "gold_sales_region_daily"})
+
+
+def test_provisioning_creates_updates_and_leaves_each_gold_tables_ruleset(localaws):
+    """lake.deploy.provision.dq_rulesets: skipped until the gold table is in the catalog, then
+    created with it as TargetTable, unchanged on a second run, updated when its text changed."""
+    from lake.deploy import provision
+
+    s = settings.Settings(gold_database="dq_prov_gold", daily_datasets="flights")
+    aws = provision.Clients("us-east-1", localaws.endpoint_url)
+    glue = aws("glue")
+    names = ["dq_prov_gold-flights-dq", "dq_prov_gold-carrier_daily-dq"]
+    first = provision.dq_rulesets(s, aws)
+    assert [r["resource"] for r in first] == [f"dq-ruleset:{n}" for n in names]
+    assert all(r["action"].startswith("skipped (dq_prov_gold.") for r in first), first
+    glue.create_database(DatabaseInput={"Name": "dq_prov_gold"})
+    glue.create_table(DatabaseName="dq_prov_gold", TableInput={"Name": "flights", "StorageDescriptor": {
+        "Columns": [{"Name": "carrier", "Type": "string"}], "Location": "s3://lake-gold/flights/"}})
+    assert provision.dq_rulesets(s, aws)[0]["action"] == "created"
+    lay = layout.Layout(s, layout.for_dataset(s, "flights").contract)
+    got = glue.get_data_quality_ruleset(Name=names[0])
+    assert got["Ruleset"] == dqdl.ruleset(lay, "flights")
+    assert got["TargetTable"] == {"DatabaseName": "dq_prov_gold", "TableName": "flights"}
+    assert provision.dq_rulesets(s, aws)[0]["action"] == "unchanged"
+    glue.update_data_quality_ruleset(Name=names[0], Ruleset="Rules = [ RowCount > 5 ]")
+    assert provision.dq_rulesets(s, aws)[0]["action"] == "updated"
+    assert glue.get_data_quality_ruleset(Name=names[0])["Ruleset"] == dqdl.ruleset(lay, "flights")
+    assert provision.dq_rulesets(s, aws)[0]["action"] == "unchanged"
+    # A ruleset of the lake's name on another table is not the lake's: refused, not replaced.
+    glue.create_table(DatabaseName="dq_prov_gold", TableInput={"Name": "other", "StorageDescriptor": {
+        "Columns": [{"Name": "x", "Type": "string"}], "Location": "s3://lake-gold/other/"}})
+    glue.create_data_quality_ruleset(Name=names[1], Ruleset="Rules = [ RowCount > 0 ]",
+                                     TargetTable={"DatabaseName": "dq_prov_gold", "TableName": "other"})
+    with pytest.raises(provision.ProvisionError, match="targets .*expected dq_prov_gold.carrier_daily"):
+        provision.dq_rulesets(s, aws)
