@@ -121,6 +121,13 @@ def test_flights_rulesets_are_accepted_and_pass_on_gold_like_tables(aws, source_
                         "FROM gold_flights").fetchone() > (100, 1)
     lay = layout.Layout(settings.Settings(), layout.for_dataset(dataset="flights").contract)
     check_all_pass(glue, lay, {"flights": "gold_flights", "carrier_daily": "gold_carrier_daily"})
+    # The rules are not vacuous: one bad row (carrier missing, month 13) fails exactly the rules about it.
+    put_table(s3, glue, duck, "bad_flights", "SELECT * FROM gold_flights UNION ALL SELECT * REPLACE "
+              "(NULL AS carrier, 13 AS month) FROM (SELECT * FROM gold_flights LIMIT 1)", tmp_path / "bad.parquet")
+    result = run_ruleset(glue, "bad-flights-dq", dqdl.ruleset(lay, "flights"), "bad_flights")
+    failed = {r["Description"] for r in result["RuleResults"] if r["Result"] != "PASS"}
+    assert failed == {'IsComplete "carrier"', 'IsPrimaryKey "carrier" "flight" "origin" "sched_dep_local"',
+                      'ColumnValues "month" <= 12'}, failed
 
 
 def test_sales_rulesets_are_accepted_and_pass_on_gold_like_tables(aws, tpch_db, tmp_path):
