@@ -45,7 +45,7 @@ from lake.layout import Layout
 
 def _q(text: str) -> str:
     """A DQDL string literal: ``"text"`` (JSON escaping of ``"`` and ``\\``)."""
-    return json.dumps(str(text))
+    return json.dumps(str(text), ensure_ascii=False)
 
 
 def _n(value: float) -> str:
