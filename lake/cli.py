@@ -8,6 +8,7 @@
     lake provision [--endpoint-url URL] [--step NAME ...] [--inbox | --no-inbox]
     lake demo [--dataset flights|sales] [--start 2013-01-01] [--end 2013-01-07] [--no-ui] | lake demo --stop
     lake contracts check
+    lake contracts dqdl DATASET
 
 Buckets and prefixes come from :mod:`lake.settings` (``$LAKE_BRONZE_BUCKET`` for replays,
 ``$LAKE_SILVER_BUCKET`` and ``$LAKE_REFERENCE_PREFIX`` for reference tables); the endpoint from
@@ -137,6 +138,17 @@ def _check_contracts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _contracts_dqdl(args: argparse.Namespace) -> int:
+    from lake import dqdl
+
+    lay = layout.Layout(settings.get(), contracts.load(args.dataset))
+    for table, text in dqdl.rulesets(lay).items():
+        database, name = next(t for t in lay.gold_catalog_tables if t[1] == table)
+        print(f"# {lay.dq_ruleset(table)}: {database}.{name}")
+        print(text)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of ``lake`` (sub-commands as in the module docstring)."""
     p = argparse.ArgumentParser(prog="lake", description="The data lake's command line.")
@@ -173,7 +185,7 @@ def parser() -> argparse.ArgumentParser:
     pv = sub.add_parser("provision", help="create or update every AWS resource of the lake (idempotent)")
     pv.add_argument("--endpoint-url", help="AWS endpoint (default $AWS_ENDPOINT_URL; unset: AWS itself)")
     pv.add_argument("--step", action="append", help="only this step (repeatable): roles, buckets, artifacts, "
-                    "lambda, glue_job, workgroup, catalog, crawlers, notifications")
+                    "lambda, glue_job, workgroup, catalog, crawlers, dq_rulesets, notifications")
     pv.add_argument("--inbox", action=argparse.BooleanOptionalAction, default=None,
                     help="subscribe an SQS queue to the topic (default: only with an endpoint, i.e. localaws)")
     pv.set_defaults(func=_provision)
@@ -194,6 +206,13 @@ def parser() -> argparse.ArgumentParser:
     ct = sub.add_parser("contracts", help="dataset contracts").add_subparsers(dest="action", required=True)
     ck = ct.add_parser("check", help="load and check every contract")
     ck.set_defaults(func=_check_contracts)
+    dq = ct.add_parser("dqdl", help="print the Glue Data Quality rulesets (DQDL) generated from a fact's contract",
+                       description="Print one DQDL ruleset per gold table of DATASET, each after a line "
+                       "'# <ruleset name>: <gold database>.<table>' (the names lake provision gives them). "
+                       "Rules: RowCount, ColumnExists, IsComplete, IsPrimaryKey, ColumnValues bounds and "
+                       "allowed values, all from the contract (see lake/dqdl.py).")
+    dq.add_argument("dataset", help="a fact dataset with gold tables, e.g. flights or sales")
+    dq.set_defaults(func=_contracts_dqdl)
     return p
 
 

@@ -60,6 +60,7 @@ WILDCARD_ONLY_ACTIONS = frozenset({
     "s3:GetAccountPublicAccessBlock",
     "glue:GetCrawlerMetrics",
     "glue:CreateCrawler",
+    "glue:CreateDataQualityRuleset",
     "sns:ListTopics",
 })
 
@@ -128,7 +129,7 @@ def values(s: Settings, **extra: str) -> dict[str, str]:
     ``crawler_arns`` (silver and gold crawler of each); and for their gold tables
     ``gold_table_write_arns`` (each table's folder, objects and ``<table>_$folder$`` marker),
     ``gold_table_object_arns`` (objects), ``gold_table_list_prefixes`` (``<table>/*``),
-    ``gold_catalog_table_arns``.
+    ``gold_catalog_table_arns``, ``dq_ruleset_arns`` (each gold table's Data Quality ruleset).
     Extra: ``mwaa_environment``, ``mwaa_bucket``.
 
     :raises IamTemplateError: for an ``extra`` name that is not in :data:`EXTRA_DEFAULTS`.
@@ -206,6 +207,7 @@ def _layout_values(lay: Layout, daily: list[Layout]) -> dict[str, str]:
         "gold_table_object_arns": fragment([_obj(gold, f"{t}/*") for t in tables]),
         "gold_table_list_prefixes": fragment([f"{t}/*" for t in tables]),
         "gold_catalog_table_arns": fragment([f"{glue}:table/{db}/{t}" for d in daily for db, t in d.gold_catalog_tables]),
+        "dq_ruleset_arns": fragment([f"{glue}:dataQualityRuleset/{d.dq_ruleset(t)}" for d in daily for t in d.gold_tables]),
     }
 
 

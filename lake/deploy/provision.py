@@ -22,11 +22,16 @@ What is provisioned, in order:
 6. ``catalog``: the silver and gold Glue databases and the dimension tables, by running
    ``include/sql/ddl`` through Athena.
 7. ``crawlers``: one for the silver fact table, one for the gold tables.
+8. ``dq_rulesets``: a Glue Data Quality ruleset per gold table (:meth:`lake.layout.Layout.dq_ruleset`,
+   text from :func:`lake.dqdl.ruleset`), ``TargetTable`` the gold table; updated when the text
+   changed. A gold table enters the catalog when the gold crawler first runs, after a DAG run, and
+   AWS refuses a target table that does not exist: until then the ruleset is ``skipped`` (provision
+   again after the first run). The DAGs' Athena checks remain the verdict on the data.
 
-Steps 2, 4, 6 and 7 cover every fact dataset with a daily DAG (``LAKE_DAILY_DATASETS``, default
+Steps 2, 4, 6, 7 and 8 cover every fact dataset with a daily DAG (``LAKE_DAILY_DATASETS``, default
 ``flights,sales``): its Glue script, job, dimension tables (TPC-H ones at ``LAKE_TPCH_SCALE``)
 and crawlers (:func:`layouts`).
-8. ``notifications``: the SNS topic; with ``inbox=True`` (the default against localaws) an SQS
+9. ``notifications``: the SNS topic; with ``inbox=True`` (the default against localaws) an SQS
    queue subscribed to it, so ``localaws sns messages`` or the queue show every message.
 
 IAM roles are not created here: on AWS, create them from ``include/iam`` (or your own) and set
@@ -38,13 +43,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
-from lake import contracts, source
+from lake import contracts, dqdl, source
 from lake import sql as lake_sql
 from lake.deploy import package
 from lake.layout import Layout, for_dataset, split_uri
@@ -491,7 +497,71 @@ def crawlers(s: Settings, aws: Clients) -> list[Step]:
     return rows
 
 
-# --- 8. notifications ---------------------------------------------------------------------------
+# --- 8. Glue Data Quality rulesets ---------------------------------------------------------------
+
+
+def dq_ruleset_definitions(s: Settings, layout: Layout | None = None) -> dict[str, dict[str, Any]]:
+    """Each gold table's ruleset (``create_data_quality_ruleset`` shape without ``Name``), by name:
+    ``Ruleset`` (:func:`lake.dqdl.ruleset`), ``Description``, ``TargetTable`` (the gold table)."""
+    lay = layout or for_dataset(s)
+    out = {}
+    for database, table in lay.gold_catalog_tables:
+        out[lay.dq_ruleset(table)] = {
+            "Ruleset": dqdl.ruleset(lay, table),
+            "Description": f"lake: data-quality rules of {database}.{table} from the {lay.dataset} contract "
+                           f"(lake/dqdl.py)",
+            "TargetTable": {"DatabaseName": database, "TableName": table},
+        }
+    return out
+
+
+def dq_rulesets(s: Settings, aws: Clients) -> list[Step]:
+    """Create each gold table's Data Quality ruleset, update its text or description when they
+    differ, else leave it; ``skipped`` while its gold table is not in the catalog.
+
+    :raises ProvisionError: when AWS refuses a call, or a ruleset of that name targets another table
+        (the lake does not delete it: rename or delete it by hand).
+    """
+    glue = aws("glue")
+    rows = []
+    definitions = {name: d for lay in layouts(s) for name, d in dq_ruleset_definitions(s, lay).items()}
+    for name, definition in definitions.items():
+        target = definition["TargetTable"]
+        table = f"{target['DatabaseName']}.{target['TableName']}"
+        resource = f"dq-ruleset:{name}"
+        try:
+            try:
+                current = glue.get_data_quality_ruleset(Name=name)
+            except ClientError as exc:
+                if _code(exc) != "EntityNotFoundException":
+                    raise
+                try:
+                    glue.get_table(DatabaseName=target["DatabaseName"], Name=target["TableName"])
+                except ClientError as exc2:
+                    if _code(exc2) != "EntityNotFoundException":
+                        raise
+                    rows.append(_row(resource, f"skipped ({table} is not in the catalog yet: provision again "
+                                               f"after the gold crawler has run)"))
+                    continue
+                glue.create_data_quality_ruleset(Name=name, **definition)
+                rows.append(_row(resource, "created"))
+                continue
+            have = current.get("TargetTable") or {}
+            if (have.get("DatabaseName"), have.get("TableName")) != (target["DatabaseName"], target["TableName"]):
+                raise ProvisionError(f"Data Quality ruleset {name} targets {have or 'no table'}, expected {table}: "
+                                     f"rename or delete it")
+            if current.get("Ruleset") == definition["Ruleset"] and current.get("Description") == definition["Description"]:
+                rows.append(_row(resource, "unchanged"))
+                continue
+            glue.update_data_quality_ruleset(Name=name, Ruleset=definition["Ruleset"],
+                                             Description=definition["Description"])
+            rows.append(_row(resource, "updated"))
+        except ClientError as exc:
+            raise ProvisionError(f"Data Quality ruleset {name}: {exc}") from exc
+    return rows
+
+
+# --- 9. notifications ---------------------------------------------------------------------------
 
 
 def notifications(s: Settings, aws: Clients, inbox: bool) -> list[Step]:
@@ -526,6 +596,7 @@ STEPS: dict[str, Callable[..., list[Step]]] = {
     "workgroup": workgroup,
     "catalog": catalog,
     "crawlers": crawlers,
+    "dq_rulesets": dq_rulesets,
     "notifications": notifications,
 }
 

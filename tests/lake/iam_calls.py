@@ -101,7 +101,7 @@ def dataset_calls(s: Settings, dataset: str, day: str = EXAMPLE_DAY, **extra: st
       KMS key.
     * ``provisioner``: ``lake/deploy/provision.py``, step by step (``roles``, ``buckets``,
       ``artifacts``, ``lambda``, ``glue_job``, ``workgroup``, ``catalog`` through Athena DDL,
-      ``crawlers``, ``notifications``; the SQS inbox is created only against localaws).
+      ``crawlers``, ``dq_rulesets``, ``notifications``; the SQS inbox is created only against localaws).
 
     :raises IamTemplateError: for an unknown ``extra`` name.
     """
@@ -346,6 +346,13 @@ def dataset_calls(s: Settings, dataset: str, day: str = EXAMPLE_DAY, **extra: st
         add(p, "glue:GetCrawler", f"{glue_arn}:crawler/{crawler}", f"{src} crawlers: get_crawler")
         add(p, "glue:UpdateCrawler", f"{glue_arn}:crawler/{crawler}", f"{src} crawlers: update_crawler")
     add(p, "glue:CreateCrawler", "*", f"{src} crawlers: create_crawler (no resource-level scoping)")
+    for db, table in lay.gold_catalog_tables:
+        ruleset = f"{glue_arn}:dataQualityRuleset/{lay.dq_ruleset(table)}"
+        add(p, "glue:GetDataQualityRuleset", ruleset, f"{src} dq_rulesets: get_data_quality_ruleset")
+        add(p, "glue:UpdateDataQualityRuleset", ruleset, f"{src} dq_rulesets: update_data_quality_ruleset")
+        add(p, "glue:GetTable", table_arns(db, table), f"{src} dq_rulesets: get_table (is the target in the catalog?)")
+    add(p, "glue:CreateDataQualityRuleset", "*", f"{src} dq_rulesets: create_data_quality_ruleset "
+        "(no resource-level scoping)")
     add(p, "sns:ListTopics", "*", f"{src} notifications: list_topics (no resource-level scoping)")
     add(p, "sns:CreateTopic", s.topic_arn, f"{src} notifications: create_topic")
     return calls

@@ -354,6 +354,8 @@ def _scoped_patterns(s) -> list[str]:
         *[f"{glue}:{kind}/{name}" for d in s.daily_dataset_names for kind, name in (
             ("job", s.names_for(d)["glue_job"]), ("crawler", s.names_for(d)["silver_crawler"]),
             ("crawler", s.names_for(d)["gold_crawler"]))],
+        # Each gold table's Data Quality ruleset: <gold database>-<table>-dq (lake.layout.Layout.dq_ruleset).
+        f"{glue}:dataQualityRuleset/{s.gold_database}-?*-dq",
         f"arn:aws:athena:{r}:{a}:workgroup/{s.workgroup}",
         f"arn:aws:lambda:{r}:{a}:function:{s.lambda_function}", x["lambda_layer_arn"],
         s.topic_arn, s.lambda_role, s.glue_role,
@@ -569,7 +571,7 @@ def test_the_calls_cover_every_aws_operator_the_dags_use():
         "LambdaInvokeFunctionOperator", "SnsPublishOperator", "S3KeySensor"}
     assert _aws_imports(REPO / "dags" / "lake_provision.py") == {"AwsBaseHook"}
     assert list(provision.STEPS) == ["roles", "buckets", "artifacts", "lambda", "glue_job", "workgroup", "catalog",
-                                     "crawlers", "notifications"]
+                                     "crawlers", "dq_rulesets", "notifications"]
 
 
 def test_a_custom_reference_prefix_is_honoured_by_provisioning(monkeypatch):
