@@ -25,15 +25,25 @@ demo: $(STAMP)
 demo-stop: $(STAMP)
 	$(BIN)/lake demo --stop
 
-## make test: the whole test suite (every tier: unit, spark, e2e, slow)
-test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
-
 ## make test-fast: the fast tier (marker unit: no Spark, no Airflow scheduler or whole-DAG run, nothing
 ## multi-minute), in FAST_WORKERS pytest-xdist processes (default 2: one per core)
 FAST_WORKERS ?= 2
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m unit -n $(FAST_WORKERS) $(PYTEST_ARGS)
+
+## make test: the whole test suite, every tier: the unit tier as make test-fast runs it, then the
+## others (spark, e2e, slow) in one process, since they keep both cores busy on their own; both parts
+## always run, and it fails when either fails. With PYTEST_ARGS (e.g. -m "not slow"): one pytest run.
+test: $(STAMP)
+ifeq ($(strip $(PYTEST_ARGS)),)
+	@unit=0; rest=0; \
+	$(BIN)/python -m pytest -m unit -n $(FAST_WORKERS) || unit=$$?; \
+	$(BIN)/python -m pytest -m "not unit" || rest=$$?; \
+	echo "make test: unit tier exit $$unit, other tiers exit $$rest"; \
+	[ $$unit -eq 0 ] && [ $$rest -eq 0 ]
+else
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+endif
 
 ## make serve: localaws on 127.0.0.1:4566 with state kept in .localaws/
 serve: $(STAMP)
