@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from localaws.services.glue_dq import models as dq_models
 from tests.helpers import PKG_DATA
+from tests.localaws.helpers import parquet_glue_table
 
 BUCKET = "dq-lake"
 DB = "dqdb"
@@ -36,24 +37,13 @@ def env(localaws, source_csv, tmp_path_factory):
     duck = duckdb.connect()
     types = {"bigint": "BIGINT", "double": "DOUBLE", "string": "VARCHAR"}
     select = ", ".join(f"CAST({c} AS {types[t]}) AS {c}" for c, t in COLUMNS if c != "id")
-    duck.execute(f"COPY (SELECT row_number() OVER () AS id, {select} FROM "
-                 f"(SELECT * FROM read_csv('{source_csv}', nullstr='NA', header=true) LIMIT {ROWS})) "
-                 f"TO '{local}' (FORMAT parquet)")
-    duck.execute(f"CREATE VIEW src AS SELECT * FROM read_parquet('{local}')")
     kw = {"endpoint_url": localaws.endpoint_url, "region_name": "us-east-1"}
     s3, glue = boto3.client("s3", **kw), boto3.client("glue", **kw)
     s3.create_bucket(Bucket=BUCKET)
-    s3.put_object(Bucket=BUCKET, Key="flights/part-00000.parquet", Body=local.read_bytes())
     glue.create_database(DatabaseInput={"Name": DB})
-    glue.create_table(DatabaseName=DB, TableInput={
-        "Name": TABLE, "TableType": "EXTERNAL_TABLE", "Parameters": {"classification": "parquet"},
-        "StorageDescriptor": {
-            "Columns": [{"Name": c, "Type": t} for c, t in COLUMNS],
-            "Location": f"s3://{BUCKET}/flights/",
-            "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-            "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-            "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"},
-        }})
+    parquet_glue_table(s3, glue, duck, bucket=BUCKET, database=DB, name=TABLE, view="src", local=local,
+                       sql=f"SELECT row_number() OVER () AS id, {select} FROM "
+                           f"(SELECT * FROM read_csv('{source_csv}', nullstr='NA', header=true) LIMIT {ROWS})")
     for name in ("airlines", "airports"):
         add_table(s3, glue, duck, name, f"SELECT * FROM read_csv('{PKG_DATA / (name + '.csv')}', nullstr='NA')",
                   local.parent / f"{name}.parquet")
@@ -61,18 +51,8 @@ def env(localaws, source_csv, tmp_path_factory):
 
 
 def add_table(s3, glue, duck, name: str, sql: str, local) -> None:
-    """Glue table ``name`` over one Parquet file of ``sql``'s rows (also written to ``local``)."""
-    duck.execute(f"COPY ({sql}) TO '{local}' (FORMAT parquet)")
-    s3.put_object(Bucket=BUCKET, Key=f"{name}/part-00000.parquet", Body=local.read_bytes())
-    glue_types = {"VARCHAR": "string", "DOUBLE": "double", "BIGINT": "bigint"}
-    columns = [{"Name": c, "Type": glue_types[t]} for c, t, *_ in
-               duck.execute(f"DESCRIBE SELECT * FROM read_parquet('{local}')").fetchall()]
-    glue.create_table(DatabaseName=DB, TableInput={
-        "Name": name, "Parameters": {"classification": "parquet"},
-        "StorageDescriptor": {"Columns": columns, "Location": f"s3://{BUCKET}/{name}/",
-                              "SerdeInfo": {"SerializationLibrary":
-                                            "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"}}})
-    duck.execute(f"CREATE VIEW src_{name} AS SELECT * FROM read_parquet('{local}')")
+    """Glue table ``name`` of this module's database over one Parquet file of ``sql``'s rows."""
+    parquet_glue_table(s3, glue, duck, bucket=BUCKET, database=DB, name=name, sql=sql, local=local)
 
 
 def one(duck, sql: str):

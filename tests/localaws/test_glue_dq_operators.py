@@ -14,6 +14,8 @@ import boto3
 import duckdb
 import pytest
 
+from tests.localaws.helpers import parquet_glue_table
+
 DAGS = Path(__file__).parent / "dags"
 BUCKET = "dq-dag-lake"
 DB, TABLE = "dqdagdb", "flights"
@@ -48,19 +50,13 @@ def flights_table(localaws, source_csv, tmp_path_factory):
     duck = duckdb.connect()
     types = {"bigint": "BIGINT", "double": "DOUBLE", "string": "VARCHAR"}
     select = ", ".join(f"CAST({c} AS {types[t]}) AS {c}" for c, t in COLUMNS)
-    duck.execute(f"COPY (SELECT {select} FROM (SELECT * FROM read_csv('{source_csv}', nullstr='NA', header=true) "
-                 f"LIMIT {ROWS})) TO '{local}' (FORMAT parquet)")
-    duck.execute(f"CREATE VIEW src AS SELECT * FROM read_parquet('{local}')")
     kw = {"endpoint_url": localaws.endpoint_url, "region_name": "us-east-1"}
     s3, glue = boto3.client("s3", **kw), boto3.client("glue", **kw)
     s3.create_bucket(Bucket=BUCKET)
-    s3.put_object(Bucket=BUCKET, Key="flights/part-00000.parquet", Body=local.read_bytes())
     glue.create_database(DatabaseInput={"Name": DB})
-    glue.create_table(DatabaseName=DB, TableInput={
-        "Name": TABLE, "TableType": "EXTERNAL_TABLE", "Parameters": {"classification": "parquet"},
-        "StorageDescriptor": {
-            "Columns": [{"Name": c, "Type": t} for c, t in COLUMNS], "Location": f"s3://{BUCKET}/flights/",
-            "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"}}})
+    parquet_glue_table(s3, glue, duck, bucket=BUCKET, database=DB, name=TABLE, view="src", local=local,
+                       sql=f"SELECT {select} FROM (SELECT * FROM read_csv('{source_csv}', nullstr='NA', "
+                           f"header=true) LIMIT {ROWS})")
     return glue, duck
 
 
