@@ -345,3 +345,56 @@ def test_update_destination_delivers_the_old_buffers_and_keeps_the_rules(firehos
     (new,) = [k for k in objects if objects[k] == b"after"]
     assert DEFAULT_KEY.match(old)["version"] == "1"
     assert re.match(r"^v2/\d{4}/\d{2}/\d{2}/\d{2}/update-2-", new), new
+
+
+@pytest.mark.slow  # kills and restarts localaws server processes (the tier: tests/conftest.py)
+def test_acknowledged_records_survive_kill_9_and_are_delivered_exactly_once(tmp_path):
+    """Durable writes: a PutRecordBatch is answered once its records are in a snapshot. After a
+    SIGKILL with every record still buffered, the restarted localaws delivers stream ``soon``'s by
+    its interval and stream ``late``'s at stop; every acknowledged record arrives exactly once."""
+    from tests.localaws.test_server import serve
+
+    state = tmp_path / "state"
+    first = serve(tmp_path, "--state-dir", str(state), "--snapshot-interval", "3600")
+    sent: dict[str, list[bytes]] = {"soon": [], "late": []}
+    try:
+        s3, firehose = first.client("s3"), first.client("firehose")
+        s3.create_bucket(Bucket="fh-restart")
+        for name, interval in (("soon", 4), ("late", 900)):
+            firehose.create_delivery_stream(DeliveryStreamName=name, ExtendedS3DestinationConfiguration={
+                "RoleARN": ROLE, "BucketARN": "arn:aws:s3:::fh-restart", "Prefix": f"{name}/",
+                "BufferingHints": {"SizeInMBs": 128, "IntervalInSeconds": interval}})
+        for batch in range(4):
+            for name in sent:
+                records = [f"{name}-{batch}-{i:03d}\n".encode() for i in range(100)]
+                answer = firehose.put_record_batch(DeliveryStreamName=name, Records=[{"Data": r} for r in records])
+                assert answer["FailedPutCount"] == 0
+                sent[name] += records
+        assert "Contents" not in s3.list_objects_v2(Bucket="fh-restart")  # all still buffered
+    finally:
+        first.proc.kill()  # SIGKILL right after the last acknowledgement: no final snapshot, no delivery
+        first.proc.wait(timeout=30)
+
+    def delivered(server, name: str) -> list[bytes]:
+        s3 = server.client("s3")
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="fh-restart", Prefix=f"{name}/").get("Contents", [])]
+        return [line for k in keys for line in
+                s3.get_object(Bucket="fh-restart", Key=k)["Body"].read().splitlines(keepends=True)]
+
+    second = serve(tmp_path, "--state-dir", str(state))
+    try:
+        assert "800 Firehose records were buffered at the last snapshot" in second.log
+        deadline = time.monotonic() + 15
+        while not delivered(second, "soon") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sorted(delivered(second, "soon")) == sorted(sent["soon"])
+        assert delivered(second, "late") == []
+    finally:
+        assert second.stop() == 0  # delivers "late" before the final snapshot
+
+    third = serve(tmp_path, "--state-dir", str(state))
+    try:
+        assert sorted(delivered(third, "late")) == sorted(sent["late"])
+        assert sorted(delivered(third, "soon")) == sorted(sent["soon"])
+    finally:
+        assert third.stop() == 0
