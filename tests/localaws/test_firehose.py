@@ -243,6 +243,13 @@ def test_unemulated_features_answer_501(firehose):
                     {"ParameterName": "LambdaArn", "ParameterValue": "arn:aws:lambda:us-east-1:123456789012:function:f"}]}]}})
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
     assert "Lambda processor is not emulated" in info.value.response["Error"]["Message"]
+    for extra, message in (({"CustomTimeZone": "Asia/Tokyo"}, "CustomTimeZone Asia/Tokyo is not emulated"),
+                           ({"CompressionFormat": "Snappy"}, "CompressionFormat Snappy is not emulated")):
+        with pytest.raises(ClientError) as info:
+            firehose.create_delivery_stream(DeliveryStreamName="unemulated", ExtendedS3DestinationConfiguration={
+                "RoleARN": ROLE, "BucketARN": "arn:aws:s3:::fh-none", **extra})
+        assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+        assert message in info.value.response["Error"]["Message"]
 
 
 def test_put_limits(firehose, s3):

@@ -83,6 +83,12 @@ def check_destination(name: str, field: str, config: dict[str, Any]) -> None:
     if (config.get("DataFormatConversionConfiguration") or {}).get("Enabled"):
         raise NotImplementedError(f"Firehose {name}: DataFormatConversionConfiguration (record format conversion) "
                                   "is not emulated")
+    if (config.get("CustomTimeZone") or "UTC") != "UTC":
+        raise NotImplementedError(f"Firehose {name}: CustomTimeZone {config['CustomTimeZone']} is not emulated "
+                                  "(localaws evaluates timestamps in UTC)")
+    if config.get("FileExtension"):
+        raise NotImplementedError(f"Firehose {name}: FileExtension is not emulated (localaws writes the default "
+                                  "extension)")
     if config.get("S3BackupMode") == "Enabled":
         raise NotImplementedError(f"Firehose {name}: S3BackupMode Enabled (source record backup) is not emulated")
     processing = config.get("ProcessingConfiguration") or {}
