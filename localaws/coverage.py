@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 #: The services the lake uses, with their moto module.
 SERVICES = {"s3": "s3", "glue": "glue", "athena": "athena", "lambda": "awslambda", "sns": "sns", "logs": "logs",
-            "iam": "iam", "sts": "sts", "cloudwatch": "cloudwatch"}
+            "iam": "iam", "sts": "sts", "cloudwatch": "cloudwatch", "firehose": "firehose"}
 
 #: Operations localaws executes for real, with what it does (docs/localaws.md has the details).
 EXECUTED = {
@@ -51,6 +51,10 @@ EXECUTED = {
     },
     "s3": {"PutObject": "If-None-Match / If-Match conditional writes are atomic"},
     "sns": {"Publish": "records messages (GET /_localaws/sns/messages)"},
+    "firehose": {
+        "PutRecord": "buffers the record and delivers S3 objects by BufferingHints (size, interval, at stop)",
+        "PutRecordBatch": "buffers, partitions (jq) and delivers S3 objects; per-record FailedPutCount",
+    },
 }
 
 

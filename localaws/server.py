@@ -36,7 +36,17 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from localaws import __version__, persistence
 from localaws import faults as _faults
 from localaws.runtime import RUNTIME, log
-from localaws.services import athena, awslambda, glue_crawler, glue_dq, glue_jobs, s3conditional, s3subresources, sns
+from localaws.services import (
+    athena,
+    awslambda,
+    firehose,
+    glue_crawler,
+    glue_dq,
+    glue_jobs,
+    s3conditional,
+    s3subresources,
+    sns,
+)
 
 #: Default seconds between periodic snapshots when a state directory is set.
 DEFAULT_SNAPSHOT_INTERVAL = 30.0
@@ -102,6 +112,7 @@ def install_patches() -> None:
     glue_dq.install()
     athena.install()
     s3conditional.install()
+    firehose.install()
     for model in ("glue::job_run", "glue::crawl", "athena::execution"):
         state_manager.set_transition(model, {"progression": "manual", "times": 10**12})
 
@@ -283,6 +294,11 @@ class LocalAWS:
                                         else os.environ.get("LOCALAWS_GLUE_JVM_OPTIONS", "")).strip()
             self._thread = threading.Thread(target=self._server.serve_forever, name="localaws-http", daemon=True)
             self._thread.start()
+            # Firehose buffers (restored ones too) are delivered by interval, under the snapshot lock.
+            firehose.FLUSHER.start(self._lock.shared, self._background_change)
+            if firehose.buffered_records():
+                log.info("%d Firehose records were buffered at the last snapshot; they are delivered by their "
+                         "buffering interval or at stop", firehose.buffered_records())
             if self.state_dir and self.snapshot_interval > 0:
                 self._snapshotter = threading.Thread(target=self._snapshot_loop, name="localaws-snapshot", daemon=True)
                 self._snapshotter.start()
@@ -317,6 +333,7 @@ class LocalAWS:
             thread.join(timeout=5)
         awslambda.shutdown()  # every Lambda execution environment: no process outlives the server
         glue_jobs.POOL.stop()
+        firehose.FLUSHER.stop()  # every buffered Firehose record is delivered before the final snapshot
         if self.state_dir:
             self.snapshot()
         if self._work_dir:
@@ -384,6 +401,13 @@ class LocalAWS:
                     self._commit.acquire()
                     self._committing = False
                     self._commit.notify_all()
+
+    def _background_change(self) -> None:
+        """Count a change made outside a request (a Firehose delivery) and, with durable writes,
+        wait until a snapshot holds it."""
+        change = self._count_change()
+        if self.durable_writes:
+            self._wait_durable(change)
 
     def _snapshot_loop(self) -> None:
         while not RUNTIME.stopping.wait(self.snapshot_interval):
