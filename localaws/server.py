@@ -35,8 +35,18 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from localaws import __version__, persistence
 from localaws import faults as _faults
-from localaws.runtime import RUNTIME, log
-from localaws.services import athena, awslambda, glue_crawler, glue_dq, glue_jobs, s3conditional, s3subresources, sns
+from localaws.runtime import RUNTIME, NotEmulated, log
+from localaws.services import (
+    athena,
+    awslambda,
+    cloudwatch_alarms,
+    glue_crawler,
+    glue_dq,
+    glue_jobs,
+    s3conditional,
+    s3subresources,
+    sns,
+)
 
 #: Default seconds between periodic snapshots when a state directory is set.
 DEFAULT_SNAPSHOT_INTERVAL = 30.0
@@ -102,6 +112,7 @@ def install_patches() -> None:
     glue_dq.install()
     athena.install()
     s3conditional.install()
+    cloudwatch_alarms.install()
     for model in ("glue::job_run", "glue::crawl", "athena::execution"):
         state_manager.set_transition(model, {"progression": "manual", "times": 10**12})
 
@@ -154,12 +165,12 @@ def _answer_not_implemented(app: Callable) -> Callable:
             answered[:] = [status, headers, exc_info]
             return lambda data: None  # moto's Flask apps return their body; they never write()
 
-        def not_implemented(detail: str) -> list[bytes]:
+        def not_implemented(detail: str, verbatim: bool = False) -> list[bytes]:
             if body is not None:
                 environ["wsgi.input"] = io.BytesIO(body)
             op = _faults.identify(environ) or _faults.Operation("unknown", "Unknown", "rest-json")
             status, code = NOT_IMPLEMENTED
-            message = not_implemented_message(op, detail)
+            message = detail if verbatim else not_implemented_message(op, detail)
             log.warning("%s", message)
             status_line, headers, payload = _faults.protocol_error(op, status, code, message, sender=False,
                                                                    method=environ.get("REQUEST_METHOD", "POST"))
@@ -172,8 +183,8 @@ def _answer_not_implemented(app: Callable) -> Callable:
                                    "as another operation (localaws/services/s3subresources.py)")
         try:
             result = app(environ, capture)
-        except NotImplementedError as exc:
-            return not_implemented(str(exc) or type(exc).__name__)
+        except NotImplementedError as exc:  # NotEmulated: a part of an operation, its message says which
+            return not_implemented(str(exc) or type(exc).__name__, verbatim=isinstance(exc, NotEmulated))
         status, headers, exc_info = answered
         if status.startswith("404") and any(k.lower() == "content-type" and v.startswith("text/html")
                                             for k, v in headers):
@@ -283,6 +294,11 @@ class LocalAWS:
                                         else os.environ.get("LOCALAWS_GLUE_JVM_OPTIONS", "")).strip()
             self._thread = threading.Thread(target=self._server.serve_forever, name="localaws-http", daemon=True)
             self._thread.start()
+            if RUNTIME.alarm_evaluation_seconds <= 0:
+                raise ValueError("LOCALAWS_ALARM_EVALUATION_SECONDS must be positive, got "
+                                 f"{RUNTIME.alarm_evaluation_seconds:g}")
+            # CloudWatch alarms (restored ones too) are evaluated every interval, under the snapshot lock.
+            cloudwatch_alarms.EVALUATOR.start(self._lock.shared, self._background_change)
             if self.state_dir and self.snapshot_interval > 0:
                 self._snapshotter = threading.Thread(target=self._snapshot_loop, name="localaws-snapshot", daemon=True)
                 self._snapshotter.start()
@@ -317,6 +333,7 @@ class LocalAWS:
             thread.join(timeout=5)
         awslambda.shutdown()  # every Lambda execution environment: no process outlives the server
         glue_jobs.POOL.stop()
+        cloudwatch_alarms.EVALUATOR.stop()
         if self.state_dir:
             self.snapshot()
         if self._work_dir:
@@ -384,6 +401,13 @@ class LocalAWS:
                     self._commit.acquire()
                     self._committing = False
                     self._commit.notify_all()
+
+    def _background_change(self) -> None:
+        """Count a change made outside a request (an alarm's state change) and, with durable
+        writes, wait until a snapshot holds it."""
+        change = self._count_change()
+        if self.durable_writes:
+            self._wait_durable(change)
 
     def _snapshot_loop(self) -> None:
         while not RUNTIME.stopping.wait(self.snapshot_interval):
