@@ -230,10 +230,10 @@ def test_treat_missing_data_with_some_datapoints(cw):
     """Row "0 - X - -" of the 2-of-3 table, through the server: breaching -> ALARM, the others OK."""
     ns = _name("Sparse")
     names = {treat: _name(f"sparse-{treat.lower()}") for treat in ("missing", "notBreaching", "breaching", "ignore")}
+    end = _periods_ago()
+    _put(cw, ns, "Errors", (end - 50, 0.0), (end - 30, 5.0))  # before the alarms: no round sees them without data
     for treat, name in names.items():
         _alarm(cw, name, ns, TreatMissingData=treat, EvaluationPeriods=3, DatapointsToAlarm=2)
-    end = _periods_ago()
-    _put(cw, ns, "Errors", (end - 50, 0.0), (end - 30, 5.0))
     assert _wait_state(cw, names["breaching"], "ALARM")["StateReason"].startswith(
         f"Threshold Crossed: 2 out of the last 3 datapoints [5.0 ({_short(end - 30)})] were greater than")
     for treat in ("missing", "notBreaching", "ignore"):
@@ -411,6 +411,7 @@ def test_composite_alarms_are_refused(cw):
     assert "PutCompositeAlarm" in err.value.response["Error"]["Message"]
 
 
+@pytest.mark.slow  # restarts a localaws server process (the tier: tests/conftest.py)
 def test_state_history_and_metric_data_survive_restart(tmp_path, monkeypatch):
     monkeypatch.setenv("LOCALAWS_ALARM_EVALUATION_SECONDS", str(INTERVAL))
     state = tmp_path / "state"
