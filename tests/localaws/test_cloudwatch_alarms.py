@@ -367,7 +367,9 @@ def test_history_items(cw, aws_client):
     rest = cw.describe_alarm_history(AlarmName=name, MaxRecords=3, NextToken=paged["NextToken"])
     assert rest["AlarmHistoryItems"] == [create] and "NextToken" not in rest
     cw.delete_alarms(AlarmNames=[name])
-    assert len(cw.describe_alarm_history(AlarmName=name)["AlarmHistoryItems"]) == 4  # history outlives the alarm
+    after = cw.describe_alarm_history(AlarmName=name)["AlarmHistoryItems"]  # history outlives the alarm
+    assert [i["HistorySummary"] for i in after[:1]] == [f'Alarm "{name}" deleted'] and after[1:] == items
+    assert json.loads(after[0]["HistoryData"])["type"] == "Delete"
 
 
 def test_describe_alarms_combines_filters(cw):
@@ -381,6 +383,9 @@ def test_describe_alarms_combines_filters(cw):
     by_action = cw.describe_alarms(ActionPrefix=f"arn:aws:sns:us-east-1:123456789012:{prefix}-c",
                                    StateValue="INSUFFICIENT_DATA")
     assert [a["AlarmName"] for a in by_action["MetricAlarms"]] == [f"{prefix}-c"]
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        cw.describe_alarms(AlarmNames=[f"{prefix}-a"], AlarmNamePrefix=prefix)
+    assert err.value.response["Error"]["Code"] == "InvalidParameterCombination"
 
 
 @pytest.mark.parametrize("change,code,words", [
@@ -390,6 +395,7 @@ def test_describe_alarms_combines_filters(cw):
     ({"Period": 15}, "ValidationError", "Period 15 is invalid"),
     ({"DatapointsToAlarm": 3}, "ValidationError", "DatapointsToAlarm (3) must be between 1 and EvaluationPeriods (1)"),
     ({"TreatMissingData": "zero"}, "ValidationError", "TreatMissingData 'zero'"),
+    ({"Period": 60, "EvaluationPeriods": 1441}, "ValidationError", "exceeds 86400 s"),
     ({"ComparisonOperator": "Above"}, "ValidationError", "Value 'Above' at 'comparisonOperator'"),
 ])
 def test_alarms_localaws_cannot_evaluate_are_refused_clearly(cw, change, code, words):

@@ -9,6 +9,7 @@ module patches its backend so that:
   alarm creation", as AWS; moto starts in ``OK``), keeps the state of an alarm it updates (the
   PutMetricAlarm reference: "its state is left unchanged") and records a ``ConfigurationUpdate``;
 * ``set_alarm_state`` records a ``StateUpdate`` and runs the actions, as AWS does;
+* ``delete_alarms`` records a ``ConfigurationUpdate`` (``Alarm "x" deleted``);
 * :class:`Evaluator` evaluates every metric alarm every ``RUNTIME.alarm_evaluation_seconds``
   (env ``LOCALAWS_ALARM_EVALUATION_SECONDS``, default 60 as AWS) with
   :func:`localaws.services.cloudwatch_alarms.evaluation.decide`.
@@ -146,6 +147,11 @@ def validate(name: str, namespace: str | None, metric_name: str | None, comparis
     n = int(evaluation_periods)
     if n < 1:
         raise ValidationError(f"{where}: EvaluationPeriods must be at least 1 (got {n})")
+    # PutMetricAlarm reference, EvaluationPeriods: at most seven days in all, one day for periods under an hour.
+    limit = 86_400 if p < 3600 else 604_800
+    if n * p > limit:
+        raise ValidationError(f"{where}: EvaluationPeriods x Period = {n} x {p} s exceeds {limit} s (one day for "
+                              "periods under an hour, seven days otherwise)")
     if datapoints_to_alarm is not None and not 1 <= int(datapoints_to_alarm) <= n:
         raise ValidationError(f"{where}: DatapointsToAlarm ({datapoints_to_alarm}) must be between 1 and "
                               f"EvaluationPeriods ({n})")
@@ -247,6 +253,7 @@ def _run_action(backend: cw.CloudWatchBackend, alarm: cw.Alarm, arn: str, old_va
 
 _original_put = cw.CloudWatchBackend.put_metric_alarm
 _original_set_state = cw.CloudWatchBackend.set_alarm_state
+_original_delete = cw.CloudWatchBackend.delete_alarms
 
 
 def _put_metric_alarm(self: cw.CloudWatchBackend, name: str, namespace: str, metric_name: str,
@@ -288,10 +295,21 @@ def _set_alarm_state(self: cw.CloudWatchBackend, alarm_name: str, reason: str, r
         change_state(self, alarm, state_value, reason, reason_data)
 
 
+def _delete_alarms(self: cw.CloudWatchBackend, alarm_names: list[str]) -> None:
+    with LOCK:
+        for name in alarm_names:
+            alarm = self.alarms.get(name)
+            if alarm is not None:
+                _add_history(self, alarm, "ConfigurationUpdate", f'Alarm "{name}" deleted',
+                             {"version": "1.0", "type": "Delete", "deletedAlarm": _config(alarm)})
+        _original_delete(self, alarm_names)
+
+
 def install() -> None:
     """Patch moto's CloudWatch backend (idempotent)."""
     cw.CloudWatchBackend.put_metric_alarm = _put_metric_alarm  # type: ignore[method-assign]
     cw.CloudWatchBackend.set_alarm_state = _set_alarm_state  # type: ignore[method-assign]
+    cw.CloudWatchBackend.delete_alarms = _delete_alarms  # type: ignore[method-assign]
 
 
 # -- evaluation

@@ -6,14 +6,15 @@
   and NextToken.
 * ``DescribeAlarms``: moto applies only one of its filters (the first given of ActionPrefix,
   AlarmNamePrefix, AlarmNames, StateValue) and returns composite alarms unasked; AWS combines
-  them and, without AlarmTypes, returns metric alarms only. ActionPrefix matches AlarmActions, as
+  them (AlarmNames with AlarmNamePrefix is refused, as AWS documents) and, without AlarmTypes,
+  returns metric alarms only. ActionPrefix matches AlarmActions, as
   moto does. MaxRecords/NextToken are not applied (all matches in one page).
 """
 
 from __future__ import annotations
 
 from moto.cloudwatch import responses as cw_responses
-from moto.cloudwatch.exceptions import InvalidParameterValue
+from moto.cloudwatch.exceptions import InvalidParameterCombination, InvalidParameterValue
 from moto.core.responses import ActionResult
 
 from localaws.services.cloudwatch_alarms import models
@@ -52,6 +53,8 @@ def describe_alarms(self: cw_responses.CloudWatchResponse) -> ActionResult:
     names = self._get_param("AlarmNames", [])
     state = self._get_param("StateValue")
     types = self._get_param("AlarmTypes") or ["MetricAlarm"]
+    if names and name_prefix:  # the DescribeAlarms reference: "you cannot specify AlarmNames" with a prefix
+        raise InvalidParameterCombination("DescribeAlarms: AlarmNamePrefix and AlarmNames cannot be used together")
     alarms = [a for a in backend.alarms.values()
               if (not action_prefix or any(x.startswith(action_prefix) for x in a.alarm_actions))
               and (not name_prefix or a.name.startswith(name_prefix))
