@@ -222,6 +222,9 @@ class LocalAWS:
     :param glue_jvm_options: extra JVM options of glueetl drivers (e.g.
         :data:`localaws.runtime.QUICK_START_JVM_OPTIONS`); ``None``: env ``LOCALAWS_GLUE_JVM_OPTIONS``
         read at start, default none.
+    :param alarm_evaluation_seconds: seconds between two evaluations of every CloudWatch metric
+        alarm; ``None``: env ``LOCALAWS_ALARM_EVALUATION_SECONDS``, default 60 (AWS evaluates each
+        minute). See :mod:`localaws.services.cloudwatch_alarms`.
     :raises localaws.faults.FaultConfigError: at construction, when the fault config is invalid.
     :raises persistence.SnapshotError: at start, when the snapshot in ``state_dir`` is unreadable.
     :raises RuntimeError: when another LocalAWS already runs in this process (moto's state is global).
@@ -231,8 +234,10 @@ class LocalAWS:
                  snapshot_interval: float = DEFAULT_SNAPSHOT_INTERVAL,
                  faults: _faults.FaultConfig | dict | str | Path | None = None,
                  durable_writes: bool = True, lambda_idle_seconds: float | None = None,
-                 glue_pool_size: int | None = None, glue_jvm_options: str | None = None) -> None:
+                 glue_pool_size: int | None = None, glue_jvm_options: str | None = None,
+                 alarm_evaluation_seconds: float | None = None) -> None:
         self.host = host
+        self.alarm_evaluation_seconds = alarm_evaluation_seconds
         self.glue_pool_size = glue_pool_size
         self.glue_jvm_options = glue_jvm_options
         self.port = port
@@ -294,6 +299,8 @@ class LocalAWS:
                                         else os.environ.get("LOCALAWS_GLUE_JVM_OPTIONS", "")).strip()
             self._thread = threading.Thread(target=self._server.serve_forever, name="localaws-http", daemon=True)
             self._thread.start()
+            if self.alarm_evaluation_seconds is not None:
+                RUNTIME.alarm_evaluation_seconds = self.alarm_evaluation_seconds
             if RUNTIME.alarm_evaluation_seconds <= 0:
                 raise ValueError("LOCALAWS_ALARM_EVALUATION_SECONDS must be positive, got "
                                  f"{RUNTIME.alarm_evaluation_seconds:g}")

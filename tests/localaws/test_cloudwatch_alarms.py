@@ -60,10 +60,32 @@ def test_documented_missing_data_tables(m, row, expected):
         spec = ev.Spec(period=60, evaluation_periods=3, datapoints_to_alarm=m, threshold=1.0,
                        operator="GreaterThanThreshold", treat_missing_data=treat, statistic="Maximum")
         assert ev.evaluation_range(spec) == 5
-        for current in ("OK", "ALARM", "INSUFFICIENT_DATA"):
-            outcome = ev.decide(spec, periods, now, current)
-            got = outcome.state or "keep"
-            assert got == want, f"{row} {m} of 3, TreatMissingData={treat}, from {current}: {got} ({outcome.reason})"
+        outcome = ev.decide(spec, periods, now)
+        got = outcome.state or "keep"
+        assert got == want, f"{row} {m} of 3, TreatMissingData={treat}: {got} ({outcome.reason})"
+
+
+def test_low_sample_count_percentile():
+    """p90 needs 10/(1-0.9) = 100 samples a period; with fewer, ``ignore`` keeps the state."""
+    now = 1_800_000_005.0
+    periods = {1_800_000_000.0 - 60: ev.Samples(values=[5.0] * 99)}
+    spec = ev.Spec(period=60, evaluation_periods=1, datapoints_to_alarm=1, threshold=1.0,
+                   operator="GreaterThanThreshold", extended_statistic="p90", low_sample_count="ignore")
+    assert ev.decide(spec, periods, now).state is None
+    periods[1_800_000_000.0 - 60].values.append(5.0)
+    assert ev.decide(spec, periods, now).state == "ALARM"
+    spec.low_sample_count = "evaluate"
+    periods[1_800_000_000.0 - 60].values[:] = [5.0]
+    assert ev.decide(spec, periods, now).state == "ALARM"
+
+
+def test_statistics_over_values_and_statistic_sets():
+    samples = ev.Samples(values=[1.0, 5.0], sets=[(10.0, 0.5, 7.0, 4.0)])  # sum, min, max, count
+    got = {s: ev.statistic(ev.Spec(60, 1, 1, 0.0, "GreaterThanThreshold", statistic=s), samples)
+           for s in ev.STATISTICS}
+    assert got == {"SampleCount": 6.0, "Average": 16.0 / 6, "Sum": 16.0, "Minimum": 0.5, "Maximum": 7.0}
+    percentile = ev.Spec(60, 1, 1, 0.0, "GreaterThanThreshold", extended_statistic="p50")
+    assert ev.statistic(percentile, ev.Samples(sets=[(10.0, 0.5, 7.0, 4.0)])) is None  # raw values only
 
 
 def test_percentile_is_nearest_rank():

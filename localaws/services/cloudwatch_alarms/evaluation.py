@@ -159,13 +159,14 @@ def _listing(points: list[Datapoint]) -> str:
 def _low_samples(spec: Spec, points: list[Datapoint]) -> bool:
     if not spec.extended_statistic or spec.low_sample_count != "ignore":
         return False
-    p = float(spec.extended_statistic[1:]) / 100
-    needed = 10 / (1 - p) if p >= 0.5 else 10 / p if p > 0 else math.inf
+    pct = float(spec.extended_statistic[1:])  # 10/(1-p) and 10/p, in percent so that p90 needs exactly 100
+    needed = (1000 / (100 - pct) if pct < 100 else math.inf) if pct >= 50 else (1000 / pct if pct > 0 else math.inf)
     return any(d.sample_count < needed for d in points)
 
 
-def decide(spec: Spec, periods: dict[float, Samples], now: float, current: str) -> Outcome:
-    """The state an evaluation at ``now`` (epoch s) gives, from the samples by period start.
+def decide(spec: Spec, periods: dict[float, Samples], now: float) -> Outcome:
+    """The state an evaluation at ``now`` (epoch s) gives, from the samples by period start
+    (``Outcome.state`` None: the current state stays, whatever it is).
 
     Only complete periods count: the newest evaluated period ends at the last multiple of
     ``Period`` at or before ``now`` (AWS's StateReasonData shows the newest datapoint's period

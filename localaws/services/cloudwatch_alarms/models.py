@@ -343,7 +343,7 @@ def evaluate_alarm(backend: cw.CloudWatchBackend, alarm: cw.Alarm, now: float) -
         return False
     spec = spec_of(alarm)
     since = (now // spec.period - ev.evaluation_range(spec) - 1) * spec.period
-    outcome = ev.decide(spec, _periods(backend, alarm, since), now, alarm.state_value)
+    outcome = ev.decide(spec, _periods(backend, alarm, since), now)
     if outcome.state is None or outcome.state == alarm.state_value:
         return False
     return change_state(backend, alarm, outcome.state, outcome.reason,
