@@ -88,6 +88,11 @@ def test_statistics_over_values_and_statistic_sets():
     assert ev.statistic(percentile, ev.Samples(sets=[(10.0, 0.5, 7.0, 4.0)])) is None  # raw values only
 
 
+def test_numbers_are_written_as_java_doubles():
+    assert [ev.number(v) for v in (4000, 0.0, 3.6266666666666665, 0.001, 1e10, 12345678.9, 0.00015, -2.5e-7)] == \
+        ["4000.0", "0.0", "3.6266666666666665", "0.001", "1.0E10", "1.23456789E7", "1.5E-4", "-2.5E-7"]
+
+
 def test_percentile_is_nearest_rank():
     values = [float(v) for v in range(1, 11)]
     assert ev.percentile(values, 90) == 9.0
@@ -185,8 +190,9 @@ def test_new_alarm_is_insufficient_data_then_ok_alarm_ok_with_the_documented_rea
     end = _periods_ago()
     _put(cw, ns, "Errors", (end - 25, 0.0))
     ok = _wait_state(cw, name, "OK")
-    assert ok["StateReason"] == (f"Threshold Crossed: 1 datapoint [0.0 ({_short(end - 30)})] was not greater than "
-                                 "the threshold (1.0).")
+    assert ok["StateReason"] == (
+        f"Threshold Crossed: 1 out of the last 1 datapoints [0.0 ({_short(end - 30)})] was not greater than the "
+        "threshold (1.0) (minimum 1 datapoint for ALARM -> OK transition).")
     _put(cw, ns, "Errors", (end - 15, 5.0), (end - 12, 2.0))  # Maximum of the period: 5.0
     alarm = _wait_state(cw, name, "ALARM")
     assert alarm["StateReason"] == (
@@ -200,8 +206,9 @@ def test_new_alarm_is_insufficient_data_then_ok_alarm_ok_with_the_documented_rea
     assert alarm["StateTransitionedTimestamp"] == alarm["StateUpdatedTimestamp"] > ok["StateUpdatedTimestamp"]
     _put(cw, ns, "Errors", (end - 5, 1.0))  # not greater than 1.0
     back = _wait_state(cw, name, "OK")
-    assert back["StateReason"] == (f"Threshold Crossed: 1 datapoint [1.0 ({_short(end - 10)})] was not greater "
-                                   "than the threshold (1.0).")
+    assert back["StateReason"] == (
+        f"Threshold Crossed: 1 out of the last 1 datapoints [1.0 ({_short(end - 10)})] was not greater than the "
+        "threshold (1.0) (minimum 1 datapoint for ALARM -> OK transition).")
 
 
 def test_m_out_of_n_with_sum_and_dimensions(cw):
@@ -314,8 +321,8 @@ def test_sns_actions_reach_an_sqs_subscriber_with_aws_json(cw, aws_client, recor
     assert message["Trigger"] == {
         "MetricName": "Errors", "Namespace": ns, "StatisticType": "Statistic", "Statistic": "MAXIMUM", "Unit": None,
         "Dimensions": [{"value": "flights", "name": "Table"}], "Period": PERIOD, "EvaluationPeriods": 1,
-        "ComparisonOperator": "GreaterThanThreshold", "Threshold": 1.0,
-        "TreatMissingData": "- TreatMissingData: missing", "EvaluateLowSampleCountPercentile": ""}
+        "DatapointsToAlarm": 1, "ComparisonOperator": "GreaterThanThreshold", "Threshold": 1.0,
+        "TreatMissingData": "missing", "EvaluateLowSampleCountPercentile": ""}
     _put(cw, ns, "Errors", (end - 5, 0.0), dims=[{"Name": "Table", "Value": "flights"}])  # a newer period: OK
     [back] = _notifications(aws_client, url, 1)
     assert json.loads(back["Message"])["NewStateValue"] == "OK"
@@ -370,7 +377,9 @@ def test_history_items(cw, aws_client):
     update, action, state, create = items
     assert all(i["AlarmName"] == name and i["AlarmType"] == "MetricAlarm" for i in items)
     assert create["HistorySummary"] == f'Alarm "{name}" created'
-    assert json.loads(create["HistoryData"])["createdAlarm"]["threshold"] == 1.0
+    created = json.loads(create["HistoryData"])["createdAlarm"]
+    assert (created["threshold"], created["stateValue"], created["okactions"], created["alarmDescription"]) == \
+        (1.0, "INSUFFICIENT_DATA", [], "")
     assert update["HistorySummary"] == f'Alarm "{name}" updated'
     changed = json.loads(update["HistoryData"])
     assert (changed["type"], changed["originalAlarm"]["threshold"], changed["updatedAlarm"]["threshold"]) == \

@@ -25,13 +25,16 @@ Sources (AWS CloudWatch User Guide, "Using Amazon CloudWatch alarms"):
 * "Percentile-based alarms and low data samples": with ``EvaluateLowSampleCountPercentile=ignore``
   the state does not change while a period has fewer than 10/(1-p) samples (p >= 0.5) or 10/p.
 
-The reason texts follow the form of AWS's published notifications, e.g. ``Threshold Crossed: 1 out
-of the last 1 datapoints [4000.0 (06/02/20 03:09:00)] was greater than the threshold (3000.0)
-(minimum 1 datapoint for OK -> ALARM transition).`` (dates ``dd/mm/yy HH:MM:SS`` of the period
-start, UTC, newest first) and ``Threshold Crossed: 1 datapoint [0.0 (...)] was not greater than the
-threshold (1.0).``; all-missing ones ``Threshold Crossed: no datapoints were received for 3 periods
-and 3 missing datapoints were treated as [Breaching].``; ``Insufficient Data: 1 datapoint was
-unknown.``.
+The reason texts follow the form of AWS's published notifications (2020-2025), e.g. ``Threshold
+Crossed: 1 out of the last 1 datapoints [4000.0 (06/02/20 03:09:00)] was greater than the threshold
+(3000.0) (minimum 1 datapoint for OK -> ALARM transition).`` (the breaching datapoints, newest
+first, dated ``dd/mm/yy HH:MM:SS`` at the period start, UTC; from INSUFFICIENT_DATA too) and
+``Threshold Crossed: 1 out of the last 1 datapoints [3.6266666666666665 (26/08/22 03:40:00)] was not
+less than the threshold (1.0) (minimum 1 datapoint for ALARM -> OK transition).`` (values as Java's
+``Double.toString``, i.e. Python's ``repr``); all-missing ones ``Threshold Crossed: no datapoints
+were received for 3 periods and 3 missing datapoints were treated as [Breaching].``; ``Insufficient
+Data: 1 datapoint was unknown.``. The older short form (``1 datapoint [0.0 (...)] was not greater
+than the threshold (1.0).``) is not used.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 OK, ALARM, INSUFFICIENT_DATA = "OK", "ALARM", "INSUFFICIENT_DATA"
@@ -144,8 +148,17 @@ def _short(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%d/%m/%y %H:%M:%S")
 
 
-def _number(v: float) -> str:
-    return repr(float(v))
+def number(v: float) -> str:
+    """A value as Java's ``Double.toString`` writes it (AWS's reason texts): the shortest digits
+    that read back, plain between 10^-3 and 10^7 (``4000.0``), else ``1.0E10`` / ``1.5E-4``."""
+    v = float(v)
+    if math.isnan(v) or math.isinf(v):
+        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    if v == 0 or 1e-3 <= abs(v) < 1e7:
+        return repr(v)  # Python's repr is shortest-digits and plain in this range
+    sign, digits, exponent = Decimal(repr(v)).normalize().as_tuple()
+    text = "".join(map(str, digits))
+    return f"{'-' if sign else ''}{text[0]}.{text[1:] or '0'}E{len(text) - 1 + int(exponent)}"
 
 
 def _plural(n: int, word: str) -> str:
@@ -153,7 +166,7 @@ def _plural(n: int, word: str) -> str:
 
 
 def _listing(points: list[Datapoint]) -> str:
-    return ", ".join(f"{_number(p.value)} ({_short(p.start)})" for p in sorted(points, key=lambda p: -p.start))
+    return ", ".join(f"{number(p.value)} ({_short(p.start)})" for p in sorted(points, key=lambda p: -p.start))
 
 
 def _low_samples(spec: Spec, points: list[Datapoint]) -> bool:
@@ -240,15 +253,12 @@ def decide(spec: Spec, periods: dict[float, Samples], now: float) -> Outcome:
 
 def _crossed(state: str, breaching: list[Datapoint], calm: list[Datapoint], bad: int, n: int, m: int,
              words: str, threshold: float, good: int | None = None) -> str:
-    t = _number(threshold)
+    t = number(threshold)
     if state == ALARM:
         return (f"Threshold Crossed: {bad} out of the last {n} datapoints [{_listing(breaching)}] "
                 f"{'was' if bad == 1 else 'were'} {words} the threshold ({t}) "
                 f"(minimum {_plural(m, 'datapoint')} for OK -> ALARM transition).")
     good = n - bad if good is None else good
-    if not breaching and len(calm) == n:
-        return (f"Threshold Crossed: {_plural(good, 'datapoint')} [{_listing(calm)}] "
-                f"{'was' if good == 1 else 'were'} not {words} the threshold ({t}).")
     return (f"Threshold Crossed: {good} out of the last {n} datapoints [{_listing(calm)}] "
             f"{'was' if good == 1 else 'were'} not {words} the threshold ({t}) "
             f"(minimum {_plural(n - m + 1, 'datapoint')} for ALARM -> OK transition).")

@@ -79,11 +79,14 @@ def _add_history(backend: cw.CloudWatchBackend, alarm: cw.Alarm, kind: str, summ
 
 
 def _config(alarm: cw.Alarm) -> dict[str, Any]:
-    """The alarm as AWS writes it in ConfigurationUpdate history (camelCase, ``oKActions`` included)."""
+    """The alarm as AWS writes it in ConfigurationUpdate history: camelCase keys, ``okactions``
+    lower-case and ``alarmDescription`` ``""`` when none (a published ``createdAlarm`` of 2014)."""
     out: dict[str, Any] = {
-        "alarmName": alarm.name, "alarmArn": alarm.alarm_arn, "alarmDescription": alarm.description,
-        "actionsEnabled": alarm.actions_enabled, "oKActions": list(alarm.ok_actions),
+        "alarmName": alarm.name, "alarmArn": alarm.alarm_arn, "alarmDescription": alarm.description or "",
+        "alarmConfigurationUpdatedTimestamp": _iso_dt(alarm.configuration_updated_timestamp),
+        "actionsEnabled": alarm.actions_enabled, "okactions": list(alarm.ok_actions),
         "alarmActions": list(alarm.alarm_actions), "insufficientDataActions": list(alarm.insufficient_data_actions),
+        "stateValue": alarm.state_value, "stateUpdatedTimestamp": _iso_dt(alarm.state_updated_timestamp),
         "metricName": alarm.metric_name, "namespace": alarm.namespace,
         "dimensions": [{"name": d.name, "value": d.value} for d in alarm.dimensions],
         "period": alarm.period, "unit": alarm.unit, "evaluationPeriods": alarm.evaluation_periods,
@@ -197,7 +200,9 @@ def change_state(backend: cw.CloudWatchBackend, alarm: cw.Alarm, state: str, rea
 
 
 def notification(backend: cw.CloudWatchBackend, alarm: cw.Alarm, old_value: str, when: datetime) -> dict[str, Any]:
-    """The JSON AWS publishes to an SNS alarm action (the form of its published notifications)."""
+    """The JSON AWS publishes to an SNS alarm action: the keys, their order and forms of its
+    published notifications of 2022-2025 (``Statistic`` in capitals, ``Dimensions`` as
+    ``[{"value", "name"}]``, ``DatapointsToAlarm`` and ``TreatMissingData`` always present)."""
     trigger: dict[str, Any] = {"MetricName": alarm.metric_name, "Namespace": alarm.namespace}
     if alarm.statistic:
         trigger.update({"StatisticType": "Statistic", "Statistic": alarm.statistic.upper()})
@@ -207,12 +212,10 @@ def notification(backend: cw.CloudWatchBackend, alarm: cw.Alarm, old_value: str,
         "Unit": alarm.unit,
         "Dimensions": [{"value": d.value, "name": d.name} for d in alarm.dimensions],
         "Period": int(alarm.period), "EvaluationPeriods": int(alarm.evaluation_periods),
-    })
-    if alarm.datapoints_to_alarm is not None:
-        trigger["DatapointsToAlarm"] = int(alarm.datapoints_to_alarm)
-    trigger.update({
+        "DatapointsToAlarm": int(alarm.datapoints_to_alarm or alarm.evaluation_periods),
         "ComparisonOperator": alarm.comparison_operator, "Threshold": float(alarm.threshold),
-        "TreatMissingData": f"- TreatMissingData: {alarm.treat_missing_data or 'missing'}",
+        # "missing" since 2022; notifications of 2019-2021 read "- TreatMissingData: missing".
+        "TreatMissingData": alarm.treat_missing_data or "missing",
         "EvaluateLowSampleCountPercentile": alarm.evaluate_low_sample_count_percentile or "",
     })
     return {
