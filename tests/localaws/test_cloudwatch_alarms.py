@@ -414,6 +414,9 @@ def test_describe_alarms_combines_filters(cw):
     by_action = cw.describe_alarms(ActionPrefix=f"arn:aws:sns:us-east-1:123456789012:{prefix}-c",
                                    StateValue="INSUFFICIENT_DATA")
     assert [a["AlarmName"] for a in by_action["MetricAlarms"]] == [f"{prefix}-c"]
+    _alarm(cw, f"{prefix}-0", _name("Quiet"))
+    listed = [a["AlarmName"] for a in cw.describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]]
+    assert listed == [f"{prefix}-0", f"{prefix}-a", f"{prefix}-b", f"{prefix}-c"]  # by name, not creation
     with pytest.raises(botocore.exceptions.ClientError) as err:
         cw.describe_alarms(AlarmNames=[f"{prefix}-a"], AlarmNamePrefix=prefix)
     assert err.value.response["Error"]["Code"] == "InvalidParameterCombination"

@@ -7,7 +7,7 @@
 * ``DescribeAlarms``: moto applies only one of its filters (the first given of ActionPrefix,
   AlarmNamePrefix, AlarmNames, StateValue) and returns composite alarms unasked; AWS combines
   them (AlarmNames with AlarmNamePrefix is refused, as AWS documents) and, without AlarmTypes,
-  returns metric alarms only. ActionPrefix matches AlarmActions, as
+  returns metric alarms only, ordered by name. ActionPrefix matches AlarmActions, as
   moto does. MaxRecords/NextToken are not applied (all matches in one page).
 """
 
@@ -55,7 +55,7 @@ def describe_alarms(self: cw_responses.CloudWatchResponse) -> ActionResult:
     types = self._get_param("AlarmTypes") or ["MetricAlarm"]
     if names and name_prefix:  # the DescribeAlarms reference: "you cannot specify AlarmNames" with a prefix
         raise InvalidParameterCombination("DescribeAlarms: AlarmNamePrefix and AlarmNames cannot be used together")
-    alarms = [a for a in backend.alarms.values()
+    alarms = [a for a in sorted(backend.alarms.values(), key=lambda a: a.name)  # AWS lists by name
               if (not action_prefix or any(x.startswith(action_prefix) for x in a.alarm_actions))
               and (not name_prefix or a.name.startswith(name_prefix))
               and (not names or a.name in names)
