@@ -151,8 +151,8 @@ def lake_daily(s: Settings, dataset: str) -> DAG:
             verbose=True,
             deferrable=True,
             wait_for_completion=True,
-            waiter_delay=10,
-            waiter_max_attempts=s.glue_timeout * 6 + 6,
+            waiter_delay=s.poll_interval,
+            waiter_max_attempts=s.glue_timeout * 60 // s.poll_interval + 6,
             execution_timeout=timedelta(minutes=s.glue_timeout + 10),
             outlets=list(lake.gold),
         )
@@ -160,14 +160,14 @@ def lake_daily(s: Settings, dataset: str) -> DAG:
         crawl_silver = GlueCrawlerOperator(
             task_id="crawl_silver",
             config={"Name": L.silver_crawler},
-            poll_interval=5,
+            poll_interval=s.poll_interval,
             max_active_tis_per_dag=1,  # one crawl of a crawler at a time across runs
             outlets=[lake.catalog_silver],
         )
         crawl_gold = GlueCrawlerOperator(
             task_id="crawl_gold",
             config={"Name": L.gold_crawler},
-            poll_interval=5,
+            poll_interval=s.poll_interval,
             max_active_tis_per_dag=1,
             outlets=list(lake.catalog_gold),
         )

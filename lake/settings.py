@@ -37,6 +37,7 @@ LAKE_GLUE_JOB                   lake-flights-gold                          LAKE_
 LAKE_GLUE_WORKERS               2                                          G.1X workers per run
 LAKE_GLUE_TIMEOUT               30                                         minutes per job run
 LAKE_GLUE_MAX_CONCURRENT_RUNS   3                                          = the DAG's max_active_runs
+LAKE_POLL_INTERVAL              10                                         seconds between status checks of a Glue run or crawl
 LAKE_SILVER_CRAWLER             lake-silver-crawler                        catalogs LAKE_DATASET's silver
 LAKE_GOLD_CRAWLER               lake-gold-crawler                          catalogs its gold tables
 LAKE_LAMBDA_ROLE_ARN            arn:aws:iam::<account>:role/lake-extractor  execution role
@@ -119,6 +120,10 @@ class Settings(BaseSettings):
     glue_workers: int = Field(2, ge=2)
     glue_timeout: int = Field(30, ge=1)
     glue_max_concurrent_runs: int = Field(3, ge=1)
+    #: Seconds between the DAG's status checks of a Glue job run (the triggerer's waiter) and of a
+    #: crawl. 10 suits AWS, where runs and crawls take minutes; the demo stack and the tests use 2
+    #: (localaws runs small days in seconds, so each check saved shortens every run).
+    poll_interval: int = Field(10, ge=1, le=300)
     silver_crawler: str = "lake-silver-crawler"
     gold_crawler: str = "lake-gold-crawler"
     lambda_role_arn: str | None = None

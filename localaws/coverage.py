@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 #: The services the lake uses, with their moto module.
 SERVICES = {"s3": "s3", "glue": "glue", "athena": "athena", "lambda": "awslambda", "sns": "sns", "logs": "logs",
-            "iam": "iam", "sts": "sts", "cloudwatch": "cloudwatch"}
+            "iam": "iam", "sts": "sts", "cloudwatch": "cloudwatch", "firehose": "firehose"}
 
 #: Operations localaws executes for real, with what it does (docs/localaws.md has the details).
 EXECUTED = {
@@ -54,6 +54,10 @@ EXECUTED = {
     "cloudwatch": {
         "PutMetricAlarm": "the alarm is evaluated every LOCALAWS_ALARM_EVALUATION_SECONDS; SNS actions publish",
         "SetAlarmState": "records history and runs the alarm's actions",
+    },
+    "firehose": {
+        "PutRecord": "buffers the record and delivers S3 objects by BufferingHints (size, interval, at stop)",
+        "PutRecordBatch": "buffers, partitions (jq) and delivers S3 objects; per-record FailedPutCount",
     },
 }
 

@@ -179,10 +179,29 @@ class AthenaRunFaults(_Model):
         return self
 
 
+class FirehoseRecordFaults(_Model):
+    """Records of a Firehose PutRecordBatch that fail one by one, as AWS fails them when a stream is
+    over its throughput: the call succeeds, the record's entry has ``ErrorCode``
+    ``ServiceUnavailableException`` and ``FailedPutCount`` counts it (API reference, PutRecordBatch).
+    A failed record is not buffered; the client resends it.
+
+    :param fail_rate: probability that a record fails.
+    :param streams: delivery stream names (fnmatch patterns) affected; ``None``: every stream.
+    :param max_faults: at most this many failed records per stream.
+    :param after_records: the first N records of each stream are not touched.
+    """
+
+    fail_rate: Rate
+    streams: list[str] | None = None
+    max_faults: NonNegativeInt | None = None
+    after_records: NonNegativeInt = 0
+
+
 class RunsConfig(_Model):
     lambda_: LambdaRunFaults | None = Field(default=None, alias="lambda")
     glue: GlueRunFaults | None = None
     athena: AthenaRunFaults | None = None
+    firehose: FirehoseRecordFaults | None = None
 
 
 class FaultConfig(_Model):
@@ -202,6 +221,8 @@ class FaultConfig(_Model):
                 parts.append(f"{kind} runs fail {runs.fail_rate:.0%} / time out {runs.timeout_rate:.0%}")
         if self.runs.athena is not None:
             parts.append(f"athena queries held RUNNING {self.runs.athena.latency_ms} ms")
+        if self.runs.firehose is not None:
+            parts.append(f"firehose records fail {self.runs.firehose.fail_rate:.0%}")
         return ", ".join(parts)
 
 
@@ -783,6 +804,29 @@ class FaultInjector:
         log.info("localaws fault: athena query of work group %s held RUNNING %.0f ms", workgroup, seconds * 1000)
         return seconds
 
+    def record_fails(self, stream: str) -> bool:
+        """Whether the next record put to Firehose delivery stream ``stream`` fails (one draw per record)."""
+        with self._lock:
+            if self.config is None or self.config.runs.firehose is None:
+                return False
+            rule = self.config.runs.firehose
+            key = f"firehose:{stream}"
+            counters = self._runs.setdefault(key, _RunCounters())
+            counters.runs += 1
+            if rule.streams is not None and not any(fnmatchcase(stream, p) for p in rule.streams):
+                return False
+            u = self._rng(f"firehose-record:{stream}").random()
+            if counters.runs <= rule.after_records:
+                return False
+            if rule.max_faults is not None and counters.faults >= rule.max_faults:
+                return False
+            if u >= rule.fail_rate:
+                return False
+            counters.failed += 1
+            nth, total = counters.failed, counters.runs
+        log.info("localaws fault: firehose %s record fails (%s fault in %d records)", stream, _ordinal(nth), total)
+        return True
+
     # -- reporting
     def state(self) -> dict[str, Any]:
         """``{"active", "source", "config", "counters": {"operations", "runs", "totals"}}``."""
@@ -811,6 +855,12 @@ def query_hold(workgroup: str) -> float:
     """Seconds a new Athena query of ``workgroup`` is held RUNNING by fault injection (0: none)."""
     injector = RUNTIME.faults
     return injector.query_hold(workgroup) if injector is not None else 0.0
+
+
+def firehose_record_fails(stream: str) -> bool:
+    """Whether fault injection fails the next record put to Firehose delivery stream ``stream``."""
+    injector = RUNTIME.faults
+    return injector.record_fails(stream) if injector is not None else False
 
 
 def run_fault(kind: str, name: str) -> str | None:

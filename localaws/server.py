@@ -40,6 +40,7 @@ from localaws.services import (
     athena,
     awslambda,
     cloudwatch_alarms,
+    firehose,
     glue_crawler,
     glue_dq,
     glue_jobs,
@@ -113,6 +114,7 @@ def install_patches() -> None:
     athena.install()
     s3conditional.install()
     cloudwatch_alarms.install()
+    firehose.install()
     for model in ("glue::job_run", "glue::crawl", "athena::execution"):
         state_manager.set_transition(model, {"progression": "manual", "times": 10**12})
 
@@ -275,6 +277,11 @@ class LocalAWS:
             started = time.monotonic()
             install_patches()
             awslambda.POOL.configure(self.lambda_idle_seconds)  # ValueError on a bad $LOCALAWS_LAMBDA_* variable
+            if self.alarm_evaluation_seconds is not None:
+                RUNTIME.alarm_evaluation_seconds = self.alarm_evaluation_seconds
+            if RUNTIME.alarm_evaluation_seconds <= 0:
+                raise ValueError("the CloudWatch alarm evaluation interval must be positive, got "
+                                 f"{RUNTIME.alarm_evaluation_seconds:g} s")
             if self.state_dir:
                 persistence.load(self.state_dir)
                 for what, recover in (("Glue job runs", glue_jobs.recover_after_restart),
@@ -299,11 +306,11 @@ class LocalAWS:
                                         else os.environ.get("LOCALAWS_GLUE_JVM_OPTIONS", "")).strip()
             self._thread = threading.Thread(target=self._server.serve_forever, name="localaws-http", daemon=True)
             self._thread.start()
-            if self.alarm_evaluation_seconds is not None:
-                RUNTIME.alarm_evaluation_seconds = self.alarm_evaluation_seconds
-            if RUNTIME.alarm_evaluation_seconds <= 0:
-                raise ValueError("LOCALAWS_ALARM_EVALUATION_SECONDS must be positive, got "
-                                 f"{RUNTIME.alarm_evaluation_seconds:g}")
+            # Firehose buffers (restored ones too) are delivered by interval, under the snapshot lock.
+            firehose.FLUSHER.start(self._lock.shared, self._background_change)
+            if firehose.buffered_records():
+                log.info("%d Firehose records were buffered at the last snapshot; they are delivered by their "
+                         "buffering interval or at stop", firehose.buffered_records())
             # CloudWatch alarms (restored ones too) are evaluated every interval, under the snapshot lock.
             cloudwatch_alarms.EVALUATOR.start(self._lock.shared, self._background_change)
             if self.state_dir and self.snapshot_interval > 0:
@@ -340,6 +347,7 @@ class LocalAWS:
             thread.join(timeout=5)
         awslambda.shutdown()  # every Lambda execution environment: no process outlives the server
         glue_jobs.POOL.stop()
+        firehose.FLUSHER.stop()  # every buffered Firehose record is delivered before the final snapshot
         cloudwatch_alarms.EVALUATOR.stop()
         if self.state_dir:
             self.snapshot()
@@ -410,8 +418,8 @@ class LocalAWS:
                     self._commit.notify_all()
 
     def _background_change(self) -> None:
-        """Count a change made outside a request (an alarm's state change) and, with durable
-        writes, wait until a snapshot holds it."""
+        """Count a change made outside a request (a Firehose delivery, an alarm's state change)
+        and, with durable writes, wait until a snapshot holds it."""
         change = self._count_change()
         if self.durable_writes:
             self._wait_durable(change)

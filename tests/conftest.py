@@ -42,6 +42,8 @@ os.environ.update(
         # and each stack's spare driver warmed up for nothing (~20 CPU-s on a 2-core machine that the
         # end-to-end tests keep busy). tests/localaws/test_glue_pool.py sets its own size.
         "LOCALAWS_GLUE_POOL_SIZE": os.environ.get("LOCALAWS_GLUE_POOL_SIZE", "1"),
+        # Status checks of Glue runs and crawls every 2 s, not AWS's 10 (as the demo stack: lake/dev/demo.py).
+        "LAKE_POLL_INTERVAL": os.environ.get("LAKE_POLL_INTERVAL", "2"),
     }
 )
 

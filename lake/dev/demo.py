@@ -18,7 +18,8 @@ What it does (``make demo`` runs it inside the project's virtual environment):
    everything (``lake demo --stop`` / ``make demo-stop``); with ``--no-ui`` or ``CI=true`` it
    stops both and exits, non-zero if any run failed.
 
-The same functions start the stack for the backfill test (tests/e2e/test_backfill.py).
+The same functions start the stacks of the real-scheduler tests (tests/e2e/test_faults_backfill.py,
+test_crash.py, test_concurrent_day.py).
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ class Stack:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
             "AIRFLOW__CORE__PARALLELISM": "8",
+            # localaws runs a small day's Glue job or crawl in seconds: check its status every 2 s.
+            "LAKE_POLL_INTERVAL": os.environ.get("LAKE_POLL_INTERVAL", "2"),
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(conn),
             "AWS_ACCESS_KEY_ID": "localaws",
             "AWS_SECRET_ACCESS_KEY": "localaws",

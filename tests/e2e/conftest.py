@@ -25,6 +25,9 @@ def stack(tmp_path):
     """A demo stack in a temporary home on free ports; afterwards its processes are stopped and
     the test's environment (which ``demo.run_pipeline`` and the test may change) is restored."""
     saved = dict(os.environ)
+    # The real scheduler runs up to LAKE_MAX_ACTIVE_RUNS days side by side: two pre-started Glue
+    # drivers (localaws's default) instead of the dag.test() tests' one (tests/conftest.py).
+    os.environ["LOCALAWS_GLUE_POOL_SIZE"] = "2"
     st = demo.Stack(home=tmp_path / "demo", localaws_port=_free_port(), airflow_port=_free_port())
     try:
         yield st

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from datetime import UTC
 
 
 def gold_against_source(stack, con, days: list[str]) -> tuple[int, int]:
@@ -61,12 +62,12 @@ def day_alerts(s, ds: str) -> list[dict]:
 
 def run_day(run_dag, ds: str):
     """``dag.test()`` of flights_lake_daily for day ``ds`` (the ``run_dag`` fixture)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from tests.helpers import REPO
 
     return run_dag(REPO / "dags" / "lake_daily.py", "flights_lake_daily",
-                   logical_date=datetime.fromisoformat(ds).replace(tzinfo=timezone.utc))
+                   logical_date=datetime.fromisoformat(ds).replace(tzinfo=UTC))
 
 
 def task_instances(run) -> dict:
@@ -80,5 +81,5 @@ def stack_faults(stack, method: str, body: dict | None = None) -> dict:
     request = urllib.request.Request(f"{stack.endpoint_url}/_localaws/faults", method=method,
                                      data=json.dumps(body).encode() if body is not None else None,
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 (loopback)
+    with urllib.request.urlopen(request, timeout=10) as resp:
         return json.loads(resp.read() or b"{}")

@@ -155,7 +155,7 @@ def test_a_manual_run_during_a_backfill_of_the_same_day(stack, duck):
     leases = list_keys(s3, s.artifacts_bucket, "leases/")
     assert leases == [], f"leases left behind: {leases}"
     # The late day: the deferred sensor timed out in the triggerer, once, and one alert says so.
-    with urllib.request.urlopen(f"{stack.endpoint_url}/_localaws/sns/messages?topic={s.sns_topic}",  # noqa: S310
+    with urllib.request.urlopen(f"{stack.endpoint_url}/_localaws/sns/messages?topic={s.sns_topic}",
                                 timeout=10) as resp:
         subjects = [m["subject"] for m in json.load(resp)["messages"]
                     if (m["subject"] or "").startswith(f"lake {LATE_DAY}")]

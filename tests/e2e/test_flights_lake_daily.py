@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pyarrow.parquet as pq
 import pytest
@@ -123,7 +123,7 @@ def test_two_days_end_to_end_then_a_rerun(lake, run_dag, duck, capfd):
 
 def _two_days_then_a_rerun(s, aws, run_dag, duck, capfd, records) -> None:
     for ds in DAYS:
-        day = datetime.fromisoformat(ds).replace(tzinfo=timezone.utc)
+        day = datetime.fromisoformat(ds).replace(tzinfo=UTC)
         run = run_dag(DAG_FILE, "flights_lake_daily", logical_date=day)
         assert run.state == "success", f"run for {ds} ended {run.state}"
     captured = capfd.readouterr()
@@ -176,7 +176,7 @@ def _two_days_then_a_rerun(s, aws, run_dag, duck, capfd, records) -> None:
 
     # Rerun the blizzard day: every count stays the same, one copy of each partition.
     before = {ds: _counts(s, aws, ds) for ds in DAYS}
-    run = run_dag(DAG_FILE, "flights_lake_daily", logical_date=datetime(2013, 2, 8, tzinfo=timezone.utc))
+    run = run_dag(DAG_FILE, "flights_lake_daily", logical_date=datetime(2013, 2, 8, tzinfo=UTC))
     assert run.state == "success"
     after = {ds: _counts(s, aws, ds) for ds in DAYS}
     assert after == before
