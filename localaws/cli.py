@@ -2,7 +2,7 @@
 
     localaws serve [--host 127.0.0.1] [--port 4566] [--state-dir .localaws] [--no-durable-writes] [--faults faults.yaml]
                    [--lambda-idle-seconds 600]
-                   [--glue-pool-size 2]
+                   [--glue-pool-size 2] [--alarm-evaluation-seconds 60]
     localaws sns messages [--topic NAME] [--endpoint http://127.0.0.1:4566] [--json]
 """
 
@@ -29,7 +29,8 @@ def _serve(args: argparse.Namespace) -> int:
         server = LocalAWS(host=args.host, port=args.port, state_dir=args.state_dir,
                           snapshot_interval=args.snapshot_interval, faults=args.faults,
                           durable_writes=args.durable_writes, lambda_idle_seconds=args.lambda_idle_seconds,
-                          glue_pool_size=args.glue_pool_size, glue_jvm_options=args.glue_jvm_options)
+                          glue_pool_size=args.glue_pool_size, glue_jvm_options=args.glue_jvm_options,
+                          alarm_evaluation_seconds=args.alarm_evaluation_seconds)
     except FaultConfigError as exc:
         print(f"localaws: {exc}", file=sys.stderr)
         return 2
@@ -119,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--glue-jvm-options", default=None, metavar="OPTIONS",
                        help="extra JVM options of glueetl drivers, e.g. '-XX:TieredStopAtLevel=1 -XX:+UseSerialGC' "
                             "for many small runs (default: $LOCALAWS_GLUE_JVM_OPTIONS, else none)")
+    serve.add_argument("--alarm-evaluation-seconds", type=float, default=None, metavar="S",
+                       help="seconds between evaluations of every CloudWatch metric alarm "
+                            "(default: $LOCALAWS_ALARM_EVALUATION_SECONDS, else 60 as AWS)")
     serve.add_argument("--log-level", default="INFO", help="log level (default INFO)")
     sns = sub.add_parser("sns", help="SNS helpers").add_subparsers(dest="sns_command", required=True)
     msgs = sns.add_parser("messages", help="print the messages published so far")

@@ -51,6 +51,10 @@ EXECUTED = {
     },
     "s3": {"PutObject": "If-None-Match / If-Match conditional writes are atomic"},
     "sns": {"Publish": "records messages (GET /_localaws/sns/messages)"},
+    "cloudwatch": {
+        "PutMetricAlarm": "the alarm is evaluated every LOCALAWS_ALARM_EVALUATION_SECONDS; SNS actions publish",
+        "SetAlarmState": "records history and runs the alarm's actions",
+    },
     "firehose": {
         "PutRecord": "buffers the record and delivers S3 objects by BufferingHints (size, interval, at stop)",
         "PutRecordBatch": "buffers, partitions (jq) and delivers S3 objects; per-record FailedPutCount",

@@ -25,7 +25,8 @@ from moto.backends import get_backend
 from localaws.runtime import log
 
 #: Services whose state survives a restart.
-PERSISTED_SERVICES = ("s3", "glue", "lambda", "sns", "sqs", "logs", "iam", "athena", "sts", "events", "firehose")
+PERSISTED_SERVICES = ("s3", "glue", "lambda", "sns", "sqs", "logs", "iam", "athena", "sts", "events", "firehose",
+                      "cloudwatch")
 SNAPSHOT_NAME = "state.pickle"
 FORMAT_VERSION = 1
 

@@ -43,6 +43,12 @@ def _env_float(name: str, default: float) -> float:
         raise ValueError(f"environment variable {name}={raw!r} is not a number") from exc
 
 
+class NotEmulated(NotImplementedError):
+    """A request localaws refuses with HTTP 501 ``NotImplemented`` because it would store but not
+    emulate what it asks for (a metric-math alarm, say); the message, given verbatim to the
+    client, names the resource and the field (localaws/server.py ``_answer_not_implemented``)."""
+
+
 @dataclass
 class Runtime:
     """Settings the executors need; filled in by :class:`localaws.server.LocalAWS` at start.
@@ -62,6 +68,9 @@ class Runtime:
         ``LOCALAWS_GLUE_JVM_OPTIONS``; default none). ``-XX:TieredStopAtLevel=1 -XX:+UseSerialGC``
         (C1 JIT only) cuts a small run's CPU by about a third and slows a long one (measured in
         docs/localaws.md); the test suite and ``make demo`` set it, since their days are small.
+    :param alarm_evaluation_seconds: seconds between two evaluations of every CloudWatch metric
+        alarm (env ``LOCALAWS_ALARM_EVALUATION_SECONDS``, default 60: AWS evaluates each minute);
+        tests shorten it with :meth:`localaws.services.cloudwatch_alarms.EVALUATOR.configure`.
     """
 
     endpoint_url: str = ""
@@ -71,6 +80,8 @@ class Runtime:
     spark_cores: int = field(default_factory=lambda: int(_env_float("LOCALAWS_SPARK_CORES", 2)))
     glue_pool_size: int = field(default_factory=lambda: int(_env_float("LOCALAWS_GLUE_POOL_SIZE", 2)))
     glue_jvm_options: str = ""
+    alarm_evaluation_seconds: float = field(
+        default_factory=lambda: _env_float("LOCALAWS_ALARM_EVALUATION_SECONDS", 60.0))
     #: Background threads (Event invocations, Glue runs) still running; joined at stop.
     threads: list[threading.Thread] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)

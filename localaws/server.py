@@ -35,10 +35,11 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from localaws import __version__, persistence
 from localaws import faults as _faults
-from localaws.runtime import RUNTIME, log
+from localaws.runtime import RUNTIME, NotEmulated, log
 from localaws.services import (
     athena,
     awslambda,
+    cloudwatch_alarms,
     firehose,
     glue_crawler,
     glue_dq,
@@ -112,6 +113,7 @@ def install_patches() -> None:
     glue_dq.install()
     athena.install()
     s3conditional.install()
+    cloudwatch_alarms.install()
     firehose.install()
     for model in ("glue::job_run", "glue::crawl", "athena::execution"):
         state_manager.set_transition(model, {"progression": "manual", "times": 10**12})
@@ -165,12 +167,12 @@ def _answer_not_implemented(app: Callable) -> Callable:
             answered[:] = [status, headers, exc_info]
             return lambda data: None  # moto's Flask apps return their body; they never write()
 
-        def not_implemented(detail: str) -> list[bytes]:
+        def not_implemented(detail: str, verbatim: bool = False) -> list[bytes]:
             if body is not None:
                 environ["wsgi.input"] = io.BytesIO(body)
             op = _faults.identify(environ) or _faults.Operation("unknown", "Unknown", "rest-json")
             status, code = NOT_IMPLEMENTED
-            message = not_implemented_message(op, detail)
+            message = detail if verbatim else not_implemented_message(op, detail)
             log.warning("%s", message)
             status_line, headers, payload = _faults.protocol_error(op, status, code, message, sender=False,
                                                                    method=environ.get("REQUEST_METHOD", "POST"))
@@ -183,8 +185,8 @@ def _answer_not_implemented(app: Callable) -> Callable:
                                    "as another operation (localaws/services/s3subresources.py)")
         try:
             result = app(environ, capture)
-        except NotImplementedError as exc:
-            return not_implemented(str(exc) or type(exc).__name__)
+        except NotImplementedError as exc:  # NotEmulated: a part of an operation, its message says which
+            return not_implemented(str(exc) or type(exc).__name__, verbatim=isinstance(exc, NotEmulated))
         status, headers, exc_info = answered
         if status.startswith("404") and any(k.lower() == "content-type" and v.startswith("text/html")
                                             for k, v in headers):
@@ -222,6 +224,9 @@ class LocalAWS:
     :param glue_jvm_options: extra JVM options of glueetl drivers (e.g.
         :data:`localaws.runtime.QUICK_START_JVM_OPTIONS`); ``None``: env ``LOCALAWS_GLUE_JVM_OPTIONS``
         read at start, default none.
+    :param alarm_evaluation_seconds: seconds between two evaluations of every CloudWatch metric
+        alarm; ``None``: env ``LOCALAWS_ALARM_EVALUATION_SECONDS``, default 60 (AWS evaluates each
+        minute). See :mod:`localaws.services.cloudwatch_alarms`.
     :raises localaws.faults.FaultConfigError: at construction, when the fault config is invalid.
     :raises persistence.SnapshotError: at start, when the snapshot in ``state_dir`` is unreadable.
     :raises RuntimeError: when another LocalAWS already runs in this process (moto's state is global).
@@ -231,8 +236,10 @@ class LocalAWS:
                  snapshot_interval: float = DEFAULT_SNAPSHOT_INTERVAL,
                  faults: _faults.FaultConfig | dict | str | Path | None = None,
                  durable_writes: bool = True, lambda_idle_seconds: float | None = None,
-                 glue_pool_size: int | None = None, glue_jvm_options: str | None = None) -> None:
+                 glue_pool_size: int | None = None, glue_jvm_options: str | None = None,
+                 alarm_evaluation_seconds: float | None = None) -> None:
         self.host = host
+        self.alarm_evaluation_seconds = alarm_evaluation_seconds
         self.glue_pool_size = glue_pool_size
         self.glue_jvm_options = glue_jvm_options
         self.port = port
@@ -270,6 +277,11 @@ class LocalAWS:
             started = time.monotonic()
             install_patches()
             awslambda.POOL.configure(self.lambda_idle_seconds)  # ValueError on a bad $LOCALAWS_LAMBDA_* variable
+            if self.alarm_evaluation_seconds is not None:
+                RUNTIME.alarm_evaluation_seconds = self.alarm_evaluation_seconds
+            if RUNTIME.alarm_evaluation_seconds <= 0:
+                raise ValueError("the CloudWatch alarm evaluation interval must be positive, got "
+                                 f"{RUNTIME.alarm_evaluation_seconds:g} s")
             if self.state_dir:
                 persistence.load(self.state_dir)
                 for what, recover in (("Glue job runs", glue_jobs.recover_after_restart),
@@ -299,6 +311,8 @@ class LocalAWS:
             if firehose.buffered_records():
                 log.info("%d Firehose records were buffered at the last snapshot; they are delivered by their "
                          "buffering interval or at stop", firehose.buffered_records())
+            # CloudWatch alarms (restored ones too) are evaluated every interval, under the snapshot lock.
+            cloudwatch_alarms.EVALUATOR.start(self._lock.shared, self._background_change)
             if self.state_dir and self.snapshot_interval > 0:
                 self._snapshotter = threading.Thread(target=self._snapshot_loop, name="localaws-snapshot", daemon=True)
                 self._snapshotter.start()
@@ -334,6 +348,7 @@ class LocalAWS:
         awslambda.shutdown()  # every Lambda execution environment: no process outlives the server
         glue_jobs.POOL.stop()
         firehose.FLUSHER.stop()  # every buffered Firehose record is delivered before the final snapshot
+        cloudwatch_alarms.EVALUATOR.stop()
         if self.state_dir:
             self.snapshot()
         if self._work_dir:
@@ -403,8 +418,8 @@ class LocalAWS:
                     self._commit.notify_all()
 
     def _background_change(self) -> None:
-        """Count a change made outside a request (a Firehose delivery) and, with durable writes,
-        wait until a snapshot holds it."""
+        """Count a change made outside a request (a Firehose delivery, an alarm's state change)
+        and, with durable writes, wait until a snapshot holds it."""
         change = self._count_change()
         if self.durable_writes:
             self._wait_durable(change)
