@@ -6,12 +6,15 @@ the executors (Lambda, Glue) read the endpoint and work directory from here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from localaws.faults import FaultInjector
@@ -43,6 +46,19 @@ def _env_float(name: str, default: float) -> float:
         raise ValueError(f"environment variable {name}={raw!r} is not a number") from exc
 
 
+def _env_delays(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        delays = tuple(float(part) for part in raw.split(","))
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} is not a comma-separated list of seconds") from exc
+    if not delays or any(d < 0 for d in delays):
+        raise ValueError(f"environment variable {name}={raw!r}: seconds must be >= 0")
+    return delays
+
+
 @dataclass
 class Runtime:
     """Settings the executors need; filled in by :class:`localaws.server.LocalAWS` at start.
@@ -62,6 +78,12 @@ class Runtime:
         ``LOCALAWS_GLUE_JVM_OPTIONS``; default none). ``-XX:TieredStopAtLevel=1 -XX:+UseSerialGC``
         (C1 JIT only) cuts a small run's CPU by about a third and slows a long one (measured in
         docs/localaws.md); the test suite and ``make demo`` set it, since their days are small.
+    :param lambda_retry_delays: seconds before the 1st and 2nd retry of a failed asynchronous Lambda
+        invocation (env ``LOCALAWS_LAMBDA_RETRY_DELAYS``, e.g. ``"60,120"``, the default: AWS waits one
+        minute, then two; see :mod:`localaws.services.awslambda.asynchronous`). Tests shorten them.
+    :param state_change: a context manager that background work (not an HTTP request) enters while
+        it changes moto's state, so that a snapshot never pickles a half-made change and the next
+        periodic snapshot includes it; the server sets it at start (``nullcontext`` otherwise).
     """
 
     endpoint_url: str = ""
@@ -71,6 +93,9 @@ class Runtime:
     spark_cores: int = field(default_factory=lambda: int(_env_float("LOCALAWS_SPARK_CORES", 2)))
     glue_pool_size: int = field(default_factory=lambda: int(_env_float("LOCALAWS_GLUE_POOL_SIZE", 2)))
     glue_jvm_options: str = ""
+    lambda_retry_delays: tuple[float, ...] = field(
+        default_factory=lambda: _env_delays("LOCALAWS_LAMBDA_RETRY_DELAYS", (60.0, 120.0)))
+    state_change: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
     #: Background threads (Event invocations, Glue runs) still running; joined at stop.
     threads: list[threading.Thread] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
