@@ -17,6 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from localaws.runtime import RUNTIME
+from localaws.services import s3events
 from localaws.services import sns as localaws_sns
 from tests.localaws.helpers import lambda_role, zip_bytes
 
@@ -384,6 +385,21 @@ def test_maximum_retry_attempts_zero_runs_once(aws_client, s3_lambda, monkeypatc
     s3.put_object(Bucket=bucket, Key="bad.csv", Body=b"x")
     _wait_for(lambda: any(ln.startswith("REPORT") for ln in _log_lines(logs, arn)), what="one attempt")
     time.sleep(1.0)
+    assert sum(ln.startswith("START") for ln in _log_lines(logs, arn)) == 1
+
+
+def test_an_event_older_than_maximum_event_age_is_not_retried(aws_client, s3_lambda, monkeypatch):
+    """MaximumEventAgeInSeconds 60 with a first retry due after 61 s: the event would be too old at
+    its retry, so Lambda discards it after the first attempt."""
+    monkeypatch.setattr(RUNTIME, "lambda_retry_delays", (61.0, 61.0))
+    s3, logs, lam = aws_client("s3"), aws_client("logs"), aws_client("lambda")
+    bucket = _name("s3ev-old")
+    arn = s3_lambda("fail", bucket)
+    lam.put_function_event_invoke_config(FunctionName=arn, MaximumEventAgeInSeconds=60)
+    s3.put_object(Bucket=bucket, Key="bad.csv", Body=b"x")
+    _wait_for(lambda: any(ln.startswith("REPORT") for ln in _log_lines(logs, arn)), what="one attempt")
+    # Nothing is left waiting for a retry: the delivery is finished with.
+    _wait_for(lambda: not [d for d in s3events.pending() if d["bucket"] == bucket], what="the delivery to end")
     assert sum(ln.startswith("START") for ln in _log_lines(logs, arn)) == 1
 
 
