@@ -352,7 +352,16 @@ class Batch:
 
     def __init__(self, environ: dict[str, Any]) -> None:
         self.deliveries: list[dict[str, Any]] = []
-        self.requester = _requester(environ)
+        self._environ = environ
+        self._requester: dict[str, str] | None = None
+
+    @property
+    def requester(self) -> dict[str, str]:
+        """Who made the request (``principal``, ``source_ip``) and placeholder ids; worked out only
+        for a request that makes an event."""
+        if self._requester is None:
+            self._requester = _requester(self._environ)
+        return self._requester
 
     def wrap(self, start_response: Callable) -> Callable:
         def wrapped(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
