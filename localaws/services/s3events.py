@@ -37,6 +37,7 @@ import contextlib
 import fnmatch
 import json
 import queue
+import re
 import threading
 import time
 import uuid
@@ -54,6 +55,7 @@ from moto.s3.exceptions import (
     InvalidNotificationDestination,
     InvalidNotificationEvent,
 )
+from moto.s3.responses import S3Response
 
 from localaws.runtime import RUNTIME, log
 
@@ -156,7 +158,7 @@ def _rules(filters: dict[str, Any] | None) -> dict[str, str]:
     rules = ((filters or {}).get("S3Key") or {}).get("FilterRule") or []
     if isinstance(rules, dict):
         rules = [rules]
-    return {r["Name"]: r.get("Value") or "" for r in rules}
+    return {r["Name"].lower(): r.get("Value") or "" for r in rules}
 
 
 def matches(events: list[str], filters: dict[str, Any] | None, event_name: str, key: str) -> bool:
@@ -211,9 +213,9 @@ def validate(account_id: str, bucket: Any, config: dict[str, Any]) -> None:
         rules = ((item.get("Filter") or {}).get("S3Key") or {}).get("FilterRule") or []
         seen: set[str] = set()
         for rule in rules if isinstance(rules, list) else [rules]:
-            name = rule.get("Name")
+            name = str(rule.get("Name")).lower()
             if name not in ("prefix", "suffix"):
-                raise InvalidFilterRuleName(str(name))
+                raise InvalidFilterRuleName(str(rule.get("Name")))
             if name in seen:
                 raise InvalidArgumentError(f"Cannot specify more than one {name} rule in a filter.",
                                            "FilterRule.Name", name)
@@ -489,11 +491,37 @@ def _send_test_event(account_id: str, bucket: Any) -> None:
 
 
 _original_put_configuration = s3_models.S3Backend.put_bucket_notification_configuration
+_original_config_from_body = S3Response._notification_config_from_body
+
+_FILTER_NAME = re.compile(rb"<Name>\s*([^<]*?)\s*</Name>")
+_EMPTY_VALUE = re.compile(rb"<Value>\s*</Value>|<Value\s*/>")
+
+
+def _config_from_body(self: S3Response) -> dict[str, Any]:
+    """moto's parser of the PutBucketNotificationConfiguration body, after the filter rules are
+    checked: S3 takes rule names in any case (``Prefix`` as well as ``prefix``; moto asserted the
+    lowercase ones, an HTTP 500 otherwise); any other name -> ``InvalidArgument`` "filter rule name
+    must be either prefix or suffix"; an empty value -> ``InvalidArgument`` naming FilterRule.Value
+    (moto's assertion again)."""
+    body = self.body if isinstance(self.body, bytes) else str(self.body or "").encode()
+    for match in _FILTER_NAME.finditer(body):
+        if match.group(1).lower() not in (b"prefix", b"suffix"):
+            raise InvalidFilterRuleName(match.group(1).decode(errors="replace"))
+    if _EMPTY_VALUE.search(body):
+        raise InvalidArgumentError("localaws: a filter rule needs a non-empty value", "FilterRule.Value", "")
+    self.body = _FILTER_NAME.sub(lambda m: b"<Name>" + m.group(1).lower() + b"</Name>", body)
+    return _original_config_from_body(self)
 _original_delete_object = s3_models.S3Backend.delete_object
 
 
 def _put_configuration(self: Any, bucket_name: str, notification_config: dict[str, Any]) -> None:
     validate(self.account_id, self.get_bucket(bucket_name), notification_config or {})
+    # S3 answers GetBucketNotificationConfiguration with the rule names "Prefix" / "Suffix", whatever
+    # case they were put in (https://github.com/aws/aws-sdk/issues/389); moto echoed them as put.
+    for _, _, item in _configurations(notification_config or {}):
+        rules = ((item.get("Filter") or {}).get("S3Key") or {}).get("FilterRule") or []
+        for rule in rules if isinstance(rules, list) else [rules]:
+            rule["Name"] = rule["Name"].capitalize()
     _original_put_configuration(self, bucket_name, notification_config)
 
 
@@ -614,4 +642,5 @@ def install() -> None:
     moto_notifications.send_test_event = _send_test_event
     s3_models.S3Backend.put_bucket_notification_configuration = _put_configuration  # type: ignore[method-assign]
     s3_models.S3Backend.delete_object = _delete_object  # type: ignore[method-assign]
+    S3Response._notification_config_from_body = _config_from_body  # type: ignore[method-assign]
     _installed = True

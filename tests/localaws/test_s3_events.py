@@ -202,6 +202,26 @@ def test_prefix_and_suffix_filters_apply_to_the_url_encoded_key(aws_client, queu
     assert keys == ["my+dir/x.txt", "raw/a.csv", "raw/sub/b.csv"]
 
 
+def test_filter_rule_names_in_any_case_come_back_capitalised(aws_client, queue):
+    """S3 takes ``Prefix`` as well as ``prefix`` and answers Get with ``Prefix`` / ``Suffix``
+    (https://github.com/aws/aws-sdk/issues/389); another name is refused."""
+    s3 = aws_client("s3")
+    _, arn = queue
+    bucket = _name("s3ev-rulecase")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [
+        _queue_config(arn, ["s3:ObjectCreated:*"], Prefix="raw/", suffix=".csv")]})
+    [config] = s3.get_bucket_notification_configuration(Bucket=bucket)["QueueConfigurations"]
+    assert config["Filter"]["Key"]["FilterRules"] == [{"Name": "Prefix", "Value": "raw/"},
+                                                      {"Name": "Suffix", "Value": ".csv"}]
+    with pytest.raises(ClientError) as info:
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [
+            _queue_config(arn, ["s3:ObjectCreated:*"], regex="raw/.*")]})
+    error = info.value.response["Error"]
+    assert (error["Code"], error["Message"]) == ("InvalidArgument", "filter rule name must be either prefix or suffix")
+    assert error["ArgumentName"] == "FilterRule.Name" and error["ArgumentValue"] == "regex"
+
+
 @pytest.mark.parametrize(("first", "second", "message"), [
     ({}, {}, "Configurations overlap. Configurations on the same bucket cannot share a common event type."),
     ({"prefix": "raw/"}, {"prefix": "raw/flights/"}, "Configuration is ambiguously defined."),
