@@ -11,6 +11,7 @@ Run: ``.venv/bin/python bench/s3_events.py``
 from __future__ import annotations
 
 import io
+import json
 import statistics
 import tempfile
 import time
@@ -54,6 +55,9 @@ def measure(state_dir: str | None) -> dict[str, float]:
         s3, sqs, lam, iam = client("s3"), client("sqs"), client("lambda"), client("iam")
         url = sqs.create_queue(QueueName="bench-events")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({"Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sqs:SendMessage",
+            "Resource": arn}]})})
         role = iam.create_role(RoleName="bench", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         fn = lam.create_function(FunctionName="bench-events", Runtime="python3.12", Role=role, Handler="app.handler",
                                  Code={"ZipFile": _zip()})["FunctionArn"]

@@ -13,8 +13,8 @@ and never retries; it sends no ``ObjectRemoved:DeleteMarkerCreated`` (a versione
 nothing) and ``ObjectRemoved:Delete`` only when a key's last version went; its records lack
 ``userIdentity``, ``requestParameters``, ``responseElements``, ``ownerIdentity``, ``versionId``
 and ``sequencer``; it URL-encodes ``/`` in keys and matches filters on the unencoded key; and
-it accepts configurations AWS refuses (overlapping rules, destinations that do not exist, a
-Lambda without a permission for S3), storing a configuration before refusing its region.
+it accepts configurations AWS refuses (overlapping rules, destinations that do not exist or whose
+resource policy does not let S3 write), storing a configuration before refusing its region.
 
 This module keeps moto's parsing and storage (``NotificationConfiguration``) and replaces the rest:
 
@@ -198,11 +198,11 @@ def validate(account_id: str, bucket: Any, config: dict[str, Any]) -> None:
       "Configuration is ambiguously defined. Cannot have overlapping suffixes in two rules if the
       prefixes are overlapping for the same event type." (S3's messages; the filtering page's rule);
     * a destination in another region -> moto's ``InvalidArgument`` (region not valid);
-    * a destination that does not exist, or a Lambda function whose resource-based policy does not
-      allow ``s3.amazonaws.com`` to ``lambda:InvokeFunction`` from this bucket (AddPermission) ->
-      ``InvalidArgument`` "Unable to validate the following destination configurations", the
-      ARN as ArgumentName and the reason as ArgumentValue. SQS queue and SNS topic policies are
-      not checked (localaws accepts a destination S3 could not write to).
+    * a destination that does not exist, or whose resource policy does not let ``s3.amazonaws.com``
+      write to it for this bucket (:func:`policy_allows_s3`: the queue's ``Policy`` for
+      ``sqs:SendMessage``, the topic's for ``SNS:Publish``, the function's AddPermission statements
+      for ``lambda:InvokeFunction``) -> ``InvalidArgument`` "Unable to validate the following
+      destination configurations", the ARN as ArgumentName and the reason as ArgumentValue.
     """
     items = _configurations(config)
     for _, label, item in items:
@@ -253,24 +253,31 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _destination_problem(account_id: str, kind: str, arn: str, bucket: Any) -> str | None:
-    """Why S3 could not deliver to ``arn``, or None."""
+    """Why S3 could not deliver to ``arn`` (it does not exist, or its resource policy does not let
+    S3 write to it for ``bucket``), or None."""
     parts = arn.split(":")
-    region, owner, name = parts[3], parts[4] or account_id, parts[5] if kind != "lambda" else arn
+    region, owner = parts[3], parts[4] or account_id
     if kind == "queue":
         from moto.sqs.models import sqs_backends
 
         try:
-            sqs_backends[owner][region].get_queue(name)
+            queue_ = sqs_backends[owner][region].get_queue(parts[5])
         except Exception:  # noqa: BLE001 - moto raises QueueDoesNotExist
-            return f"The destination queue {name} does not exist"
+            return f"The destination queue {parts[5]} does not exist"
+        if not policy_allows_s3(queue_.policy, "sqs:SendMessage", arn, bucket.arn, account_id):
+            return ("Permissions on the destination queue do not allow S3 to publish notifications from this "
+                    "bucket: its Policy has no statement allowing principal s3.amazonaws.com sqs:SendMessage")
         return None
     if kind == "topic":
         from moto.sns.models import sns_backends
 
         try:
-            sns_backends[owner][region].get_topic(arn)
+            topic = sns_backends[owner][region].get_topic(arn)
         except Exception:  # noqa: BLE001 - moto raises TopicNotFound
-            return f"The destination topic {name} does not exist"
+            return f"The destination topic {parts[5]} does not exist"
+        if not policy_allows_s3(topic.policy, "SNS:Publish", arn, bucket.arn, account_id):
+            return ("Permissions on the destination topic do not allow S3 to publish notifications from this "
+                    "bucket: its Policy has no statement allowing principal s3.amazonaws.com SNS:Publish")
         return None
     from moto.awslambda.models import lambda_backends
 
@@ -278,39 +285,61 @@ def _destination_problem(account_id: str, kind: str, arn: str, bucket: Any) -> s
         fn = lambda_backends[owner][region].get_function(arn)
     except Exception:  # noqa: BLE001 - moto raises UnknownFunctionException
         return f"The destination function {arn} does not exist"
-    if not _lambda_allows_s3(fn, bucket.arn, account_id):
+    if not policy_allows_s3({"Statement": list(getattr(fn.policy, "statements", []))}, "lambda:InvokeFunction",
+                            arn, bucket.arn, account_id):
         return (f"Not authorized to invoke function [{arn}]: its resource-based policy has no statement allowing "
                 "principal s3.amazonaws.com lambda:InvokeFunction from this bucket (Lambda AddPermission)")
     return None
 
 
-def _lambda_allows_s3(fn: Any, bucket_arn: str, account_id: str) -> bool:
-    """Whether a statement of ``fn``'s policy allows S3 to invoke it for ``bucket_arn``: Effect Allow,
-    principal ``s3.amazonaws.com`` (or ``*``), action ``lambda:InvokeFunction`` (or ``lambda:*``),
-    and conditions only on ``aws:SourceArn`` / ``aws:SourceAccount`` that hold (ArnLike, ArnEquals,
-    StringLike, StringEquals); any other condition is not known to hold, so it does not grant."""
-    for st in getattr(fn.policy, "statements", []):
-        if st.get("Effect") != "Allow":
-            continue
+def policy_allows_s3(policy: Any, action: str, resource_arn: str, bucket_arn: str, account_id: str) -> bool:
+    """Whether resource policy ``policy`` (a JSON string or dict; None: no policy) lets S3 perform
+    ``action`` on ``resource_arn`` for an event of ``bucket_arn`` (owned by ``account_id``).
+
+    A statement applies when its principal is ``s3.amazonaws.com`` or everyone (``*``, ``{"AWS": "*"}``),
+    its Action matches ``action`` (case-insensitive, ``*`` wildcards), its Resource (if any) matches
+    ``resource_arn``, and each condition is ``ArnLike``/``ArnEquals``/``StringLike``/``StringEquals``
+    on ``aws:SourceArn`` (the bucket's ARN) or ``aws:SourceAccount`` and holds. A condition on any
+    other key (``aws:SourceOwner`` of SNS's default topic policy, say) is not known to hold, so its
+    statement does not apply. An applying Deny wins over an Allow; without an applying Allow, no.
+    """
+    if not policy:
+        return False
+    if isinstance(policy, str):
+        try:
+            policy = json.loads(policy)
+        except ValueError:
+            return False
+    allowed = False
+    for st in _as_list(policy.get("Statement")):
         principal = st.get("Principal")
-        principals = _as_list(principal.get("Service") if isinstance(principal, dict) else principal)
+        if isinstance(principal, dict):
+            principals = _as_list(principal.get("Service")) + [p for p in _as_list(principal.get("AWS")) if p == "*"]
+        else:
+            principals = _as_list(principal)
         if not any(p in ("s3.amazonaws.com", "*") for p in principals):
             continue
-        if not any(a in ("lambda:InvokeFunction", "lambda:*", "*") for a in _as_list(st.get("Action"))):
+        if not any(fnmatch.fnmatch(action.lower(), a.lower()) for a in _as_list(st.get("Action"))):
             continue
-        granted = True
+        resources = _as_list(st.get("Resource"))
+        if resources and not any(fnmatch.fnmatchcase(resource_arn, r) for r in resources):
+            continue
+        applies = True
         for operator, conditions in (st.get("Condition") or {}).items():
             for key, values in conditions.items():
                 actual = {"aws:sourcearn": bucket_arn, "aws:sourceaccount": account_id}.get(key.lower())
                 if actual is None or operator not in ("ArnLike", "ArnEquals", "StringLike", "StringEquals"):
-                    granted = False
+                    applies = False
                 elif operator.endswith("Like"):
-                    granted &= any(fnmatch.fnmatchcase(actual, v) for v in _as_list(values))
+                    applies &= any(fnmatch.fnmatchcase(actual, v) for v in _as_list(values))
                 else:
-                    granted &= actual in _as_list(values)
-        if granted:
-            return True
-    return False
+                    applies &= actual in _as_list(values)
+        if not applies:
+            continue
+        if st.get("Effect") == "Deny":
+            return False
+        allowed = allowed or st.get("Effect") == "Allow"
+    return allowed
 
 
 # -- the outbox and requests

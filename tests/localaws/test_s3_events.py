@@ -51,12 +51,23 @@ def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+def s3_may_send(resource_arn: str, action: str) -> str:
+    """A resource policy letting S3 buckets of account 123456789012 named ``s3ev-*`` perform ``action``
+    (the "Granting permissions to publish event notification messages to a destination" example)."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": action, "Resource": resource_arn,
+        "Condition": {"ArnLike": {"aws:SourceArn": "arn:aws:s3:*:*:s3ev-*"},
+                      "StringEquals": {"aws:SourceAccount": "123456789012"}}}]})
+
+
 @pytest.fixture
 def queue(aws_client):
-    """A new SQS queue: ``(url, arn)``."""
+    """A new SQS queue S3 may send to: ``(url, arn)``."""
     sqs = aws_client("sqs")
     url = sqs.create_queue(QueueName=_name("s3ev"))["QueueUrl"]
-    return url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": s3_may_send(arn, "SQS:SendMessage")})
+    return url, arn
 
 
 def _receive(sqs, url: str, count: int, timeout: float = 10.0) -> list[dict]:
@@ -270,6 +281,19 @@ def test_a_destination_that_does_not_exist_or_may_not_be_invoked_is_refused(aws_
                                                  "Unable to validate the following destination configurations")
     assert error["ArgumentName"] == missing and "does not exist" in error["ArgumentValue"]
 
+    # A queue without a policy (or one for other buckets): S3 may not send to it.
+    sqs = aws_client("sqs")
+    url = sqs.create_queue(QueueName=_name("s3ev-nopolicy"))["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_config = {"QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]}
+    for policy in (None, s3_may_send(arn, "SQS:SendMessage").replace("s3ev-*", "other-*")):
+        if policy:
+            sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
+        with pytest.raises(ClientError) as info:
+            s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=queue_config)
+        assert info.value.response["Error"]["ArgumentName"] == arn
+        assert "Permissions on the destination queue do not allow S3" in info.value.response["Error"]["ArgumentValue"]
+
     name = _name("s3ev-noperm")
     fn_arn = lam.create_function(FunctionName=name, Runtime="python3.12", Role=lambda_role(aws_client("iam")),
                                  Handler="app.marker", Code={"ZipFile": zip_bytes({"app.py": HANDLERS})})["FunctionArn"]
@@ -296,8 +320,15 @@ def test_sns_topic_delivery_reaches_a_subscribed_queue_as_a_notification(aws_cli
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     bucket = _name("s3ev-sns")
     s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"TopicConfigurations": [
-        {"Id": "to-topic", "TopicArn": topic, "Events": ["s3:ObjectCreated:Put"]}]})
+    config = {"TopicConfigurations": [{"Id": "to-topic", "TopicArn": topic, "Events": ["s3:ObjectCreated:Put"]}]}
+    # SNS's default topic policy lets the owner account's principals publish (condition
+    # AWS:SourceOwner), not S3: refused until the topic's policy allows s3.amazonaws.com.
+    with pytest.raises(ClientError) as info:
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
+    assert info.value.response["Error"]["ArgumentName"] == topic
+    assert "Permissions on the destination topic do not allow S3" in info.value.response["Error"]["ArgumentValue"]
+    sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=s3_may_send(topic, "SNS:Publish"))
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
     s3.put_object(Bucket=bucket, Key="report.json", Body=b"{}")
     test_envelope, envelope = _receive(sqs, url, 2)[:2]
     for e in (test_envelope, envelope):
