@@ -387,6 +387,14 @@ class Batch:
         self._requester: dict[str, str] | None = None
 
     @property
+    def operation(self) -> str | None:
+        """The request's API operation (``PutObjectTagging``...), from localaws's botocore routing."""
+        from localaws import faults
+
+        op = faults.identify(self._environ)
+        return op.name if op is not None else None
+
+    @property
     def requester(self) -> dict[str, str]:
         """Who made the request (``principal``, ``source_ip``) and placeholder ids; worked out only
         for a request that makes an event."""
@@ -493,8 +501,18 @@ def _send_event(account_id: str, event_name: Any, bucket: Any, key: Any) -> None
     name = event_name.value if isinstance(event_name, Enum) else str(event_name)
     if name.startswith("s3:ObjectRemoved:") or key is None:
         return
+    # moto also sends ObjectTagging:Put when PutObject, CopyObject or CompleteMultipartUpload store
+    # tags, and could send ObjectAcl:Put likewise; S3 sends them only for the tagging / ACL calls.
+    only_for = _ONLY_FOR.get(name)
+    if only_for is not None and getattr(getattr(_local, "batch", None), "operation", None) != only_for:
+        return
     emit(account_id, name, bucket, _object_of(bucket, key))
     _event_bridge(account_id, name, bucket, key)
+
+
+#: Events S3 sends only for one API operation.
+_ONLY_FOR = {"s3:ObjectTagging:Put": "PutObjectTagging", "s3:ObjectTagging:Delete": "DeleteObjectTagging",
+             "s3:ObjectAcl:Put": "PutObjectAcl"}
 
 
 def _event_bridge(account_id: str, name: str, bucket: Any, key: Any) -> None:

@@ -196,6 +196,22 @@ def test_unversioned_delete_and_delete_objects(aws_client, queue):
     assert all(set(r["s3"]["object"]) == {"key", "sequencer"} for r in records)
 
 
+def test_tagging_events_come_from_the_tagging_calls_only(aws_client, queue):
+    """S3 sends ObjectTagging:Put for PutObjectTagging, not for a PutObject carrying tags (moto did)."""
+    s3, sqs = aws_client("s3"), aws_client("sqs")
+    url, arn = queue
+    bucket = _name("s3ev-tags")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [
+        _queue_config(arn, ["s3:ObjectTagging:*"])]})
+    s3.put_object(Bucket=bucket, Key="t.csv", Body=b"1", Tagging="layer=bronze")
+    s3.put_object_tagging(Bucket=bucket, Key="t.csv", Tagging={"TagSet": [{"Key": "layer", "Value": "silver"}]})
+    s3.delete_object_tagging(Bucket=bucket, Key="t.csv")
+    records = _records(sqs, url, 2)
+    assert [r["eventName"] for r in records] == ["ObjectTagging:Put", "ObjectTagging:Delete"]
+    assert {r["eventVersion"] for r in records} == {"2.3"}
+
+
 def test_prefix_and_suffix_filters_apply_to_the_url_encoded_key(aws_client, queue):
     s3, sqs = aws_client("s3"), aws_client("sqs")
     url, arn = queue
