@@ -81,6 +81,8 @@ class Runtime:
     :param lambda_retry_delays: seconds before the 1st and 2nd retry of a failed asynchronous Lambda
         invocation (env ``LOCALAWS_LAMBDA_RETRY_DELAYS``, e.g. ``"60,120"``, the default: AWS waits one
         minute, then two; see :mod:`localaws.services.awslambda.asynchronous`). Tests shorten them.
+    :param lambda_async_concurrency: asynchronous invocations of one function run at once, when it has
+        no reserved concurrency (env ``LOCALAWS_LAMBDA_ASYNC_CONCURRENCY``, default 4); the others wait.
     :param state_change: a context manager that background work (not an HTTP request) enters while
         it changes moto's state, so that a snapshot never pickles a half-made change and the next
         periodic snapshot includes it; the server sets it at start (``nullcontext`` otherwise).
@@ -95,6 +97,8 @@ class Runtime:
     glue_jvm_options: str = ""
     lambda_retry_delays: tuple[float, ...] = field(
         default_factory=lambda: _env_delays("LOCALAWS_LAMBDA_RETRY_DELAYS", (60.0, 120.0)))
+    lambda_async_concurrency: int = field(default_factory=lambda: max(1, int(_env_float(
+        "LOCALAWS_LAMBDA_ASYNC_CONCURRENCY", 4))))
     state_change: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
     #: Background threads (Event invocations, Glue runs) still running; joined at stop.
     threads: list[threading.Thread] = field(default_factory=list)

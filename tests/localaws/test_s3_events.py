@@ -514,3 +514,22 @@ def test_a_delivery_pending_at_a_kill_is_sent_after_the_restart(tmp_path):
         assert "1 S3 event notification(s) were not delivered before the last stop" in second.log
     finally:
         assert second.stop() == 0
+
+
+def test_reserved_concurrency_makes_asynchronous_events_wait(aws_client, s3_lambda):
+    """ReservedConcurrentExecutions 1: the second event waits in the queue until the first handler
+    (3 s) is done, as AWS queues throttled asynchronous events; both run, one after the other."""
+    s3, logs, lam = aws_client("s3"), aws_client("logs"), aws_client("lambda")
+    bucket = _name("s3ev-conc")
+    arn = s3_lambda("slow", bucket)
+    lam.put_function_concurrency(FunctionName=arn, ReservedConcurrentExecutions=1)
+    started = time.monotonic()
+    s3.put_object(Bucket=bucket, Key="one.csv", Body=b"1")
+    s3.put_object(Bucket=bucket, Key="two.csv", Body=b"2")
+    assert time.monotonic() - started < 2.0
+    _wait_for(lambda: len(_markers(s3, bucket)) == 2, what="both markers")
+    assert time.monotonic() - started >= 6.0  # 3 s each, one at a time
+    group = f"/aws/lambda/{arn.split(':')[6]}"
+    ends = sorted(e["timestamp"] for e in logs.filter_log_events(logGroupName=group)["events"]
+                  if e["message"].startswith("REPORT"))
+    assert len(ends) == 2 and ends[1] - ends[0] >= 2500, ends

@@ -13,6 +13,13 @@ START/END/REPORT lines of ``/aws/lambda/<name>``), as on AWS, so the retries of 
 visible in the function's log group. localaws waits :attr:`localaws.runtime.Runtime.lambda_retry_delays`
 (default 60 and 120 s; env ``LOCALAWS_LAMBDA_RETRY_DELAYS``) between attempts.
 
+Concurrency: at most ``ReservedConcurrentExecutions`` (PutFunctionConcurrency) invocations of a
+function run at once, else at most :attr:`localaws.runtime.Runtime.lambda_async_concurrency` (env
+``LOCALAWS_LAMBDA_ASYNC_CONCURRENCY``, default 4: AWS's account limit is 1000 and would start that
+many processes here); the others wait in the queue, as AWS keeps throttled asynchronous events, and
+are discarded if they grow older than ``MaximumEventAgeInSeconds`` while waiting. A reserved
+concurrency of 0 runs none.
+
 Not emulated: destinations (``DestinationConfig`` OnSuccess / OnFailure) and dead-letter queues
 (an event whose retries are exhausted is logged by localaws and dropped), throttling retries
 (localaws never throttles), and persistence of plain ``Invoke`` Event invocations across a restart
@@ -21,6 +28,7 @@ Not emulated: destinations (``DestinationConfig`` OnSuccess / OnFailure) and dea
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -41,6 +49,21 @@ def retry_policy(fn: lambda_models.LambdaFunction) -> tuple[int, int]:
     config = configs[-1].config if configs else {}
     return (int(config.get("MaximumRetryAttempts", DEFAULT_MAXIMUM_RETRY_ATTEMPTS)),
             int(config.get("MaximumEventAgeInSeconds", DEFAULT_MAXIMUM_EVENT_AGE_SECONDS)))
+
+
+_slots: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+_slots_lock = threading.Lock()
+
+
+def _slot(fn: lambda_models.LambdaFunction) -> tuple[threading.BoundedSemaphore, int]:
+    """The semaphore bounding ``fn``'s concurrent asynchronous invocations, and its size."""
+    reserved = getattr(fn, "reserved_concurrency", None)
+    limit = int(reserved) if reserved not in (None, "") else RUNTIME.lambda_async_concurrency
+    with _slots_lock:
+        slot = _slots.get((fn.function_arn, limit))
+        if slot is None:
+            slot = _slots[(fn.function_arn, limit)] = threading.BoundedSemaphore(max(limit, 1))
+    return slot, limit
 
 
 def invoke_async(fn: lambda_models.LambdaFunction, event: bytes, request_id: str | None = None,
@@ -66,6 +89,17 @@ def _run(fn: lambda_models.LambdaFunction, event: bytes, request_id: str, on_don
     attempt = 0
     while True:
         attempt += 1
+        slot, limit = _slot(fn)
+        while limit == 0 or not slot.acquire(timeout=0.5):  # throttled: wait in the queue
+            if time.time() - enqueued_at > max_age:
+                log.warning("lambda %s: asynchronous invocation %s discarded: older than %d s while waiting for "
+                            "concurrency (%d)", fn.function_name, request_id, max_age, limit)
+                if on_done is not None:
+                    on_done("event too old")
+                return
+            if RUNTIME.stopping.wait(0.5 if limit == 0 else 0):
+                return
+            slot, limit = _slot(fn)
         try:
             result = run_invocation(fn, event, request_id)
             error = result.payload.decode(errors="replace")[:300] if result.function_error else None
@@ -78,6 +112,8 @@ def _run(fn: lambda_models.LambdaFunction, event: bytes, request_id: str, on_don
                 return
             log.exception("lambda %s: asynchronous invocation %s failed to run", fn.function_name, request_id)
             error = "localaws could not run the invocation"
+        finally:
+            slot.release()
         if error is None:
             outcome = "succeeded"
             break
