@@ -503,6 +503,8 @@ def _send_event(account_id: str, event_name: Any, bucket: Any, key: Any) -> None
         return
     # moto also sends ObjectTagging:Put when PutObject, CopyObject or CompleteMultipartUpload store
     # tags, and could send ObjectAcl:Put likewise; S3 sends them only for the tagging / ACL calls.
+    if name in ("s3:ObjectCreated:Put", "s3:ObjectCreated:Post") and getattr(key, "multipart", None) is not None:
+        return  # moto's CompleteMultipartUpload stores the object with put_object: one event, not two
     only_for = _ONLY_FOR.get(name)
     if only_for is not None and getattr(getattr(_local, "batch", None), "operation", None) != only_for:
         return

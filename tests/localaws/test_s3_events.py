@@ -148,7 +148,7 @@ def test_multipart_copy_and_versioned_deletes(aws_client, queue):
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [
-        _queue_config(arn, ["s3:ObjectCreated:CompleteMultipartUpload", "s3:ObjectCreated:Copy"]),
+        _queue_config(arn, ["s3:ObjectCreated:*"]),
         _queue_config(arn, ["s3:ObjectRemoved:*"])]})
     _receive(sqs, url, 1)  # one s3:TestEvent per destination
 
@@ -157,11 +157,13 @@ def test_multipart_copy_and_versioned_deletes(aws_client, queue):
     done = s3.complete_multipart_upload(Bucket=bucket, Key="big.bin", UploadId=upload,
                                         MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
     copied = s3.copy_object(Bucket=bucket, Key="copy.bin", CopySource={"Bucket": bucket, "Key": "big.bin"})
-    s3.put_object(Bucket=bucket, Key="plain.bin", Body=b"p")  # ObjectCreated:Put: not configured
+    put = s3.put_object(Bucket=bucket, Key="plain.bin", Body=b"p")
     marker = s3.delete_object(Bucket=bucket, Key="big.bin")
     removed = s3.delete_object(Bucket=bucket, Key="copy.bin", VersionId=copied["VersionId"])
 
-    multipart, copy, delete_marker, delete = _records(sqs, url, 4)
+    # One event per operation: moto's multipart completion also sent an ObjectCreated:Put.
+    multipart, copy, plain, delete_marker, delete = _records(sqs, url, 5)
+    assert plain["eventName"] == "ObjectCreated:Put" and plain["s3"]["object"]["versionId"] == put["VersionId"]
     assert multipart["eventName"] == "ObjectCreated:CompleteMultipartUpload"
     assert multipart["s3"]["object"] == {"key": "big.bin", "size": 1024, "eTag": done["ETag"].strip('"'),
                                          "versionId": done["VersionId"],
