@@ -49,7 +49,8 @@ EXECUTED = {
         "StopQueryExecution": "interrupts the running query",
         "GetQueryResults": "pages the result rows with Athena's types",
     },
-    "s3": {"PutObject": "If-None-Match / If-Match conditional writes are atomic"},
+    "s3": {"PutObject": "If-None-Match / If-Match conditional writes are atomic",
+           "PutBucketNotificationConfiguration": "events delivered to SQS, SNS and Lambda (handlers run, retried)"},
     "sns": {"Publish": "records messages (GET /_localaws/sns/messages)"},
     "cloudwatch": {
         "PutMetricAlarm": "the alarm is evaluated every LOCALAWS_ALARM_EVALUATION_SECONDS; SNS actions publish",

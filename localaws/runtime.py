@@ -6,12 +6,15 @@ the executors (Lambda, Glue) read the endpoint and work directory from here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from localaws.faults import FaultInjector
@@ -47,6 +50,17 @@ class NotEmulated(NotImplementedError):
     """A request localaws refuses with HTTP 501 ``NotImplemented`` because it would store but not
     emulate what it asks for (a metric-math alarm, say); the message, given verbatim to the
     client, names the resource and the field (localaws/server.py ``_answer_not_implemented``)."""
+def _env_delays(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        delays = tuple(float(part) for part in raw.split(","))
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} is not a comma-separated list of seconds") from exc
+    if not delays or any(d < 0 for d in delays):
+        raise ValueError(f"environment variable {name}={raw!r}: seconds must be >= 0")
+    return delays
 
 
 @dataclass
@@ -71,6 +85,14 @@ class Runtime:
     :param alarm_evaluation_seconds: seconds between two evaluations of every CloudWatch metric
         alarm (env ``LOCALAWS_ALARM_EVALUATION_SECONDS``, default 60: AWS evaluates each minute);
         tests shorten it with :meth:`localaws.services.cloudwatch_alarms.EVALUATOR.configure`.
+    :param lambda_retry_delays: seconds before the 1st and 2nd retry of a failed asynchronous Lambda
+        invocation (env ``LOCALAWS_LAMBDA_RETRY_DELAYS``, e.g. ``"60,120"``, the default: AWS waits one
+        minute, then two; see :mod:`localaws.services.awslambda.asynchronous`). Tests shorten them.
+    :param lambda_async_concurrency: asynchronous invocations of one function run at once, when it has
+        no reserved concurrency (env ``LOCALAWS_LAMBDA_ASYNC_CONCURRENCY``, default 4); the others wait.
+    :param state_change: a context manager that background work (not an HTTP request) enters while
+        it changes moto's state, so that a snapshot never pickles a half-made change and the next
+        periodic snapshot includes it; the server sets it at start (``nullcontext`` otherwise).
     """
 
     endpoint_url: str = ""
@@ -82,6 +104,11 @@ class Runtime:
     glue_jvm_options: str = ""
     alarm_evaluation_seconds: float = field(
         default_factory=lambda: _env_float("LOCALAWS_ALARM_EVALUATION_SECONDS", 60.0))
+    lambda_retry_delays: tuple[float, ...] = field(
+        default_factory=lambda: _env_delays("LOCALAWS_LAMBDA_RETRY_DELAYS", (60.0, 120.0)))
+    lambda_async_concurrency: int = field(default_factory=lambda: max(1, int(_env_float(
+        "LOCALAWS_LAMBDA_ASYNC_CONCURRENCY", 4))))
+    state_change: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
     #: Background threads (Event invocations, Glue runs) still running; joined at stop.
     threads: list[threading.Thread] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)

@@ -45,6 +45,7 @@ from localaws.services import (
     glue_dq,
     glue_jobs,
     s3conditional,
+    s3events,
     s3subresources,
     sns,
 )
@@ -115,6 +116,7 @@ def install_patches() -> None:
     s3conditional.install()
     cloudwatch_alarms.install()
     firehose.install()
+    s3events.install()
     for model in ("glue::job_run", "glue::crawl", "athena::execution"):
         state_manager.set_transition(model, {"progression": "manual", "times": 10**12})
 
@@ -300,6 +302,8 @@ class LocalAWS:
             RUNTIME.work_dir = self._work_dir
             RUNTIME.stopping.clear()
             RUNTIME.faults = self.faults
+            RUNTIME.state_change = self._state_change
+            s3events.resume()  # S3 event notifications not delivered before the last stop (at least once)
             if self.glue_pool_size is not None:
                 RUNTIME.glue_pool_size = self.glue_pool_size
             RUNTIME.glue_jvm_options = (self.glue_jvm_options if self.glue_jvm_options is not None
@@ -354,6 +358,7 @@ class LocalAWS:
         if self._work_dir:
             shutil.rmtree(self._work_dir, ignore_errors=True)
         RUNTIME.faults = None
+        RUNTIME.state_change = contextlib.nullcontext
         with _active_lock:
             _active = None
         log.info("localaws stopped")
@@ -424,6 +429,14 @@ class LocalAWS:
         if self.durable_writes:
             self._wait_durable(change)
 
+    @contextlib.contextmanager
+    def _state_change(self) -> Iterator[None]:
+        """``RUNTIME.state_change``: background work changes state as a request would (under the
+        shared lock, counted, so the next periodic snapshot saves it; nobody waits for durability)."""
+        with self._lock.shared():
+            self._count_change()
+            yield
+
     def _snapshot_loop(self) -> None:
         while not RUNTIME.stopping.wait(self.snapshot_interval):
             if self._changes != self._saved_changes:
@@ -446,6 +459,15 @@ class LocalAWS:
                     status, headers, body = injected
                     start_response(status, headers)
                     return [body]
+            # S3 event notifications the request makes go out once it is durable (services/s3events.py).
+            batch = s3events.Batch(environ)
+            try:
+                with batch.collecting():
+                    return serve(environ, batch.wrap(start_response))
+            finally:
+                batch.release()
+
+        def serve(environ: dict[str, Any], start_response: Callable) -> Any:
             if self.state_dir is None:  # nothing persists: no snapshot to coordinate with
                 return app(environ, start_response)
             op = _faults.identify(environ)

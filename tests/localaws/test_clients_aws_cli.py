@@ -119,3 +119,48 @@ def test_aws_errors_reach_the_cli_with_their_codes(cli):
     assert "(InvalidRequestException) when calling the GetQueryExecution operation" in missing.stderr
     bucket = cli("s3", "ls", "s3://no-such-bucket-here/", check=False)
     assert bucket.returncode != 0 and "NoSuchBucket" in bucket.stderr
+
+
+def test_s3_event_notifications_to_sqs(cli, localaws, tmp_path):
+    """``s3api put-bucket-notification-configuration`` from a JSON file (rule names capitalised, as the
+    console writes them) and ``s3 cp`` of a multipart file: one CompleteMultipartUpload event with the
+    object's size, the filter applied; an overlapping configuration is an InvalidArgument on stderr.
+    (Queue set-up and receiving through boto3: each CLI call starts an interpreter, ~3 s here.)"""
+    sqs = boto3.client("sqs", endpoint_url=localaws.endpoint_url, region_name="us-east-1",
+                       aws_access_key_id="x", aws_secret_access_key="x")
+    queue_url = sqs.create_queue(QueueName="cli-events")["QueueUrl"]
+    queue_arn = "arn:aws:sqs:us-east-1:123456789012:cli-events"
+    policy = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
+                             "Action": "sqs:SendMessage", "Resource": queue_arn,
+                             "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:s3:*:*:{BUCKET}"}}}]}
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
+    config = {"QueueConfigurations": [{"Id": "cli", "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"],
+                                       "Filter": {"Key": {"FilterRules": [{"Name": "Prefix", "Value": "events/"}]}}}]}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    cli("s3api", "put-bucket-notification-configuration", "--bucket", BUCKET,
+        "--notification-configuration", f"file://{tmp_path / 'config.json'}")
+    s3 = _s3(localaws)
+    assert s3.get_bucket_notification_configuration(Bucket=BUCKET)["QueueConfigurations"] == \
+        config["QueueConfigurations"]
+
+    (tmp_path / "big.bin").write_bytes(os.urandom(9 * MiB))  # above the CLI's 8 MiB threshold: multipart
+    cli("s3", "cp", str(tmp_path / "big.bin"), f"s3://{BUCKET}/events/big.bin", "--only-show-errors")
+    s3.put_object(Bucket=BUCKET, Key="elsewhere/small.csv", Body=b"1")  # outside the prefix
+    records, deadline = [], time.monotonic() + 15
+    while time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages")
+        if not messages and records:
+            break
+        for message in messages or []:
+            records.extend(json.loads(message["Body"]).get("Records", []))  # the s3:TestEvent has none
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    assert [(r["eventName"], r["s3"]["object"]["key"], r["s3"]["object"]["size"]) for r in records] == [
+        ("ObjectCreated:CompleteMultipartUpload", "events/big.bin", 9 * MiB)]
+
+    config["QueueConfigurations"].append({"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:Put"]})
+    (tmp_path / "overlap.json").write_text(json.dumps(config))
+    refused = cli("s3api", "put-bucket-notification-configuration", "--bucket", BUCKET,
+                  "--notification-configuration", f"file://{tmp_path / 'overlap.json'}", check=False)
+    assert refused.returncode != 0 and "InvalidArgument" in refused.stderr
+    assert "Configuration is ambiguously defined" in refused.stderr
+    s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={})

@@ -195,6 +195,31 @@ def test_event_invocation_returns_at_once_and_runs_in_background(make_function, 
     assert keys == ["async.txt"]
 
 
+def test_a_failing_event_invocation_is_retried_twice(make_function, aws_client, monkeypatch):
+    """InvocationType=Event: a function error is retried twice (AWS waits 60 s, then 120 s; shortened
+    here through RUNTIME.lambda_retry_delays), every attempt with the request id of the 202 response."""
+    from localaws.runtime import RUNTIME
+
+    monkeypatch.setattr(RUNTIME, "lambda_retry_delays", (0.2, 0.2))
+    name = make_function("fail")
+    resp = aws_client("lambda").invoke(FunctionName=name, InvocationType="Event", Payload=b"{}")
+    request_id = resp["ResponseMetadata"]["RequestId"]
+    logs = aws_client("logs")
+    deadline = time.monotonic() + 30
+    starts: list[str] = []
+    while time.monotonic() < deadline and len(starts) < 3:
+        time.sleep(0.2)
+        try:
+            events = logs.filter_log_events(logGroupName=f"/aws/lambda/{name}")["events"]
+        except logs.exceptions.ResourceNotFoundException:
+            continue
+        starts = [e["message"] for e in events if e["message"].startswith("START")]
+    time.sleep(0.8)  # a 4th attempt would have started by now
+    events = logs.filter_log_events(logGroupName=f"/aws/lambda/{name}")["events"]
+    starts = [e["message"] for e in events if e["message"].startswith("START")]
+    assert starts == [f"START RequestId: {request_id} Version: $LATEST"] * 3
+
+
 def test_layers_are_on_sys_path(aws_client):
     lam = aws_client("lambda")
     layer = lam.publish_layer_version(LayerName="shared-lib", Content={

@@ -2,7 +2,8 @@
 
 RequestResponse invocations run the handler (:func:`localaws.services.awslambda.models.run_invocation`)
 and answer with its payload, ``X-Amz-Function-Error`` and the last 4 KB of the log in
-``X-Amz-Log-Result``; ``Event`` invocations return 202 at once and run on a background thread;
+``X-Amz-Log-Result``; ``Event`` invocations return 202 at once and run on a background thread,
+retried on a function error as AWS retries them (:mod:`localaws.services.awslambda.asynchronous`);
 ``DryRun`` runs nothing. Only ``python*`` runtimes run (others answer ``Runtime.InvalidRuntime``).
 
 Each invocation has one request id: the response's ``x-amzn-RequestId`` header, the handler's
@@ -14,6 +15,15 @@ patched ``LambdaResponse._enrich_response`` puts the invocation's id back.
 UpdateFunctionCode and UpdateFunctionConfiguration discard the function's execution environments
 (:meth:`localaws.services.awslambda.environments.EnvironmentPool.discard_function`): the next
 invocation is cold, with the new code and configuration.
+
+PutFunctionEventInvokeConfig replaces the function's config, as AWS documents ("overwrites any
+existing configuration"); moto appended it, so GetFunctionEventInvokeConfig kept answering the first
+one. UpdateFunctionEventInvokeConfig changes only the settings it is given.
+
+An SNS subscription of protocol ``lambda`` invokes the function asynchronously, as AWS does
+(https://docs.aws.amazon.com/lambda/latest/dg/with-sns.html); moto invoked it synchronously, inside
+the Publish request (or the S3 event delivery), which then waited for the handler and, holding the
+server's request lock, could deadlock with the handler's own durable writes.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from moto.awslambda import models as lambda_models
 from moto.awslambda import responses as lambda_responses
 from moto.core.responses import BaseResponse
 
-from localaws.runtime import RUNTIME, log
+from localaws.services.awslambda.asynchronous import invoke_async
 from localaws.services.awslambda.environments import POOL
 from localaws.services.awslambda.models import LOG_TAIL_BYTES, run_invocation
 
@@ -49,7 +59,7 @@ def _invoke(self: lambda_models.LambdaFunction, body: Any, request_headers: Any,
     if inv_type == "DryRun":
         return b""
     if inv_type == "Event":
-        RUNTIME.spawn(f"lambda-event-{self.function_name}", _run_event, self, event, request_id)
+        invoke_async(self, event, request_id)
         return b""
     if not (self.run_time or "").startswith("python"):
         response_headers["x-amz-function-error"] = "Unhandled"
@@ -65,11 +75,35 @@ def _invoke(self: lambda_models.LambdaFunction, body: Any, request_headers: Any,
     return result.payload
 
 
-def _run_event(fn: lambda_models.LambdaFunction, event: bytes, request_id: str) -> None:
-    try:
-        run_invocation(fn, event, request_id)
-    except Exception:  # noqa: BLE001 - a background invocation has no caller to raise to
-        log.exception("lambda %s: asynchronous invocation failed to run", fn.function_name)
+def _send_sns_message(self: lambda_models.LambdaBackend, function_name: str, message: str,
+                      subject: str | None = None, qualifier: str | None = None) -> None:
+    """The event moto's ``send_sns_message`` builds (its placeholder ids and times kept), invoked asynchronously."""
+    event = {"Records": [{
+        "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:EXAMPLE", "EventSource": "aws:sns",
+        "Sns": {"SignatureVersion": "1", "Timestamp": "1970-01-01T00:00:00.000Z", "Signature": "EXAMPLE",
+                "SigningCertUrl": "EXAMPLE", "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e", "Message": message,
+                "MessageAttributes": {"Test": {"Type": "String", "Value": "TestString"},
+                                      "TestBinary": {"Type": "Binary", "Value": "TestBinary"}},
+                "Type": "Notification", "UnsubscribeUrl": "EXAMPLE", "TopicArn": "arn:aws:sns:EXAMPLE",
+                "Subject": subject or "TestInvoke"},
+    }]}
+    fn = self._lambdas.get_function_by_name_or_arn_with_qualifier(function_name, qualifier)
+    invoke_async(fn, json.dumps(event).encode())
+
+
+def _put_event_invoke_config(self: lambda_models.LambdaBackend, function_name: str,
+                             config: dict[str, Any]) -> dict[str, Any]:
+    fn = self.get_function(function_name)
+    event_config = lambda_models.EventInvokeConfig(fn.function_arn, fn.last_modified, config)
+    fn.event_invoke_config = [event_config]
+    return event_config.response()
+
+
+def _update_event_invoke_config(self: lambda_models.LambdaBackend, function_name: str,
+                                config: dict[str, Any]) -> dict[str, Any]:
+    fn = self.get_function(function_name)
+    current = fn.event_invoke_config[-1].config if fn.event_invoke_config else {}
+    return _put_event_invoke_config(self, function_name, {**current, **config})
 
 
 def _enrich_response(headers: dict[str, Any], body: Any) -> tuple[dict[str, Any], Any]:
@@ -98,6 +132,9 @@ def install() -> None:
     lambda_models.LambdaFunction.invoke = _invoke  # type: ignore[method-assign]
     lambda_models.LambdaFunction.update_configuration = _update_configuration  # type: ignore[method-assign]
     lambda_models.LambdaFunction.update_function_code = _update_function_code  # type: ignore[method-assign]
+    lambda_models.LambdaBackend.send_sns_message = _send_sns_message  # type: ignore[method-assign]
+    lambda_models.LambdaBackend.put_function_event_invoke_config = _put_event_invoke_config  # type: ignore[method-assign]
+    lambda_models.LambdaBackend.update_function_event_invoke_config = _update_event_invoke_config  # type: ignore[method-assign]
     lambda_responses.LambdaResponse._enrich_response = staticmethod(_enrich_response)  # type: ignore[method-assign]
 
 
