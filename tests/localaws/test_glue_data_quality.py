@@ -287,6 +287,48 @@ def test_dqdl_constructs_localaws_lacks_are_named_at_create(env):
         assert fragment in message and "invalid DQDL near" not in message, (text, message)
 
 
+def test_recommendation_run_profiles_the_table_into_a_ruleset_that_passes(env):
+    """Start/Get/ListDataQualityRuleRecommendationRun(s): a valid ruleset, its facts checked against
+    DuckDB over the source file, created as ``CreatedRulesetName`` and passing on the same table."""
+    glue, duck = env
+    run_id = glue.start_data_quality_rule_recommendation_run(DataSource=SOURCE, Role=ROLE,
+                                                             CreatedRulesetName="recommended")["RunId"]
+    deadline = time.monotonic() + 30
+    while (run := glue.get_data_quality_rule_recommendation_run(RunId=run_id))["Status"] in ("STARTING", "RUNNING"):
+        assert time.monotonic() < deadline, run
+        time.sleep(0.05)
+    assert run["Status"] == "SUCCEEDED", run
+    assert run["CreatedRulesetName"] == "recommended" and run["DataSource"] == SOURCE
+    text = run["RecommendedRuleset"]
+    rules = [line.strip().rstrip(",") for line in text.splitlines()[1:-1]]
+    n = one(duck, "SELECT count(*) FROM src")
+    complete = {c for c, _ in COLUMNS if one(duck, f"SELECT count({c}) = count(*) FROM src")}
+    assert {r.split('"')[1] for r in rules if r.startswith("IsComplete ")} == complete
+    assert 'IsUnique "id"' in rules and 'IsUnique "carrier"' not in rules
+    origins = [o for (o,) in duck.execute("SELECT DISTINCT origin FROM src ORDER BY 1").fetchall()]
+    assert f'ColumnValues "origin" in [{", ".join(chr(34) + o + chr(34) for o in origins)}]' in rules
+    (row_count,) = [r for r in rules if r.startswith("RowCount ")]
+    low, high = (float(x) for x in row_count.removeprefix("RowCount between ").split(" and "))
+    assert low < n < high
+    dep_time = one(duck, "SELECT count(dep_time) / count(*) FROM src")
+    (completeness,) = [r for r in rules if r.startswith('Completeness "dep_time" >= ')]
+    assert dep_time - 0.01 <= float(completeness.rsplit(" ", 1)[1]) <= dep_time
+    assert any(r.startswith('Mean "distance" between ') for r in rules)
+    assert any(r.startswith('StandardDeviation "distance" between ') for r in rules)
+    assert any(r.startswith('ColumnLength "carrier" between ') for r in rules)
+    assert glue.get_data_quality_ruleset(Name="recommended")["Ruleset"] == text
+    listed = glue.list_data_quality_rule_recommendation_runs(Filter={"DataSource": SOURCE})["Runs"]
+    assert [r["RunId"] for r in listed] == [run_id]
+    eval_id = glue.start_data_quality_ruleset_evaluation_run(DataSource=SOURCE, Role=ROLE,
+                                                             RulesetNames=["recommended"])["RunId"]
+    result = glue.get_data_quality_result(ResultId=wait_run(glue, eval_id)["ResultIds"][0])
+    assert [(r["Description"], r.get("EvaluationMessage")) for r in result["RuleResults"] if r["Result"] != "PASS"] \
+        == []
+    assert result["Score"] == 1.0
+    with pytest.raises(glue.exceptions.EntityNotFoundException):
+        glue.get_data_quality_rule_recommendation_run(RunId="dqrun-nope")
+
+
 def test_invalid_dqdl_is_refused_at_create_naming_the_problem(env):
     glue, _ = env
     cases = {
