@@ -34,9 +34,8 @@ from moto.glue import models as glue_models
 from localaws.runtime import RUNTIME, log
 from localaws.services.athena.exceptions import AthenaQueryError
 from localaws.services.athena.models import DUCKDB_THREADS, register_glue_table
-from localaws.services.glue_dq import dqdl
+from localaws.services.glue_dq import dqdl, models
 from localaws.services.glue_dq.evaluation import PRIMARY, _ident
-from localaws.services.glue_dq import models
 from localaws.services.glue_dq.models import Ruleset, _table, glue_table, now, state
 
 NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "UTINYINT",
