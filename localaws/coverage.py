@@ -43,6 +43,8 @@ EXECUTED = {
         "StartCrawler": "crawls S3: infers schemas and partitions into the catalog",
         "StopCrawler": "stops the crawl (STOPPING, then READY)",
         "StartDataQualityRulesetEvaluationRun": "evaluates the DQDL rulesets on DuckDB over the table's data",
+        "StartDataQualityRuleRecommendationRun": "profiles the table on DuckDB into a DQDL ruleset (localaws's "
+                                                 "heuristics)",
     },
     "athena": {
         "StartQueryExecution": "runs the SQL (Trino dialect via sqlglot) on DuckDB over the catalog",

@@ -26,12 +26,13 @@ def lambda_role(iam) -> str:
 def parquet_glue_table(s3, glue, duck, *, bucket: str, database: str, name: str, sql: str, local,
                        view: str | None = None) -> None:
     """Glue table ``database.name`` (classification parquet, columns as DuckDB types them: VARCHAR
-    string, DOUBLE double, BIGINT bigint) over one Parquet file of ``sql``'s rows, written to
+    string, DOUBLE double, BIGINT bigint, DATE date, TIMESTAMP timestamp) over one Parquet file of ``sql``'s rows, written to
     ``local`` and put at ``s3://bucket/name/part-00000.parquet``; DuckDB view ``view`` (default
     ``src_<name>``) reads the local file, for the tests' hand-written oracles."""
     duck.execute(f"COPY ({sql}) TO '{local}' (FORMAT parquet)")
     s3.put_object(Bucket=bucket, Key=f"{name}/part-00000.parquet", Body=local.read_bytes())
-    glue_types = {"VARCHAR": "string", "DOUBLE": "double", "BIGINT": "bigint"}
+    glue_types = {"VARCHAR": "string", "DOUBLE": "double", "BIGINT": "bigint", "DATE": "date",
+                  "TIMESTAMP": "timestamp", "TIMESTAMP_NS": "timestamp"}
     columns = [{"Name": c, "Type": glue_types[t]} for c, t, *_ in
                duck.execute(f"DESCRIBE SELECT * FROM read_parquet('{local}')").fetchall()]
     glue.create_table(DatabaseName=database, TableInput={

@@ -376,6 +376,12 @@ def test_ctas_partitioned_parquet_and_insert_into(athena, aws_client, lake):
     assert sorted(p["Values"][0] for p in parts) == ["2013-01-01", "2013-01-02", "2013-01-03"]
     keys = [o["Key"] for o in aws_client("s3").list_objects_v2(Bucket=BUCKET, Prefix="ctas/")["Contents"]]
     assert all(k.startswith("ctas/carrier_daily/dt=2013-01-0") for k in keys)
+    # Athena's data manifest: every file the CTAS wrote, at <output>/tables/<id>-manifest.csv
+    manifest = ctas["Statistics"]["DataManifestLocation"]
+    assert manifest == f"{RESULTS.rstrip('/')}/tables/{ctas['QueryExecutionId']}-manifest.csv"
+    bucket, key = manifest.removeprefix("s3://").split("/", 1)
+    listed = aws_client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
+    assert sorted(listed) == sorted(f"s3://{BUCKET}/{k}" for k in keys)
     again = ok(run_query(athena, "SELECT dt, sum(flights) FROM carrier_daily GROUP BY dt ORDER BY dt"))
     assert [(d, int(n)) for d, n in rows_of(athena, again["QueryExecutionId"])[1:]] == _duck(
         lake, "SELECT dt, count(*) FROM flights WHERE dt <= '2013-01-03' GROUP BY dt ORDER BY dt")

@@ -12,6 +12,7 @@ S3 itself (so the CSV localaws writes must parse as Athena's does).
 
 from __future__ import annotations
 
+import functools
 import io
 import time
 
@@ -131,3 +132,28 @@ def test_pandas_cursor_reads_the_result_csv_from_s3(athena, lake):
     assert str(frame["n"].dtype) == "Int64"  # bigint, read with Athena's column types
     got = [(r.origin, r.dest, int(r.n), None if r.best != r.best else float(r.best)) for r in frame.itertuples()]
     assert got == [(o, d, n, b) for o, d, n, b in expected]
+
+
+def test_arrow_cursor_reads_the_result_csv_from_s3(athena, lake, localaws, monkeypatch):
+    """PyAthena's ArrowCursor reads the result CSV with pyarrow's own S3 filesystem, to which PyAthena
+    passes region and credentials only, and pyarrow 25 takes no endpoint from the environment
+    (neither ``AWS_ENDPOINT_URL_S3`` nor ``AWS_ENDPOINT_URL``: it asks
+    ``<bucket>.s3.us-east-1.amazonaws.com``). So, as a user pointing it anywhere but AWS must, the
+    test gives pyarrow's ``S3FileSystem`` the endpoint; what is checked is what localaws writes:
+    the CSV that pyarrow's reader parses with the types of the result's ColumnInfo."""
+    from pyarrow import fs
+    from pyathena.arrow.cursor import ArrowCursor
+
+    monkeypatch.setattr(fs, "S3FileSystem", functools.partial(fs.S3FileSystem, endpoint_override=localaws.endpoint_url,
+                                                               scheme="http"))
+
+    sql = ("SELECT carrier, count(*) AS n, sum(distance) AS miles, avg(dep_delay) AS delay, min(dt) AS first_day "
+           "FROM flights GROUP BY carrier ORDER BY carrier")
+    table = athena.cursor(ArrowCursor).execute(sql).as_arrow()
+    expected = lake["duck"].execute(sql).fetchall()
+    assert table.column_names == ["carrier", "n", "miles", "delay", "first_day"]
+    # distance is bigint, and Athena sums a bigint as bigint
+    assert [str(t) for t in table.schema.types] == ["string", "int64", "int64", "double", "string"]
+    got = list(zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True))
+    assert [(c, n, m, d, f) for c, n, m, d, f in got] == [(c, n, pytest.approx(m), pytest.approx(d), f)
+                                                          for c, n, m, d, f in expected]

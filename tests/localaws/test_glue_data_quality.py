@@ -153,6 +153,7 @@ def test_rule_outcomes_match_duckdb_over_the_source(env):
         (f'(RowCount > {n}) or ((IsComplete "carrier") and (ColumnExists "origin"))', "PASS", {}),
         (f'(RowCount > {n}) or (IsComplete "dep_time")', "FAIL", {}),
         ('Entropy "carrier" > 1', "ERROR", {}),
+        ('FileFreshness "s3://dq-lake/flights/" > (now() - 24 hours)', "ERROR", {}),
         (f'(RowCount = {n}) or (Entropy "carrier" > 1)', "ERROR", {}),
     ]
     result = evaluate(glue, "flights-rules", [rule for rule, _, _ in expected])
@@ -194,6 +195,138 @@ def test_referential_integrity_against_additional_data_sources(env):
         if value is not None:
             assert r["EvaluatedMetrics"][f"Column.{alias}.ReferentialIntegrity"] == pytest.approx(value)
     assert "nowhere" in result["RuleResults"][-1]["EvaluationMessage"]
+
+
+def test_date_expressions_and_data_freshness_match_duckdb(env, tmp_path):
+    """``now()``, ``(now() - N days|hours)``, date literals (ColumnValues) and DataFreshness durations,
+    over times relative to the real clock: the oracles use DuckDB's ``now()`` taken before the run
+    starts, and no row is within a minute of a boundary, so the run's own ``now()`` gives the same answers."""
+    glue, duck = env
+    table = "dated"
+    # row i is (17 i + 3) minutes old (20 min to 56 h: no age within a minute of 2, 3, 5 or 48 hours);
+    # row 40 has no date
+    add_table(env_s3(glue), glue, duck, table,
+              "SELECT id, CASE WHEN id <> 40 THEN now()::TIMESTAMP - to_minutes(17 * id + 3) END AS ts, "
+              "CAST(CASE WHEN id <> 40 THEN now()::TIMESTAMP - to_minutes(17 * id + 3) END AS DATE) AS d "
+              "FROM range(1, 201) AS r(id)", tmp_path / "dated.parquet")
+    n = one(duck, "SELECT count(*) FROM src_dated")
+    hours = "(epoch(now()::TIMESTAMP) - epoch(ts)) / 3600"
+    within_2h = one(duck, f"SELECT count(*) FILTER (WHERE {hours} <= 2) FROM src_dated")
+    within_5h = one(duck, f"SELECT count(*) FILTER (WHERE {hours} <= 5) FROM src_dated")
+    after_3h = one(duck, "SELECT count(*) FILTER (WHERE ts > now()::TIMESTAMP - INTERVAL 3 HOUR) FROM src_dated")
+    within_2d = one(duck, f"SELECT count(*) FILTER (WHERE {hours} <= 48) FROM src_dated")
+    oldest = one(duck, f"SELECT max({hours}) FROM src_dated")
+    first_day = one(duck, "SELECT min(d) FROM src_dated")
+    after_first = one(duck, f"SELECT count(*) FILTER (WHERE d > DATE '{first_day}') FROM src_dated")
+    assert 0 < within_2h < within_5h < n - 1 and 0 < after_3h < n - 1 and 48 < oldest < 72 and within_5h < within_2d < n - 1
+    # no row within a minute of the 2 h / 3 h / 5 h boundaries, so the run's later now() agrees
+    assert one(duck, f"SELECT count(*) FILTER (WHERE abs({hours} - 2) < 0.02 OR abs({hours} - 3) < 0.02 "
+                     f"OR abs({hours} - 5) < 0.02 OR abs({hours} - 48) < 0.02) FROM src_dated") == 0
+    expected = [  # (rule, Result, compliance metric or None)
+        ('ColumnValues "ts" <= now()', "FAIL", (n - 1) / n),  # the NULL row fails
+        ('(ColumnValues "ts" <= now()) or (ColumnValues "ts" = NULL)', "FAIL", None),  # or: each over all rows
+        ('ColumnValues "ts" > (now() - 2 days)', "FAIL", within_2d / n),
+        ('ColumnValues "ts" > (now() - 3 days) with threshold > 0.99', "PASS", (n - 1) / n),
+        ('ColumnValues "ts" > (now() - 3 hours)', "FAIL", after_3h / n),
+        (f'ColumnValues "ts" > (now() - 3 hours) with threshold = {after_3h / n}', "PASS", after_3h / n),
+        ('ColumnValues "ts" < (now() + 1 hours) with threshold > 0.99', "PASS", None),
+        ('ColumnValues "ts" between (now() - 3 days) and now() with threshold > 0.99', "PASS", None),
+        ('ColumnValues "ts" > now()', "FAIL", 0.0),
+        (f'ColumnValues "d" > "{first_day}"', "FAIL", after_first / n),
+        (f'ColumnValues "d" >= "{first_day}" with threshold > 0.99', "PASS", (n - 1) / n),
+        ('DataFreshness "ts" <= 5 hours', "FAIL", within_5h / n),
+        ('DataFreshness "ts" <= 2 days', "FAIL", within_2d / n),
+        ('DataFreshness "ts" <= 3 days', "FAIL", (n - 1) / n),  # the NULL row fails DataFreshness
+        ('DataFreshness "ts" <= 3 days with threshold > 0.99', "PASS", (n - 1) / n),
+        (f'DataFreshness "ts" <= 2 hours with threshold = {within_2h / n}', "PASS", within_2h / n),
+        (f'DataFreshness "ts" between 2 hours and 5 hours with threshold = {(within_5h - within_2h) / n}', "PASS",
+         (within_5h - within_2h) / n),
+        ('(DataFreshness "ts" <= 3 days) or (ColumnValues "ts" = NULL)', "FAIL", None),
+        ('DataFreshness "ts" > 3 days', "FAIL", 0.0),
+    ]
+    glue.create_data_quality_ruleset(Name="dates", Ruleset="Rules = [\n  " + ",\n  ".join(r for r, *_ in expected)
+                                     + "\n]")
+    run_id = glue.start_data_quality_ruleset_evaluation_run(
+        DataSource={"GlueTable": {"DatabaseName": DB, "TableName": table}}, Role=ROLE, RulesetNames=["dates"])["RunId"]
+    run = wait_run(glue, run_id)
+    assert run["Status"] == "SUCCEEDED", run
+    got = glue.get_data_quality_result(ResultId=run["ResultIds"][0])["RuleResults"]
+    for (rule, outcome, compliance), r in zip(expected, got, strict=True):
+        assert (r["Description"], r["Result"]) == (rule, outcome), r
+        if compliance is not None:
+            metric = "DataFreshness" if rule.startswith("DataFreshness") else "ColumnValues"
+            column = rule.split('"')[1]
+            assert r["EvaluatedMetrics"][f"Column.{column}.{metric}.Compliance"] == pytest.approx(compliance), r
+    assert got[11]["EvaluationMessage"] == f"{within_5h / n * 100:.2f} % of rows passed the threshold"
+
+
+def env_s3(glue):
+    return boto3.client("s3", endpoint_url=glue.meta.endpoint_url, region_name="us-east-1")
+
+
+def test_dqdl_constructs_localaws_lacks_are_named_at_create(env):
+    glue, _ = env
+    cases = {
+        'Rules = [ RowCount > avg(last(10)) ]': "localaws does not support dynamic rules (avg(...)",
+        'Rules = [ ColumnValues "d" > (now() - 45 minutes) ]': "localaws does not support the time unit 'minutes'",
+        'Rules = [ ColumnValues "d" > now() - 3 days ]': "localaws does not support date arithmetic outside parentheses",
+        'Rules = [ ColumnValues "d" > 2024-01-01 ]': "localaws does not support the unquoted date 2024-01-01",
+        'Metadata = { "Version": "1.0" }\nRules = [ RowCount > 1 ]': "localaws does not support the Metadata section",
+        'Rules = [ IsComplete "a" ]\nAnalyzers = [ RowCount ]': "localaws does not support the Analyzers section",
+        'Rules = [ ColumnValues "d" > 3 with threshold > (now() - 1 days) ]': "localaws does not support a date or "
+                                                                             "duration in 'with threshold'",
+        'Rules = [ RowCount > now() ]': "now() applies to ColumnValues only",
+        'Rules = [ ColumnValues "d" > 3 days ]': "a duration ('3 days') applies to DataFreshness only",
+        'Rules = [ DataFreshness "d" > 3 ]': "DataFreshness takes a comparison with a duration",
+    }
+    for text, fragment in cases.items():
+        with pytest.raises(ClientError) as info:
+            glue.create_data_quality_ruleset(Name="bad", Ruleset=text)
+        assert info.value.response["Error"]["Code"] == "InvalidInputException"
+        message = info.value.response["Error"]["Message"]
+        assert fragment in message and "invalid DQDL near" not in message, (text, message)
+
+
+def test_recommendation_run_profiles_the_table_into_a_ruleset_that_passes(env):
+    """Start/Get/ListDataQualityRuleRecommendationRun(s): a valid ruleset, its facts checked against
+    DuckDB over the source file, created as ``CreatedRulesetName`` and passing on the same table."""
+    glue, duck = env
+    run_id = glue.start_data_quality_rule_recommendation_run(DataSource=SOURCE, Role=ROLE,
+                                                             CreatedRulesetName="recommended")["RunId"]
+    deadline = time.monotonic() + 30
+    while (run := glue.get_data_quality_rule_recommendation_run(RunId=run_id))["Status"] in ("STARTING", "RUNNING"):
+        assert time.monotonic() < deadline, run
+        time.sleep(0.05)
+    assert run["Status"] == "SUCCEEDED", run
+    assert run["CreatedRulesetName"] == "recommended" and run["DataSource"] == SOURCE
+    text = run["RecommendedRuleset"]
+    rules = [line.strip().rstrip(",") for line in text.splitlines()[1:-1]]
+    n = one(duck, "SELECT count(*) FROM src")
+    complete = {c for c, _ in COLUMNS if one(duck, f"SELECT count({c}) = count(*) FROM src")}
+    assert {r.split('"')[1] for r in rules if r.startswith("IsComplete ")} == complete
+    assert 'IsUnique "id"' in rules and 'IsUnique "carrier"' not in rules
+    origins = [o for (o,) in duck.execute("SELECT DISTINCT origin FROM src ORDER BY 1").fetchall()]
+    assert f'ColumnValues "origin" in [{", ".join(chr(34) + o + chr(34) for o in origins)}]' in rules
+    (row_count,) = [r for r in rules if r.startswith("RowCount ")]
+    low, high = (float(x) for x in row_count.removeprefix("RowCount between ").split(" and "))
+    assert low < n < high
+    dep_time = one(duck, "SELECT count(dep_time) / count(*) FROM src")
+    (completeness,) = [r for r in rules if r.startswith('Completeness "dep_time" >= ')]
+    assert dep_time - 0.01 <= float(completeness.rsplit(" ", 1)[1]) <= dep_time
+    assert any(r.startswith('Mean "distance" between ') for r in rules)
+    assert any(r.startswith('StandardDeviation "distance" between ') for r in rules)
+    assert any(r.startswith('ColumnLength "carrier" between ') for r in rules)
+    assert glue.get_data_quality_ruleset(Name="recommended")["Ruleset"] == text
+    listed = glue.list_data_quality_rule_recommendation_runs(Filter={"DataSource": SOURCE})["Runs"]
+    assert [r["RunId"] for r in listed] == [run_id]
+    eval_id = glue.start_data_quality_ruleset_evaluation_run(DataSource=SOURCE, Role=ROLE,
+                                                             RulesetNames=["recommended"])["RunId"]
+    result = glue.get_data_quality_result(ResultId=wait_run(glue, eval_id)["ResultIds"][0])
+    assert [(r["Description"], r.get("EvaluationMessage")) for r in result["RuleResults"] if r["Result"] != "PASS"] \
+        == []
+    assert result["Score"] == 1.0
+    with pytest.raises(glue.exceptions.EntityNotFoundException):
+        glue.get_data_quality_rule_recommendation_run(RunId="dqrun-nope")
 
 
 def test_invalid_dqdl_is_refused_at_create_naming_the_problem(env):

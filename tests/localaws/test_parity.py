@@ -164,8 +164,8 @@ def test_failed_crawl_reason_reaches_last_crawl(aws_client):
 # --- 3. unimplemented operations ------------------------------------------------------------------
 
 UNIMPLEMENTED = [
-    ("glue", "start_data_quality_rule_recommendation_run", "StartDataQualityRuleRecommendationRun",
-     {"DataSource": {"GlueTable": {"DatabaseName": "d", "TableName": "t"}}, "Role": "r"}),
+    ("glue", "cancel_data_quality_rule_recommendation_run", "CancelDataQualityRuleRecommendationRun",
+     {"RunId": "dqrun-0123456789abcdef"}),
     ("glue", "list_blueprints", "ListBlueprints", {}),
     ("sqs", "list_message_move_tasks", "ListMessageMoveTasks", {"SourceArn": "arn:aws:sqs:us-east-1:123456789012:q"}),
     ("sns", "get_data_protection_policy", "GetDataProtectionPolicy",

@@ -114,6 +114,7 @@ class LocalExecution:
         self.rows: list[list[str | None]] = []
         self.header = True
         self.update_count: int | None = None
+        self.manifest_location: str | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -157,6 +158,8 @@ class LocalExecution:
             "ServiceProcessingTimeInMillis": self.processing_ms,
             "ResultReuseInformation": {"ReusedPreviousResult": False},
         }
+        if getattr(self, "manifest_location", None):  # getattr: executions pickled before it existed
+            stats["DataManifestLocation"] = self.manifest_location
         out = {
             "QueryExecutionId": self.id,
             "Query": self.query,
@@ -258,6 +261,8 @@ class _Query:
         self.result_rows: list[tuple] = []
         self.text_rows: list[str] | None = None
         self.text_column = "result"
+        #: s3:// URIs of the data files a CTAS or INSERT INTO wrote (listed in its data manifest).
+        self.written_files: list[str] | None = None
 
     def close(self) -> None:
         self.execution._con = None
@@ -829,6 +834,7 @@ class _Query:
                 key_name = fname.rsplit(".", 1)[0] + ext
                 s3memory.put_object(self.account_id, bucket, f"{prefix}{rel_dir}{key_name}",
                                     (Path(root) / fname).read_bytes())
+                self.written_files = [*(self.written_files or []), f"s3://{bucket}/{prefix}{rel_dir}{key_name}"]
                 if partition_cols:
                     values = [_unescape(seg.split("=", 1)[1]) for seg in rel_dir.rstrip("/").split("/")]
                     partitions[f"s3://{bucket}/{prefix}{rel_dir}"] = values
@@ -1094,6 +1100,15 @@ def _store_results(backend: athena_models.AthenaBackend, execution: LocalExecuti
     s3memory.put_object(backend.account_id, bucket, key, ("\n".join(lines) + "\n").encode())
     s3memory.put_object(backend.account_id, bucket, key + ".metadata",
                         json.dumps({"ColumnInfo": execution.columns}).encode())
+    if query.written_files is not None:
+        # Athena's data manifest of a CTAS / INSERT INTO: the files it wrote, one s3:// URI a line, at
+        # <results folder>/tables/<query id>-manifest.csv, named by Statistics.DataManifestLocation
+        # (Athena User Guide, "Find query output files in Amazon S3"; QueryExecutionStatistics).
+        folder = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+        manifest = f"{folder}tables/{execution.id}-manifest.csv"
+        s3memory.put_object(backend.account_id, bucket, manifest,
+                            "".join(uri + "\n" for uri in query.written_files).encode())
+        execution.manifest_location = f"s3://{bucket}/{manifest}"
 
 
 def _column_info(name: str, athena_type: str, precision: int, scale: int) -> dict[str, Any]:

@@ -39,9 +39,21 @@ per-rule pages ``dqdl-rule-types-<Type>.html``). What localaws decided, rule by 
   the primary dataset are a subset of the values of a set of columns in a reference dataset"). A
   row with a NULL in those columns is not contained (localaws's choice). Metric
   ``Column.<ref>.ReferentialIntegrity``.
+* **Dates in ColumnValues** (``ColumnValues "Load_Date" > (now() - 3 days)``, ``<= now()``,
+  ``in [...]`` of dates; AWS's ColumnValues page, "Example: Date values"): ``now()`` is the time
+  the run started (UTC), ``(now() - N days|hours)`` that time minus N days or hours; the column is
+  compared as a timestamp (``TRY_CAST(col AS TIMESTAMP)``: a DATE is its midnight, a string that is
+  no date is NULL and fails). A date literal ``"2024-01-31"`` is a string DuckDB casts to the
+  column's type, as before.
+* **DataFreshness** ``"col" <= 24 hours`` / ``between 2 days and 5 days`` (AWS's DataFreshness page:
+  "the difference between the current time and the values of a date column"): per row, the age
+  ``now() - col`` in hours is compared with the duration; NULL rows fail ("The DataFreshness rules
+  will fail for rows with NULL values"). Without ``with threshold`` every row must pass; a failure
+  reads as AWS's page shows it: ``80.00 % of rows passed the threshold``. Metric
+  ``Column.<col>.DataFreshness.Compliance`` (localaws's guess at the name).
 * ``where "<SQL condition>"`` (Spark SQL, transpiled likewise) filters ``primary`` before the rule is evaluated.
 * **Composite rules**: ``and`` passes when every part passes, ``or`` when one does.
-* Every other AWS rule type (Entropy, DataFreshness, RowCountMatch, ...) is answered
+* Every other AWS rule type (Entropy, RowCountMatch, FileFreshness, ...) is answered
   ``ERROR`` with "localaws does not evaluate rule type X": it never passes, and a composite rule
   that contains one is ``ERROR`` too.
 
@@ -58,13 +70,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
 import sqlglot
 from sqlglot import exp
 
-from localaws.services.glue_dq.dqdl import SIGNATURES, Expression, Keyword, Rule
+from localaws.services.glue_dq.dqdl import SIGNATURES, Duration, Expression, Keyword, Now, Rule
 
 
 @dataclass
@@ -85,6 +98,8 @@ def _ident(name: str) -> str:
 
 
 def _literal(value: Any) -> str:
+    if isinstance(value, datetime):
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
     if isinstance(value, float):
         return repr(int(value)) if value.is_integer() else repr(value)
     return "'" + str(value).replace("'", "''") + "'"
@@ -169,11 +184,14 @@ class Evaluator:
     """Evaluates rules on ``con``, where view :data:`PRIMARY` is the data and ``columns`` its column names."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, columns: list[str],
-                 references: dict[str, tuple[str, list[str]]] | None = None) -> None:
-        """``references``: ``AdditionalDataSources`` alias -> (DuckDB view, its column names)."""
+                 references: dict[str, tuple[str, list[str]]] | None = None, now: datetime | None = None) -> None:
+        """``references``: ``AdditionalDataSources`` alias -> (DuckDB view, its column names);
+        ``now``: what DQDL's ``now()`` is (the run's start; default the current time), in UTC."""
         self.con = con
         self.columns = columns
         self.references = references or {}
+        at = now or datetime.now(UTC)
+        self.now = at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
 
     def evaluate(self, rule: Rule) -> RuleOutcome:
         """The outcome of one top-level rule (composite or not)."""
@@ -291,8 +309,30 @@ class Evaluator:
         return RuleOutcome("FAIL", f"{total - passed} of {total} rows do not meet the constraint requirement!",
                            metrics)
 
+    def _date(self, value: Now) -> datetime:
+        return self.now + timedelta(hours=value.hours)
+
     def _rule_ColumnValues(self, rule: Rule, src: str) -> RuleOutcome:
-        return self._row_rule(rule, src, self._column(rule.params[0]), {})
+        col = self._column(rule.params[0])
+        expr = rule.expression
+        if any(isinstance(v, Now) for v in expr.values):
+            values = tuple(self._date(v) if isinstance(v, Now) else v for v in expr.values)
+            rule = Rule(rule.rule_type, rule.text, rule.params, Expression(expr.op, values, expr.negated),
+                        rule.threshold, rule.where)
+            col = f"TRY_CAST({col} AS TIMESTAMP)"
+        return self._row_rule(rule, src, col, {})
+
+    def _rule_DataFreshness(self, rule: Rule, src: str) -> RuleOutcome:
+        name = rule.params[0]
+        age = (f"((epoch({_literal(self.now)}) - epoch(TRY_CAST({self._column(name)} AS TIMESTAMP))) / 3600.0)")
+        expr = rule.expression
+        hours = Expression(expr.op, tuple(v.hours if isinstance(v, Duration) else v for v in expr.values), expr.negated)
+        fraction, passed, total = self._fraction(src, row_predicate(age, hours))
+        metrics = {f"Column.{name}.DataFreshness.Compliance": fraction}
+        ok = compare(fraction, rule.threshold) if rule.threshold is not None else passed == total
+        if ok:
+            return RuleOutcome("PASS", None, metrics)
+        return RuleOutcome("FAIL", f"{fraction * 100:.2f} % of rows passed the threshold", metrics)
 
     def _rule_ColumnLength(self, rule: Rule, src: str) -> RuleOutcome:
         col = self._column(rule.params[0])

@@ -201,7 +201,7 @@ def run_evaluation(backend: glue_models.GlueBackend, run: EvaluationRun) -> None
             columns = register_glue_table(con, view, _table(backend, source), account_id=backend.account_id,
                                           scratch=scratch / view)
             references[alias] = (view, list(columns))
-        evaluator = Evaluator(con, list(schema), references)
+        evaluator = Evaluator(con, list(schema), references, now=run.started_on)
         started = run.started_on
         deadline = time.monotonic() + MIN_RUN_SECONDS
         for name in run.ruleset_names:

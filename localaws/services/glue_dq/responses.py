@@ -3,7 +3,8 @@
 :func:`install` adds Create/Get/Update/Delete/ListDataQualityRuleset(s),
 StartDataQualityRulesetEvaluationRun, GetDataQualityRulesetEvaluationRun,
 ListDataQualityRulesetEvaluationRuns, GetDataQualityResult, BatchGetDataQualityResult and
-ListDataQualityResults, in Glue's JSON protocol with the shapes of botocore's Glue model.
+ListDataQualityResults, Start/Get/ListDataQualityRuleRecommendationRun(s)
+(localaws/services/glue_dq/recommendation.py), in Glue's JSON protocol with the shapes of botocore's Glue model.
 :func:`recover_after_restart` fails the runs a restart cut off.
 """
 
@@ -18,7 +19,7 @@ from moto.glue import responses as glue_responses
 from moto.glue.exceptions import AlreadyExistsException, EntityNotFoundException, GlueClientError
 
 from localaws.runtime import RUNTIME
-from localaws.services.glue_dq import dqdl
+from localaws.services.glue_dq import dqdl, recommendation
 from localaws.services.glue_dq.models import (
     RESTART_ERROR,
     EvaluationRun,
@@ -234,6 +235,48 @@ def _list_results(self: glue_responses.GlueResponse) -> ActionResult:
     return ActionResult(_page(out, p, "Results"))
 
 
+def _start_recommendation(self: glue_responses.GlueResponse) -> ActionResult:
+    p, backend = self.parameters, self.glue_backend
+    table = glue_table(p.get("DataSource") or {})
+    if not table.get("DatabaseName") or not table.get("TableName"):
+        raise InvalidInputException("DataSource must name a GlueTable (DatabaseName, TableName)")
+    backend.get_table(table["DatabaseName"], table["TableName"])  # EntityNotFoundException if absent
+    created = p.get("CreatedRulesetName")
+    if created and created in state(backend)[0]:
+        raise AlreadyExistsException(f"Data Quality Ruleset {created}")
+    run = recommendation.RecommendationRun(new_id("dqrun"), p["DataSource"], p["Role"], created,
+                                           p.get("NumberOfWorkers"), p.get("Timeout"))
+    recommendation.runs(backend)[run.run_id] = run
+    RUNTIME.spawn(f"glue-dq-{run.run_id}", recommendation.run_recommendation, backend, run)
+    return ActionResult({"RunId": run.run_id})
+
+
+def _get_recommendation(self: glue_responses.GlueResponse) -> ActionResult:
+    backend, run_id = self.glue_backend, self.parameters["RunId"]
+    run = recommendation.runs(backend).get(run_id)
+    if run is None:
+        raise EntityNotFoundException(f"Cannot find Data Quality Rule Recommendation Run {run_id}")
+    return ActionResult(run.as_dict())
+
+
+def _list_recommendations(self: glue_responses.GlueResponse) -> ActionResult:
+    p, backend = self.parameters, self.glue_backend
+    f = p.get("Filter") or {}
+    want = glue_table(f.get("DataSource") or {})
+    out = []
+    for run in sorted(recommendation.runs(backend).values(), key=lambda r: r.started_on, reverse=True):
+        have = glue_table(run.data_source)
+        if want and (have.get("DatabaseName"), have.get("TableName")) != (want.get("DatabaseName"),
+                                                                         want.get("TableName")):
+            continue
+        if f.get("StartedAfter") and not run.started_on > _when(f["StartedAfter"]):
+            continue
+        if f.get("StartedBefore") and not run.started_on < _when(f["StartedBefore"]):
+            continue
+        out.append(run.summary())
+    return ActionResult(_page(out, p, "Runs"))
+
+
 _OPERATIONS = {
     "create_data_quality_ruleset": _create,
     "get_data_quality_ruleset": _get,
@@ -246,6 +289,9 @@ _OPERATIONS = {
     "get_data_quality_result": _get_result,
     "batch_get_data_quality_result": _batch_get_result,
     "list_data_quality_results": _list_results,
+    "start_data_quality_rule_recommendation_run": _start_recommendation,
+    "get_data_quality_rule_recommendation_run": _get_recommendation,
+    "list_data_quality_rule_recommendation_runs": _list_recommendations,
 }
 
 
@@ -260,7 +306,8 @@ def recover_after_restart() -> int:
     count = 0
     for account in glue_models.glue_backends.values():
         for backend in account.values():
-            for run in backend.__dict__.get("dq_runs", {}).values():
+            for run in [*backend.__dict__.get("dq_runs", {}).values(),
+                        *backend.__dict__.get("dq_recommendation_runs", {}).values()]:
                 if not run.finished:
                     run.set_status("FAILED", RESTART_ERROR)
                     count += 1
