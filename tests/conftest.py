@@ -57,7 +57,7 @@ AWS_TEST_SECRET = "lake-test-secret-9f3c61d2"
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """An initialised Airflow metadata database (SQLite) for this test session."""
-    result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=False, capture_output=True, text=True,
                             env=os.environ.copy())
     if result.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -175,3 +175,37 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(name)
         if not any(item.get_closest_marker(name) for name in HEAVY):
             item.add_marker("unit")
+        elif item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(_heavy_group(item)))
+    # The heavy tiers run in two pytest-xdist workers (make test: --dist loadgroup): the longest work
+    # first, so that the two finish together. A module moves as a whole (its module-scoped fixtures
+    # are set up once); the modules of unit tests only keep their order.
+    module_rank: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        module_rank[module] = min(module_rank.get(module, 3), _heavy_rank(item))
+    items.sort(key=lambda item: module_rank[item.nodeid.split("::", 1)[0]])
+
+
+#: The group of the tests that start a demo stack (airflow standalone + localaws as processes, the
+#: real scheduler, many minutes each): one worker runs them one after the other, never two stacks at
+#: once, while the other worker runs the rest.
+STACK_GROUP = "stack"
+
+
+def _heavy_group(item) -> str:
+    """The pytest-xdist group of a heavy test: :data:`STACK_GROUP` for a stack test, else its module
+    (a module's tests share module-scoped fixtures such as a SparkSession and a provisioned lake)."""
+    if "stack" in getattr(item, "fixturenames", ()):
+        return STACK_GROUP
+    return item.nodeid.split("::", 1)[0]
+
+
+def _heavy_rank(item) -> int:
+    """0: a stack test, 1: another tests/e2e test, 2: another heavy test, 3: a unit test."""
+    marker = item.get_closest_marker("xdist_group")
+    if marker is None or item.get_closest_marker("unit"):
+        return 3
+    if marker.args and marker.args[0] == STACK_GROUP:
+        return 0
+    return 1 if item.get_closest_marker("e2e") else 2
