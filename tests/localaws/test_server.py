@@ -136,6 +136,7 @@ def test_state_survives_restart(tmp_path):
         assert second.stop() == 0
 
 
+@pytest.mark.slow  # restarts localaws server processes (README: test tiers)
 def test_a_failed_query_survives_restarts(tmp_path):
     """A FAILED Athena query keeps its error in the snapshot; the next start reads it back (it used
     to stop startup: the error class could not be unpickled)."""
