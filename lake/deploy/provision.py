@@ -358,7 +358,6 @@ def registry_table_definition(s: Settings) -> dict[str, Any]:
                            {"AttributeName": "event_time", "KeyType": "RANGE"}]},
         ],
         "BillingMode": "PAY_PER_REQUEST",
-        "Tags": [{"Key": "lake", "Value": "delivery-registry"}],
     }
 
 
