@@ -17,16 +17,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from moto.dynamodb import models as ddb_models
 from moto.dynamodb.exceptions import MockValidationException, ResourceNotFoundException
+from moto.dynamodb.responses import DynamoHandler
 
-_original_update_time_to_live = ddb_models.DynamoDBBackend.update_time_to_live
+_original_update_time_to_live = DynamoHandler.update_time_to_live
 _installed = False
 
 
-def _update_time_to_live(self: Any, table_name: str, ttl_spec: dict[str, Any]) -> None:
+def _update_time_to_live(self: DynamoHandler) -> Any:
+    """moto's UpdateTimeToLive handler, after AWS's checks (module docstring)."""
+    table_name, ttl_spec = self.body.get("TableName"), self.body.get("TimeToLiveSpecification") or {}
     try:
-        table = self.get_table(table_name)
+        table = self.dynamodb_backend.get_table(table_name)
     except Exception as exc:  # moto raises its ResourceNotFoundException or a JsonRESTError
         raise ResourceNotFoundException(table_name=table_name) from exc
     status, current = table.ttl.get("TimeToLiveStatus", "DISABLED"), table.ttl.get("AttributeName")
@@ -38,13 +40,13 @@ def _update_time_to_live(self: Any, table_name: str, ttl_spec: dict[str, Any]) -
         raise MockValidationException("TimeToLive is already enabled")
     if enabled is False and status in ("DISABLED", "DISABLING"):
         raise MockValidationException("TimeToLive is already disabled")
-    _original_update_time_to_live(self, table_name, ttl_spec)
+    return _original_update_time_to_live(self)
 
 
 def install() -> None:
-    """Patch moto's DynamoDB backend (idempotent)."""
+    """Patch moto's DynamoDB handler (idempotent)."""
     global _installed
     if _installed:
         return
-    ddb_models.DynamoDBBackend.update_time_to_live = _update_time_to_live  # type: ignore[method-assign]
+    DynamoHandler.update_time_to_live = _update_time_to_live  # type: ignore[method-assign]
     _installed = True
