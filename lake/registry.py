@@ -14,6 +14,10 @@ A delivery, as returned (:func:`delivery`)::
      "event_name": str ("ObjectCreated:Put", ...), "sequencer": str,
      "dataset": str | None, "partition": str | None ("dt=2013-01-05", "dt=2013-06-01/hour=14"),
      "ttl": int (epoch seconds)}
+
+DynamoDB deletes an item some time after its ``ttl`` (AWS: "within a few days"), and until then a
+query still returns it; with ``LAKE_REGISTRY_TTL_DAYS`` (400) far beyond the days the lake
+processes, the functions do not filter on it.
 """
 
 from __future__ import annotations
