@@ -466,7 +466,9 @@ def registry(s: Settings, aws: Clients) -> list[Step]:
             rows.append(_row(f"s3://{bucket} notifications", "unchanged"))
             continue
         s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=wanted)
-        rows.append(_row(f"s3://{bucket} notifications", "updated"))
+        ours = [c for c in current.get("LambdaFunctionConfigurations", [])
+                if str(c.get("Id", "")).startswith(f"{s.registry_function}-")]
+        rows.append(_row(f"s3://{bucket} notifications", "updated" if ours else "created"))
     return rows
 
 

@@ -21,7 +21,7 @@ from lake.layout import firehose_delivery_rule
 from lake.settings import Settings
 from tests.helpers import BLIZZARD
 
-DAYS = (BLIZZARD, "2013-02-09")
+DAYS = (BLIZZARD, "2013-02-09")  # consecutive: one replay
 STREAM_PREFIX = "flight_events/dt=!{partitionKeyFromQuery:dt}/hour=!{partitionKeyFromQuery:hour}/"
 JQ = "{dt: .event_time[0:10], hour: .event_time[11:13]}"
 
@@ -88,8 +88,7 @@ def delivered(lake):
     """The two real days replayed into bronze (zip + manifest each), registered: their keys."""
     s, s3 = lake["s"], lake["s3"]
     flights = contracts.load("flights")
-    for day in DAYS:
-        source.replay(flights, date.fromisoformat(day), date.fromisoformat(day), bucket=s.bronze_bucket, s3=s3)
+    source.replay(flights, date.fromisoformat(DAYS[0]), date.fromisoformat(DAYS[-1]), bucket=s.bronze_bucket, s3=s3)
     keys = [k for day in DAYS for k in (flights.source_key(day), flights.manifest_key(day))]
     _wait_for(lambda: len(_items(lake["ddb"], s.registry_table)) >= len(keys), what="the days' items")
     return keys
@@ -107,6 +106,9 @@ def test_provisioning_creates_the_table_as_documented_and_is_idempotent(lake):
     assert pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
     assert ddb.describe_time_to_live(TableName=s.registry_table)["TimeToLiveDescription"] == {
         "TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
+    first = {r["resource"]: r["action"] for r in lake["rows"]}
+    assert first[f"s3://{s.bronze_bucket} notifications"] == "created"  # ours added next to "audit"
+    assert first[f"dynamodb:{s.registry_table}"] == "created"
     assert {r["action"] for r in lake["rows_again"]} == {"unchanged"}, lake["rows_again"]
     config = lake["s3"].get_bucket_notification_configuration(Bucket=s.bronze_bucket)
     # The other configuration is kept; one registry configuration per dataset prefix of bronze.
