@@ -248,3 +248,53 @@ def test_every_delivery_is_one_json_line_in_the_log_group(lake, delivered):
         assert line["bytes"] == head["ContentLength"]
         assert set(line) >= {"registry", "file", "bytes", "event_time", "dataset", "partition", "version_id"}
         assert datetime.fromisoformat(line["event_time"]).tzinfo is not None
+
+
+# --- the rules and the handler's refusals, without AWS ------------------------------------------
+
+
+@pytest.fixture
+def handler_env(monkeypatch):
+    from tests.helpers import REPO, import_path
+
+    mod = import_path("registry_handler", REPO / "include" / "lambdas" / "registry" / "handler.py")
+    rule = firehose_delivery_rule("events", "b", "raw/", dynamic_partitioning=False)
+    monkeypatch.setenv("LAKE_REGISTRY_RULES", json.dumps([rule]))
+    monkeypatch.setenv("LAKE_REGISTRY_TTL_DAYS", "10")
+    monkeypatch.setenv("LAKE_REGISTRY_TABLE", "t")
+    return mod
+
+
+def test_rules_come_from_the_contract_templates_and_firehose_prefixes(handler_env):
+    import re
+
+    from lake.layout import day_key_pattern, for_dataset
+
+    lay = for_dataset(Settings(), "flights")
+    zip_rule, manifest_rule = lay.delivery_rules()
+    assert re.fullmatch(zip_rule["pattern"], lay.bronze_key("2013-01-05"))
+    assert re.fullmatch(manifest_rule["pattern"], lay.manifest_key("2013-01-05"))
+    assert not re.fullmatch(zip_rule["pattern"], lay.manifest_key("2013-01-05"))
+    # The two placeholders must name the same day.
+    assert not re.fullmatch(zip_rule["pattern"], "flights/ingest_date=2013-01-05/flights_20130106.csv.zip")
+    with pytest.raises(ValueError, match=r"unknown placeholder \{day\}"):
+        day_key_pattern("x/{day}.zip")
+    # Without a timestamp expression or dynamic partitioning Firehose appends yyyy/MM/dd/HH/.
+    assert handler_env.classify("b", "raw/2026/12/01/22/s-1-2026-12-01-22-05-00-0a1b") == ("events", "2026/12/01/22")
+    assert handler_env.classify("b", "raw/elsewhere.txt") is None
+    assert handler_env.classify("other-bucket", "raw/2026/12/01/22/s-1") is None
+
+
+def test_a_malformed_record_or_rule_list_is_a_clear_error(handler_env, monkeypatch):
+    record = {"eventTime": "2026-12-01T18:40:36.123Z",
+              "s3": {"bucket": {"name": "b"}, "object": {"key": "raw/a+b%C3%A9", "eTag": "e"}}}
+    with pytest.raises(ValueError, match=r"record 3 of the event has no s3\.object\.size"):
+        handler_env.item(record, 3)
+    with pytest.raises(TypeError, match="no Records list"):
+        handler_env.handler({"Event": "s3:TestEvent"})
+    item = handler_env.item({**record, "s3": {**record["s3"], "object": {**record["s3"]["object"], "size": 3}}})
+    assert item["key"] == {"S": "raw/a bé"} and item["version_id"] == {"S": "null"}
+    assert int(item["ttl"]["N"]) == int(datetime.fromisoformat("2026-12-11T18:40:36.123+00:00").timestamp())
+    monkeypatch.setenv("LAKE_REGISTRY_RULES", '[{"dataset": "x", "bucket": "b"}]')
+    with pytest.raises(ValueError, match=r"LAKE_REGISTRY_RULES\[0\] lacks pattern, partition"):
+        handler_env.classify("b", "k")
