@@ -402,13 +402,17 @@ class Layout:
     # --- the delivery registry --------------------------------------------------------------------
 
     def delivery_rules(self) -> list[dict[str, str]]:
-        """The registry's rules for this dataset's bronze deliveries, the zip and the manifest (see
-        :func:`firehose_delivery_rule` for the shape): the pattern of the contract's key template
-        (:func:`day_key_pattern`) and the partition ``<partition_name>={Y}-{m}-{d}`` (``dt=2013-01-05``),
-        the same as :meth:`partition` of the day. ``prefix`` is the dataset's bronze folder.
-
-        :raises ContractError: when the source has no manifest.
+        """The registry's rules for this dataset's bronze deliveries (see
+        :func:`firehose_delivery_rule` for the shape). A daily source: the zip and the manifest, the
+        pattern of the contract's key template (:func:`day_key_pattern`) and the partition
+        ``<partition_name>={Y}-{m}-{d}`` (``dt=2013-01-05``), the same as :meth:`partition` of the
+        day; ``prefix`` is the dataset's bronze folder. A stream (contract kind ``stream``): the rule
+        of its Firehose objects, :func:`firehose_delivery_rule` over the bronze bucket and the
+        stream's ``stream_prefix`` (dynamic partitioning).
         """
+        if self.contract.kind == "stream":
+            prefix = self.stream_prefix  # type: ignore[attr-defined]  # the stream layout's Firehose Prefix
+            return [firehose_delivery_rule(self.dataset, self.bronze_bucket, prefix, dynamic_partitioning=True)]
         prefix = split_uri(self.bronze_root)[1]
         templates = [self.contract.source.prefix + self.contract.source.file_name]
         if self.contract.source.manifest_name:

@@ -323,10 +323,11 @@ LAMBDA_ENVIRONMENT_BYTES = 4096
 
 
 def registry_rules(s: Settings) -> list[dict[str, str]]:
-    """The registry's delivery rules (``lake.layout``): every daily dataset's bronze zip and
-    manifest (:meth:`lake.layout.Layout.delivery_rules`). A stream's Firehose objects get theirs from
-    :func:`lake.layout.firehose_delivery_rule` over its layout's bucket and prefix."""
-    return [rule for lay in layouts(s) for rule in lay.delivery_rules()]
+    """The registry's delivery rules (:meth:`lake.layout.Layout.delivery_rules`): every daily
+    dataset's bronze zip and manifest, then every stream contract's Firehose objects (contracts of
+    kind ``stream`` in ``include/datasets``)."""
+    streams = [for_dataset(s, name) for name, c in contracts.load_all().items() if c.kind == "stream"]
+    return [rule for lay in [*layouts(s), *streams] for rule in lay.delivery_rules()]
 
 
 def registry_table_definition(s: Settings) -> dict[str, Any]:

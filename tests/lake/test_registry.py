@@ -63,8 +63,10 @@ def lake(localaws):
     stream_rule = firehose_delivery_rule("flight_events", s.bronze_bucket, STREAM_PREFIX, dynamic_partitioning=True)
     daily_rules = provision.registry_rules
     with pytest.MonkeyPatch.context() as mp:
-        # What a stream's layout adds (lake.deploy.provision.registry_rules' docstring).
-        mp.setattr(provision, "registry_rules", lambda st: [*daily_rules(st), stream_rule])
+        # The rule a flight_events stream contract gives (Layout.delivery_rules), added here whether or
+        # not include/datasets holds one.
+        mp.setattr(provision, "registry_rules", lambda st: [*[r for r in daily_rules(st) if r != stream_rule],
+                                                            stream_rule])
         s3 = aws("s3")
         provision.run_step("roles", s, aws)
         provision.run_step("buckets", s, aws)
