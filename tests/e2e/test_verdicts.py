@@ -4,7 +4,7 @@
 retry would read the same rows and fail again, so the run fails at once with one SNS alert. The
 same tasks also read from AWS (Athena results), and a failed call there must be retried like any
 other task's: a localaws restart during ``evaluate`` once failed a whole backfill day when these
-tasks had no retries at all (CI, tests/e2e/test_crash.py).
+tasks had no retries at all (CI, tests/e2e/stack/test_crash.py).
 """
 
 from __future__ import annotations
