@@ -356,6 +356,8 @@ def _scoped_patterns(s) -> list[str]:
             ("crawler", s.names_for(d)["gold_crawler"]))],
         # Each gold table's Data Quality ruleset: <gold database>-<table>-dq (lake.layout.Layout.dq_ruleset).
         f"{glue}:dataQualityRuleset/{s.gold_database}-?*-dq",
+        # Each dataset's CloudWatch alarms: <gold database>-<dataset>-<kind> (lake.layout.Layout.alarm).
+        f"arn:aws:cloudwatch:{r}:{a}:alarm:{s.gold_database}-?*",
         f"arn:aws:athena:{r}:{a}:workgroup/{s.workgroup}",
         f"arn:aws:lambda:{r}:{a}:function:{s.lambda_function}", x["lambda_layer_arn"],
         s.topic_arn, s.lambda_role, s.glue_role,
@@ -448,6 +450,13 @@ def _denied_calls(s) -> list[tuple[tuple[str, ...], str, str, dict, str]]:
         ("provisioner",)
     glue_role = ("glue-job", "glue-crawler")
     out += [
+        (air, "cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "AWS/Lambda"}, "only the Lake and MWAA namespaces"),
+        (air, "cloudwatch:PutMetricData", "*", {}, "PutMetricData names its namespace"),
+        (everyone, "cloudwatch:PutMetricAlarm", f"arn:aws:cloudwatch:{r}:{a}:alarm:other-alarm", {}, "another alarm"),
+        (everyone, "cloudwatch:DeleteAlarms", f"arn:aws:cloudwatch:{r}:{a}:alarm:{s.gold_database}-{s.dataset}-dq-failures",
+         {}, "no role deletes alarms"),
+        (ext + job + crawl + air, "cloudwatch:PutMetricAlarm",
+         f"arn:aws:cloudwatch:{r}:{a}:alarm:{s.gold_database}-{s.dataset}-dq-failures", {}, "only the provisioner"),
         (ext, "s3:PutObject", gold_obj, {}, "the extractor does not write gold"),
         (ext, "s3:PutObject", obj(s.silver_bucket, "reference/airlines/airlines.parquet"), {}, "nor the dimensions"),
         (ext, "s3:DeleteObject", obj(s.silver_bucket, f"other_table/{day}/x"), {}, "nor other silver tables"),
@@ -571,7 +580,7 @@ def test_the_calls_cover_every_aws_operator_the_dags_use():
         "LambdaInvokeFunctionOperator", "SnsPublishOperator", "S3KeySensor"}
     assert _aws_imports(REPO / "dags" / "lake_provision.py") == {"AwsBaseHook"}
     assert list(provision.STEPS) == ["roles", "buckets", "artifacts", "lambda", "glue_job", "workgroup", "catalog",
-                                     "crawlers", "dq_rulesets", "notifications"]
+                                     "crawlers", "dq_rulesets", "notifications", "alarms"]
 
 
 def test_a_custom_reference_prefix_is_honoured_by_provisioning(monkeypatch):
