@@ -387,6 +387,22 @@ class Layout:
         self.gold_location(table)
         return f"{self.settings.gold_database}-{table}-dq"
 
+    # --- CloudWatch alarms ---------------------------------------------------------------------------
+
+    #: The kinds of alarm each fact dataset gets (lake/deploy/provision.py, step ``alarms``).
+    ALARM_KINDS = ("reject-rate", "dq-failures", "bronze-missing")
+
+    def alarm(self, kind: str) -> str:
+        """Name of the dataset's CloudWatch alarm of ``kind`` (one of :attr:`ALARM_KINDS`):
+        ``<gold database>-<dataset>-<kind>``, e.g. ``lake_gold-flights-reject-rate`` (alarms are per
+        account and region, so the gold database keeps two lakes apart, as for rulesets).
+
+        :raises KeyError: for an unknown kind.
+        """
+        if kind not in self.ALARM_KINDS:
+            raise KeyError(f"no alarm kind {kind!r}; kinds: {', '.join(self.ALARM_KINDS)}")
+        return f"{self.settings.gold_database}-{self.dataset}-{kind}"
+
     # --- the Glue job's day lease -----------------------------------------------------------------
 
     @property

@@ -55,6 +55,7 @@ LAKE_SENSOR_POKE_INTERVAL       60                                         secon
 LAKE_SENSOR_DEFERRABLE          true                                       wait in the triggerer
 LAKE_RETRIES                    3                                          task retries (backoff doubles)
 LAKE_RETRY_DELAY                30                                         seconds before the 1st retry
+LAKE_BRONZE_DEADLINE_HOUR       6                                          UTC hour a day's file is due by (alarm)
 ==============================  =========================================  ============================
 
 Names that differ per dataset (the Glue job and the two crawlers; buckets, prefixes and databases
@@ -148,6 +149,9 @@ class Settings(BaseSettings):
     sensor_deferrable: bool = True
     retries: int = Field(3, ge=0)
     retry_delay: int = Field(30, ge=1)
+    #: The hour (UTC, 0-23) by which the previous day's bronze file must have arrived, or the
+    #: ``bronze-missing`` alarm fires (lake/deploy/provision.py, step ``alarms``).
+    bronze_deadline_hour: int = Field(6, ge=0, le=23)
 
     # Derived names ---------------------------------------------------------------------------
 

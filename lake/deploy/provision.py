@@ -37,6 +37,9 @@ Steps 2, 4, 6, 7 and 8 cover every fact dataset with a daily DAG (``LAKE_DAILY_D
 and crawlers (:func:`layouts`).
 9. ``notifications``: the SNS topic; with ``inbox=True`` (the default against localaws) an SQS
    queue subscribed to it, so ``localaws sns messages`` or the queue show every message.
+10. ``alarms``: three CloudWatch metric alarms per fact dataset on the run's metrics
+    (:mod:`lake.metrics`), each with the SNS topic as ``AlarmActions`` and ``OKActions``
+    (:func:`alarm_definitions`); put again only when a definition differs.
 
 IAM roles are not created here: on AWS, create them from ``include/iam`` (or your own) and set
 ``LAKE_LAMBDA_ROLE_ARN`` / ``LAKE_REGISTRY_ROLE_ARN`` / ``LAKE_GLUE_ROLE_ARN``.
@@ -753,6 +756,77 @@ def notifications(s: Settings, aws: Clients, inbox: bool) -> list[Step]:
     return rows
 
 
+# --- 10. CloudWatch alarms ----------------------------------------------------------------------------
+
+
+def alarm_definitions(s: Settings, layout: Layout | None = None) -> dict[str, dict[str, Any]]:
+    """The dataset's alarms (``put_metric_alarm`` shape without ``AlarmName``), by name
+    (:meth:`lake.layout.Layout.alarm`). All in namespace ``Lake`` with dimension ``Dataset``:
+
+    * ``reject-rate``: ``RejectRate`` (Percent, Maximum over an hour) above
+      ``LAKE_MAX_REJECT_RATE`` x 100. One datum per run; ``TreatMissingData: ignore``: between
+      daily runs there is no datum, and the alarm keeps its state until the next run's rate.
+    * ``dq-failures``: ``DQFailedChecks`` (Count, Maximum over an hour) > 0; ``ignore`` as above.
+    * ``bronze-missing``: ``BronzeFiles`` (Count, Sum per hour; the ``wait_for_bronze`` sensor
+      publishes 1 at each file's arrival time, its LastModified) < 1 in each of the last
+      24 + ``LAKE_BRONZE_DEADLINE_HOUR`` hours, all of them to alarm (M = N), with
+      ``TreatMissingData: breaching`` (an hour without a datum is an hour without a file). A
+      day's file normally lands just after midnight UTC (the export of the day before), so the
+      alarm fires when the previous file is older than a day plus the deadline hour: today's file
+      is not there by about ``LAKE_BRONZE_DEADLINE_HOUR``:00 UTC. It needs no Airflow to fire (a
+      stopped scheduler or a paused DAG publishes nothing and alarms too), and CloudWatch
+      evaluates it as documented for M of N with missing data
+      (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-missing-data.html).
+      Period 3600 allows up to 168 periods (7 days), so N <= 47 is valid.
+    """
+    lay = layout or for_dataset(s)
+    topic = [s.topic_arn]
+    dims = [{"Name": "Dataset", "Value": lay.dataset}]
+    common = {"Namespace": "Lake", "Dimensions": dims, "AlarmActions": topic, "OKActions": topic,
+              "ActionsEnabled": True}
+    hours = 24 + s.bronze_deadline_hour
+    return {
+        lay.alarm("reject-rate"): {
+            **common, "MetricName": "RejectRate", "Unit": "Percent", "Statistic": "Maximum", "Period": 3600,
+            "EvaluationPeriods": 1, "DatapointsToAlarm": 1, "Threshold": 100 * s.max_reject_rate,
+            "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "ignore",
+            "AlarmDescription": f"lake {lay.dataset}: a day's rows rejected by the extractor above "
+                                f"LAKE_MAX_REJECT_RATE ({s.max_reject_rate:.2%})"},
+        lay.alarm("dq-failures"): {
+            **common, "MetricName": "DQFailedChecks", "Unit": "Count", "Statistic": "Maximum", "Period": 3600,
+            "EvaluationPeriods": 1, "DatapointsToAlarm": 1, "Threshold": 0.0,
+            "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "ignore",
+            "AlarmDescription": f"lake {lay.dataset}: a day's data-quality checks failed"},
+        lay.alarm("bronze-missing"): {
+            **common, "MetricName": "BronzeFiles", "Unit": "Count", "Statistic": "Sum", "Period": 3600,
+            "EvaluationPeriods": hours, "DatapointsToAlarm": hours, "Threshold": 1.0,
+            "ComparisonOperator": "LessThanThreshold", "TreatMissingData": "breaching",
+            "AlarmDescription": f"lake {lay.dataset}: no bronze file for {hours} hours (the day's file is not "
+                                f"there by {s.bronze_deadline_hour:02d}:00 UTC)"},
+    }
+
+
+def alarms(s: Settings, aws: Clients) -> list[Step]:
+    """Create or update each dataset's alarms (:func:`alarm_definitions`); PutMetricAlarm keeps
+    an existing alarm's state, and is called only when the definition differs."""
+    cw = aws("cloudwatch")
+    rows = []
+    definitions = {name: d for lay in layouts(s) for name, d in alarm_definitions(s, lay).items()}
+    current = {a["AlarmName"]: a for page in cw.get_paginator("describe_alarms").paginate(
+        AlarmNames=list(definitions), AlarmTypes=["MetricAlarm"]) for a in page["MetricAlarms"]}
+    for name, definition in definitions.items():
+        have = current.get(name)
+        if have is not None and all(have.get(k) == v for k, v in definition.items()):
+            rows.append(_row(f"alarm:{name}", "unchanged"))
+            continue
+        try:
+            cw.put_metric_alarm(AlarmName=name, **definition)
+        except ClientError as exc:
+            raise ProvisionError(f"CloudWatch alarm {name}: {exc}") from exc
+        rows.append(_row(f"alarm:{name}", "created" if have is None else "updated"))
+    return rows
+
+
 # --- all ----------------------------------------------------------------------------------------
 
 STEPS: dict[str, Callable[..., list[Step]]] = {
@@ -767,6 +841,7 @@ STEPS: dict[str, Callable[..., list[Step]]] = {
     "crawlers": crawlers,
     "dq_rulesets": dq_rulesets,
     "notifications": notifications,
+    "alarms": alarms,
 }
 
 

@@ -103,7 +103,7 @@ def dataset_calls(s: Settings, dataset: str, day: str = EXAMPLE_DAY, **extra: st
       KMS key.
     * ``provisioner``: ``lake/deploy/provision.py``, step by step (``roles``, ``buckets``,
       ``artifacts``, ``lambda``, ``registry``, ``glue_job``, ``workgroup``, ``catalog`` through Athena DDL,
-      ``crawlers``, ``dq_rulesets``, ``notifications``; the SQS inbox is created only against localaws).
+      ``crawlers``, ``dq_rulesets``, ``notifications``, ``alarms``; the SQS inbox is created only against localaws).
 
     :raises IamTemplateError: for an unknown ``extra`` name.
     """
@@ -302,8 +302,11 @@ def dataset_calls(s: Settings, dataset: str, day: str = EXAMPLE_DAY, **extra: st
             f"{mwaa}: Airflow task logs (the UI reads them back)")
     for action in ("logs:GetLogRecord", "logs:GetLogGroupFields", "logs:GetQueryResults"):
         add(p, action, logs(task_logs), f"{mwaa}: Airflow logs")
-    for action in ("logs:DescribeLogGroups", "s3:GetAccountPublicAccessBlock", "cloudwatch:PutMetricData"):
+    for action in ("logs:DescribeLogGroups", "s3:GetAccountPublicAccessBlock"):
         add(p, action, "*", f"{mwaa}: no resource-level scoping for this action")
+    add(p, "cloudwatch:PutMetricData", "*", f"{mwaa}: environment metrics", **{"cloudwatch:namespace": "AmazonMWAA"})
+    add(p, "cloudwatch:PutMetricData", "*", f"{dag} publish_metrics, wait_for_bronze: lake.metrics.put",
+        **{"cloudwatch:namespace": "Lake"})
     queue = f"arn:aws:sqs:{region}:{SERVICE_ACCOUNT}:airflow-celery-0123abcd"
     for action in ("sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl",
                    "sqs:ReceiveMessage", "sqs:SendMessage"):
@@ -375,6 +378,10 @@ def dataset_calls(s: Settings, dataset: str, day: str = EXAMPLE_DAY, **extra: st
         add(p, "glue:GetDataQualityRuleset", ruleset, f"{src} dq_rulesets: get_data_quality_ruleset")
         add(p, "glue:UpdateDataQualityRuleset", ruleset, f"{src} dq_rulesets: update_data_quality_ruleset")
         add(p, "glue:GetTable", table_arns(db, table), f"{src} dq_rulesets: get_table (is the target in the catalog?)")
+    for kind in lay.ALARM_KINDS:
+        alarm = f"arn:aws:cloudwatch:{region}:{account}:alarm:{lay.alarm(kind)}"
+        add(p, "cloudwatch:DescribeAlarms", alarm, f"{src} alarms: describe_alarms(AlarmNames=...)")
+        add(p, "cloudwatch:PutMetricAlarm", alarm, f"{src} alarms: put_metric_alarm")
     add(p, "glue:CreateDataQualityRuleset", "*", f"{src} dq_rulesets: create_data_quality_ruleset "
         "(no resource-level scoping)")
     add(p, "sns:ListTopics", "*", f"{src} notifications: list_topics (no resource-level scoping)")

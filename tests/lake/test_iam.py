@@ -226,7 +226,7 @@ def test_custom_names_reach_every_policy(monkeypatch):
     assert "arn:aws:logs:eu-west-1:210987654321:log-group:/aws-glue/jobs/output:*" in text
     provisioner = {st["Sid"]: st for st in iam.render("provisioner", s)["Statement"]}
     assert provisioner["PassGlueRoleToGlue"]["Resource"] == ["arn:aws:iam::210987654321:role/acme-glue-role"]
-    assert provisioner["PassRegistryRoleToLambda"]["Resource"] == ["arn:aws:iam::210987654321:role/acme-register-role"]
+    assert provisioner["PassFunctionRolesToLambda"]["Resource"][1] == "arn:aws:iam::210987654321:role/acme-register-role"
     assert iam.render("lambda-registry", s)["Statement"][0]["Resource"] == [
         "arn:aws:dynamodb:eu-west-1:210987654321:table/acme_arrivals"]
     assert "arn:aws:s3:::acme-clean/rejects/flights/*" in json.dumps(iam.render("lambda-extractor", s))
@@ -363,6 +363,8 @@ def _scoped_patterns(s) -> list[str]:
             ("crawler", s.names_for(d)["gold_crawler"]))],
         # Each gold table's Data Quality ruleset: <gold database>-<table>-dq (lake.layout.Layout.dq_ruleset).
         f"{glue}:dataQualityRuleset/{s.gold_database}-?*-dq",
+        # Each dataset's CloudWatch alarms: <gold database>-<dataset>-<kind> (lake.layout.Layout.alarm).
+        f"arn:aws:cloudwatch:{r}:{a}:alarm:{s.gold_database}-?*",
         f"arn:aws:athena:{r}:{a}:workgroup/{s.workgroup}",
         f"arn:aws:lambda:{r}:{a}:function:{s.lambda_function}", x["lambda_layer_arn"],
         s.topic_arn, s.lambda_role, s.glue_role,
@@ -479,6 +481,13 @@ def _denied_calls(s) -> list[tuple[tuple[str, ...], str, str, dict, str]]:
     ]
     glue_role = ("glue-job", "glue-crawler")
     out += [
+        (air, "cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "AWS/Lambda"}, "only the Lake and MWAA namespaces"),
+        (air, "cloudwatch:PutMetricData", "*", {}, "PutMetricData names its namespace"),
+        (everyone, "cloudwatch:PutMetricAlarm", f"arn:aws:cloudwatch:{r}:{a}:alarm:other-alarm", {}, "another alarm"),
+        (everyone, "cloudwatch:DeleteAlarms", f"arn:aws:cloudwatch:{r}:{a}:alarm:{s.gold_database}-{s.dataset}-dq-failures",
+         {}, "no role deletes alarms"),
+        (ext + job + crawl + air, "cloudwatch:PutMetricAlarm",
+         f"arn:aws:cloudwatch:{r}:{a}:alarm:{s.gold_database}-{s.dataset}-dq-failures", {}, "only the provisioner"),
         (ext, "s3:PutObject", gold_obj, {}, "the extractor does not write gold"),
         (ext, "s3:PutObject", obj(s.silver_bucket, "reference/airlines/airlines.parquet"), {}, "nor the dimensions"),
         (ext, "s3:DeleteObject", obj(s.silver_bucket, f"other_table/{day}/x"), {}, "nor other silver tables"),
@@ -601,8 +610,8 @@ def test_the_calls_cover_every_aws_operator_the_dags_use():
         "AthenaHook", "SnsNotifier", "AthenaOperator", "GlueJobOperator", "GlueCrawlerOperator",
         "LambdaInvokeFunctionOperator", "SnsPublishOperator", "S3KeySensor"}
     assert _aws_imports(REPO / "dags" / "lake_provision.py") == {"AwsBaseHook"}
-    assert list(provision.STEPS) == ["roles", "buckets", "artifacts", "lambda", "registry", "glue_job", "workgroup", "catalog",
-                                     "crawlers", "dq_rulesets", "notifications"]
+    assert list(provision.STEPS) == ["roles", "buckets", "artifacts", "lambda", "registry", "glue_job", "workgroup",
+                                     "catalog", "crawlers", "dq_rulesets", "notifications", "alarms"]
 
 
 def test_a_custom_reference_prefix_is_honoured_by_provisioning(monkeypatch):
