@@ -55,6 +55,9 @@ MAX_BACKOFF = 10.0
 RETRYABLE = {"ServiceUnavailableException", "ThrottlingException", "InternalFailure", "ServiceUnavailable",
              "LimitExceededException", "SlowDown", "RequestTimeout", "InternalServerError"}
 
+#: Seconds of float rounding tolerated when comparing due times (n additions of 1 / rate).
+_EPSILON = 1e-6
+
 
 class RecordTooLarge(ValueError):
     """A record over Firehose's 1,000 KiB (1,024,000 bytes, the appended newline included)."""
@@ -216,7 +219,7 @@ class Sender:
             if self._first_event is None:
                 self._first_event = record.event_time
             due = max(due, self._start + (record.event_time - self._first_event) / self.speedup)
-        if self.duration is not None and due > self._start + self.duration:
+        if self.duration is not None and due > self._start + self.duration + _EPSILON:
             self._exhausted = True
             return False
         self._next, self._next_due = record, due
@@ -224,7 +227,7 @@ class Sender:
 
     def _generate(self, now: float) -> None:
         """Schedule every original due by ``now`` (with its duplicate and lateness draws)."""
-        while self._peek() and self._next_due <= now:
+        while self._peek() and self._next_due <= now + _EPSILON:
             record, due = self._next, self._next_due
             self._next, self._last_due = None, due
             self.stats.records += 1
@@ -239,7 +242,7 @@ class Sender:
 
     def _due(self, now: float) -> list[_Item]:
         out = []
-        while self._heap and self._heap[0].due <= now:
+        while self._heap and self._heap[0].due <= now + _EPSILON:
             out.append(heapq.heappop(self._heap))
         return out
 

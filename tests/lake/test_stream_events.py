@@ -68,7 +68,7 @@ def test_event_ids_are_stable_and_unique(day_events):
     ids = [e["event_id"] for e in first]
     assert len(set(ids)) == len(ids)
     for e in first[:50]:  # the id is uuid5 of the type and the natural key (local schedule), recomputed here
-        sched = datetime.fromisoformat(e["sched_dep_utc"].replace("Z", "+00:00")).astimezone(ZoneInfo("America/New_York"))
+        sched = datetime.fromisoformat(e["sched_dep_utc"]).astimezone(ZoneInfo("America/New_York"))
         key = f"{e['event_type']}|{e['carrier']}|{e['flight']}|{e['origin']}|{sched:%Y-%m-%dT%H:%M}"
         assert e["event_id"] == str(uuid.uuid5(events.NAMESPACE, key))
 
