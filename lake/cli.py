@@ -147,6 +147,8 @@ def _stream_send(args: argparse.Namespace) -> int:
     if (args.dataset is None) == (args.template is None):
         raise ValueError("give either --dataset (with --day) or --template")
     lay = layout.Layout(settings.get(), contracts.load(args.dataset or "flight_events"))
+    if lay.contract.kind != "stream":
+        raise ValueError(f"dataset {lay.dataset} is a {lay.contract.kind}, not a stream (e.g. flight_events)")
     stream = args.stream or lay.delivery_stream
     if args.template is not None:
         if args.speedup or args.day:

@@ -147,3 +147,5 @@ def test_cli_sends_a_template(aws_client, lay, tmp_path, capsys):
     assert len(lines) == summary["sent"]
     assert all(json.loads(line)["status"] in ("OK", "FAIL") for line in lines)
     assert main(["stream", "send", "--template", str(template), "--day", "2013-06-01", "--stream", stream]) == 2
+    assert main(["stream", "send", "--dataset", "flights", "--day", "2013-06-01", "--stream", stream]) == 2
+    assert "dataset flights is a fact, not a stream" in capsys.readouterr().err
