@@ -73,6 +73,16 @@ def test_event_ids_are_stable_and_unique(day_events):
         assert e["event_id"] == str(uuid.uuid5(events.NAMESPACE, key))
 
 
-def test_a_day_without_flights_is_an_error(source_csv):
-    with pytest.raises(ValueError, match="no flights on 2014-01-01"):
-        events.flight_events("2014-01-01", csv=source_csv)
+def test_a_day_without_flights_and_a_bad_field_are_errors(source_csv, tmp_path):
+    with open(source_csv) as fh:  # the real header and first rows (2013-01-01), as a small file
+        head = [next(fh) for _ in range(4)]
+    small = tmp_path / "flights.csv"
+    small.write_text("".join(head))
+    with pytest.raises(ValueError, match="no flights on 2013-01-02"):
+        events.flight_events("2013-01-02", csv=small)
+    assert len(events.flight_events("2013-01-01", csv=small)) == 3
+    fields = head[3].split(",")
+    fields[head[0].split(",").index("dep_delay")] = "late"
+    small.write_text("".join(head[:3]) + ",".join(fields))
+    with pytest.raises(ValueError, match=r"2013-01-01: row 3 of the day, field dep_delay: invalid literal"):
+        events.flight_events("2013-01-01", csv=small)
