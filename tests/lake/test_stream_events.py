@@ -3,6 +3,7 @@ computing the same events straight from the package's CSV (its own time-zone rul
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import Counter
 from datetime import datetime
@@ -36,6 +37,7 @@ SIX_AM_UTC = {"2013-06-01": "T10:00:00Z", "2013-03-10": "T10:00:00Z", "2013-11-0
 
 @pytest.fixture(scope="module")
 def oracle(duck) -> dict[str, list[tuple]]:
+    """DuckDB's events of :data:`DAYS` (one scan of the CSV), by day."""
     rows = duck.execute(ORACLE.format(days=", ".join(f"'{d}'" for d in DAYS))).fetchall()
     out: dict[str, list[tuple]] = {d: [] for d in DAYS}
     for row in rows:
@@ -44,13 +46,15 @@ def oracle(duck) -> dict[str, list[tuple]]:
 
 
 @pytest.fixture(scope="module")
-def day_events(source_csv) -> dict[str, list[dict]]:
-    return {day: events.flight_events(day, csv=source_csv) for day in DAYS}
+def day_events(source_csv):
+    """``day_events(day)``: the day's events, each day computed once per process (xdist workers
+    share no fixtures, so a day is only read where a test asks for it)."""
+    return functools.lru_cache(maxsize=None)(lambda day: events.flight_events(day, csv=source_csv))
 
 
 @pytest.mark.parametrize("day", DAYS)
 def test_a_days_events_equal_duckdbs(day, day_events, oracle):
-    got = day_events[day]
+    got = day_events(day)
     assert Counter(tuple(e[f] for f in FIELDS) for e in got) == Counter(oracle[day])
     # Counts by type and event hour (UTC), and event-time order.
     want_hours = Counter((row[FIELDS.index("event_type")], row[FIELDS.index("event_time")][:13]) for row in oracle[day])
@@ -62,9 +66,9 @@ def test_a_days_events_equal_duckdbs(day, day_events, oracle):
     assert any(e["sched_dep_utc"] == day + SIX_AM_UTC[day] for e in got)
 
 
-def test_event_ids_are_stable_and_unique(day_events):
-    first = day_events["2013-06-01"]
-    assert events.flight_events("2013-06-01") == first  # the package's zip, read by lake.source: same events, ids
+def test_event_ids_are_stable_and_unique(day_events, source_csv):
+    first = day_events("2013-06-01")
+    assert events.flight_events("2013-06-01", csv=source_csv) == first  # a second replay: the same events and ids
     ids = [e["event_id"] for e in first]
     assert len(set(ids)) == len(ids)
     for e in first[:50]:  # the id is uuid5 of the type and the natural key (local schedule), recomputed here
