@@ -36,13 +36,15 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m unit -n $(FAST_WORKERS) $(PYTEST_ARGS)
 
 ## make test: the whole test suite, every tier: the unit tier as make test-fast runs it, then the
-## others (spark, e2e, slow) in one process, since they keep both cores busy on their own; both parts
+## others (spark, e2e, slow) in HEAVY_WORKERS pytest-xdist processes (default 2) by module: the demo-stack
+## tests one after the other in one worker, each other module whole (tests/conftest.py); both parts
 ## always run, and it fails when either fails. With PYTEST_ARGS (e.g. -m "not slow"): one pytest run.
+HEAVY_WORKERS ?= 2
 test: $(STAMP)
 ifeq ($(strip $(PYTEST_ARGS)),)
 	@unit=0; rest=0; \
 	$(BIN)/python -m pytest -m unit -n $(FAST_WORKERS) || unit=$$?; \
-	$(BIN)/python -m pytest -m "not unit" || rest=$$?; \
+	$(BIN)/python -m pytest -m "not unit" -n $(HEAVY_WORKERS) --dist loadfile --no-loadscope-reorder || rest=$$?; \
 	echo "make test: unit tier exit $$unit, other tiers exit $$rest"; \
 	[ $$unit -eq 0 ] && [ $$rest -eq 0 ]
 else

@@ -24,9 +24,9 @@ from airflow.providers.amazon.aws.operators.glue_crawler import GlueCrawlerOpera
 from airflow.providers.amazon.aws.operators.lambda_function import LambdaInvokeFunctionOperator
 from airflow.providers.amazon.aws.operators.sns import SnsPublishOperator
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
-from airflow.sdk import DAG, CronDataIntervalTimetable, TaskGroup, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, TaskGroup, TriggerRule, get_current_context, task
 
-from lake import assets, contracts, layout, pipeline, sql
+from lake import assets, contracts, events, layout, pipeline, sql
 from lake.settings import Settings
 from lake.settings import get as get_settings
 
@@ -46,7 +46,8 @@ into trusted, queryable tables:
 | `crawl_silver`, `crawl_gold` | Glue crawlers add the day's partitions to the catalog |
 | `data_quality.*` | Athena runs $dq; `evaluate` fails the run naming each failing check (no retry) |
 | `reports.*` | Athena runs $reports |
-| `summarize` -> `notify` | SNS: the run summary (counts, DQ, the reports' headline) |
+| `summarize` -> `notify` | SNS: the run summary (counts, DQ, the reports' headline, the estimated cost) |
+| `publish_metrics` | CloudWatch metrics in namespace `Lake` (rows, reject rate, gold rows, DQ failures, Athena bytes, cost, run time, freshness; `lake/metrics.py`); runs whatever the other tasks' outcome |
 
 Every failure and every retry of any task is published to the SNS topic too. Every task writes
 only its day's partition and overwrites it: reruns and backfills never duplicate rows.
@@ -122,6 +123,8 @@ def lake_daily(s: Settings, dataset: str) -> DAG:
             poke_interval=s.sensor_poke_interval,
             timeout=s.sensor_timeout,
             inlets=[lake.bronze],
+            pre_execute=events.before_bronze,  # the run's start, for RunSeconds
+            post_execute=events.after_bronze(s, L),  # publishes BronzeFiles at the file's arrival
         )
 
         extract = LambdaInvokeFunctionOperator(
@@ -134,6 +137,7 @@ def lake_daily(s: Settings, dataset: str) -> DAG:
                              "retries": {"total_max_attempts": 1}},
             execution_timeout=timedelta(seconds=s.lambda_timeout + 120),
             outlets=[lake.silver, lake.quarantine],
+            post_execute=events.after_extract(L, lake),
         )
 
         @task
@@ -155,6 +159,7 @@ def lake_daily(s: Settings, dataset: str) -> DAG:
             waiter_max_attempts=s.glue_timeout * 60 // s.poll_interval + 6,
             execution_timeout=timedelta(minutes=s.glue_timeout + 10),
             outlets=list(lake.gold),
+            post_execute=events.after_transform(s, L, lake),
         )
 
         crawl_silver = GlueCrawlerOperator(
@@ -163,6 +168,7 @@ def lake_daily(s: Settings, dataset: str) -> DAG:
             poll_interval=s.poll_interval,
             max_active_tis_per_dag=1,  # one crawl of a crawler at a time across runs
             outlets=[lake.catalog_silver],
+            post_execute=events.after_crawl(L, lake, "silver"),
         )
         crawl_gold = GlueCrawlerOperator(
             task_id="crawl_gold",
@@ -170,6 +176,7 @@ def lake_daily(s: Settings, dataset: str) -> DAG:
             poll_interval=s.poll_interval,
             max_active_tis_per_dag=1,
             outlets=list(lake.catalog_gold),
+            post_execute=events.after_crawl(L, lake, "gold"),
         )
 
         def athena_queries(kind: str) -> dict[str, AthenaOperator]:
@@ -206,17 +213,19 @@ def lake_daily(s: Settings, dataset: str) -> DAG:
             report_queries = athena_queries("reports")
 
         @task(multiple_outputs=True)
-        def summarize(extract_counts: dict, dq: dict, report_ids: dict, glue_run_id: str | None = None,
+        def summarize(extract_counts: dict, dq: dict, report_ids: dict, dq_ids: dict, glue_run_id: str | None = None,
                       ds: str | None = None) -> dict:
-            """The run summary: extractor counts, DQ verdicts, the reports' headline numbers."""
+            """The run summary: extractor counts, DQ verdicts, the reports' headline numbers, the cost."""
             hook = AthenaHook(region_name=s.region)
             rows = {name: pipeline.result_rows(hook.get_query_results_paginator(qid))
                     for name, qid in report_ids.items()}
             head = pipeline.headline_for(fact, rows)
-            return pipeline.summary(ds, extract_counts, dq, head, glue_run_id, contract=fact)
+            run_cost = events.run_cost(s, get_current_context()["ti"], [*dq_ids.values(), *report_ids.values()],
+                                       extract_counts)
+            return pipeline.summary(ds, extract_counts, dq, head, glue_run_id, contract=fact, run_cost=run_cost)
 
         summary = summarize(checked, verdict, {name: op.output for name, op in report_queries.items()},
-                            transform.output)
+                            {name: op.output for name, op in checks.items()}, transform.output)
 
         notify = SnsPublishOperator(
             task_id="notify",
@@ -225,7 +234,17 @@ def lake_daily(s: Settings, dataset: str) -> DAG:
             message=summary["message"],
         )
 
+        @task(trigger_rule=TriggerRule.ALL_DONE)
+        def publish_metrics() -> dict:
+            """CloudWatch metrics of whatever the run reached (lake/metrics.py), also after a failure."""
+            return events.publish(s, L, get_current_context(), [f"data_quality.{n}" for n in checks],
+                                  [f"reports.{n}" for n in report_queries])
+
+        published = publish_metrics()
+
         wait_for_bronze >> extract
+        # After every task; a leaf beside notify, so a failed task still fails the run.
+        summary["subject"] >> published
         checked >> [transform, crawl_silver]
         [transform, crawl_silver] >> crawl_gold >> data_quality >> reports
         summary >> notify

@@ -251,7 +251,7 @@ def parser() -> argparse.ArgumentParser:
     pv = sub.add_parser("provision", help="create or update every AWS resource of the lake (idempotent)")
     pv.add_argument("--endpoint-url", help="AWS endpoint (default $AWS_ENDPOINT_URL; unset: AWS itself)")
     pv.add_argument("--step", action="append", help="only this step (repeatable): roles, buckets, artifacts, "
-                    "lambda, glue_job, workgroup, catalog, crawlers, dq_rulesets, notifications")
+                    "lambda, glue_job, workgroup, catalog, crawlers, dq_rulesets, notifications, alarms")
     pv.add_argument("--inbox", action=argparse.BooleanOptionalAction, default=None,
                     help="subscribe an SQS queue to the topic (default: only with an endpoint, i.e. localaws)")
     pv.set_defaults(func=_provision)

@@ -21,6 +21,13 @@ The names for ``flights`` with the default settings (day 2013-01-05)::
     lease             s3://lake-artifacts/leases/lake-flights-gold/dt=2013-01-05.json
     Glue script       s3://lake-artifacts/glue/flights_gold.py
     Athena results    s3://lake-artifacts/athena-results/
+    delivery rules    flights/ingest_date=<date>/flights_<yyyymmdd>.csv.zip -> (flights, dt=<date>), and the manifest
+
+The delivery registry (the ``lake-registry`` Lambda, table ``lake_deliveries``) is told which
+dataset and partition an object belongs to by *delivery rules* (:meth:`Layout.delivery_rules`,
+:func:`firehose_delivery_rule`): each a bucket, the key's static prefix, a regular expression over
+the decoded key built from the same templates that name the objects, and a partition template
+over the expression's groups. The registry applies them; it derives no name itself.
 
 A stream dataset (``kind: stream``, e.g. ``flight_events``) arrives through Kinesis Data Firehose
 into the bronze bucket, dynamically partitioned by its contract's ``stream.partition_keys``::
@@ -40,6 +47,8 @@ forms ``{{ ds }}`` / ``{{ ds_nodash }}`` that Airflow renders for a run.
 from __future__ import annotations
 
 import json
+import re
+import string
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -49,6 +58,12 @@ from lake.settings import Settings
 
 #: Airflow's Jinja forms of the run's day: ``YYYY-MM-DD`` and ``YYYYMMDD``.
 DS, DS_NODASH = "{{ ds }}", "{{ ds_nodash }}"
+
+
+#: The delivery registry table's global secondary indexes (``lake.deploy.provision.registry_table_definition``):
+#: by dataset and partition, and by dataset and S3 event time.
+REGISTRY_PARTITION_INDEX = "by_partition"
+REGISTRY_TIME_INDEX = "by_event_time"
 
 
 def _day(day: date | str) -> date:
@@ -81,6 +96,93 @@ def reference_location(reference_root: str, dimension: str) -> str:
     """A dimension table's folder under the reference root URI: ``<root>/<name>/`` (its DDL
     ``LOCATION``; the folder of :func:`reference_key`)."""
     return f"{reference_root.rstrip('/')}/{dimension}/"
+
+
+# --- delivery rules (the registry's key -> dataset, partition) -----------------------------------
+
+_DAY_GROUPS = {"date": r"(?P<Y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})", "yyyymmdd": r"(?P<Y>\d{4})(?P<m>\d{2})(?P<d>\d{2})"}
+_DAY_REPEAT = {"date": "(?P=Y)-(?P=m)-(?P=d)", "yyyymmdd": "(?P=Y)(?P=m)(?P=d)"}
+
+
+def day_key_pattern(template: str) -> str:
+    """A regular expression matching exactly the keys ``template`` names (the contract's
+    ``{date}`` / ``{yyyymmdd}`` placeholders, :meth:`lake.contracts.Contract.source_key`), with the
+    day in the groups ``Y``, ``m``, ``d``; a second placeholder must name the same day.
+
+    >>> re.fullmatch(day_key_pattern("f/ingest_date={date}/f_{yyyymmdd}.zip"), "f/ingest_date=2013-01-05/f_20130105.zip")["d"]
+    '05'
+
+    :raises ValueError: for a placeholder other than ``date`` and ``yyyymmdd``, or none at all.
+    """
+    out, seen = [], False
+    for literal, name, _, _ in string.Formatter().parse(template):
+        out.append(re.escape(literal))
+        if name is None:
+            continue
+        if name not in _DAY_GROUPS:
+            raise ValueError(f"key template {template!r}: unknown placeholder {{{name}}} (known: date, yyyymmdd)")
+        out.append(_DAY_REPEAT[name] if seen else _DAY_GROUPS[name])
+        seen = True
+    if not seen:
+        raise ValueError(f"key template {template!r} names no day ({{date}} or {{yyyymmdd}})")
+    return "".join(out)
+
+
+_FIREHOSE_EXPRESSION = re.compile(r"!\{([^:}]*):([^}]*)\}")
+_TIMESTAMP_LETTERS = re.compile(r"([A-Za-z])\1*")
+
+
+def _timestamp_pattern(fmt: str) -> str:
+    """A regular expression for a Java DateTimeFormatter pattern of digits (``yyyy``, ``MM``, ``dd``,
+    ``HH``, ``mm``, ``ss``); other characters literal."""
+    out, pos = [], 0
+    for m in _TIMESTAMP_LETTERS.finditer(fmt):
+        out.append(re.escape(fmt[pos:m.start()]))
+        out.append(rf"\d{{{len(m.group(0))}}}" if m.group(1) in "yMdHms" else r"[^/]+")
+        pos = m.end()
+    out.append(re.escape(fmt[pos:]))
+    return "".join(out)
+
+
+def firehose_delivery_rule(dataset: str, bucket: str, prefix: str, *, dynamic_partitioning: bool) -> dict[str, str]:
+    """The delivery rule of the objects a Firehose stream writes with ``prefix`` into ``bucket``.
+
+    Firehose's key is ``<evaluated prefix><stream>-<version>-YYYY-MM-dd-HH-mm-ss-<uuid>[.gz]`` (Amazon
+    Data Firehose Developer Guide, "Understand custom prefixes for Amazon S3 objects" and "Configure
+    Amazon S3 object name format"): ``!{partitionKeyFromQuery:k}`` / ``!{partitionKeyFromLambda:k}``
+    become the group ``k``, ``!{timestamp:fmt}`` the group ``ts<i>``, ``!{firehose:...}`` any text
+    without ``/``; a prefix with no ``timestamp`` expression and no dynamic partitioning gets
+    ``yyyy/MM/dd/HH/`` appended, as Firehose does. The partition is the evaluated prefix after its
+    static folder, without the trailing ``/`` (``dt=2013-06-01/hour=14`` for
+    ``flight_events/dt=!{partitionKeyFromQuery:dt}/hour=!{partitionKeyFromQuery:hour}/``).
+
+    :returns: ``{"dataset", "bucket", "prefix" (static part), "pattern" (regex over the decoded
+        key), "partition" (``str.format`` template over the pattern's groups)}``.
+    """
+    if not dynamic_partitioning and not any(ns == "timestamp" for ns, _ in _FIREHOSE_EXPRESSION.findall(prefix)):
+        prefix = prefix + "!{timestamp:yyyy/MM/dd/HH/}"
+    static = prefix.split("!{", 1)[0]
+    root = static.rsplit("/", 1)[0] + "/" if "/" in static else ""
+    pattern, partition, pos, n = [re.escape(root)], [], len(root), 0
+    for m in _FIREHOSE_EXPRESSION.finditer(prefix, len(root)):
+        literal = prefix[pos:m.start()]
+        pattern.append(re.escape(literal))
+        partition.append(literal.replace("{", "{{").replace("}", "}}"))
+        namespace, value = m.groups()
+        if namespace in ("partitionKeyFromQuery", "partitionKeyFromLambda"):
+            group, regex = value, "[^/]+"
+        elif namespace == "timestamp":
+            group, regex, n = f"ts{n}", _timestamp_pattern(value), n + 1
+        else:  # firehose:random-string, firehose:error-output-type
+            group, regex = None, "[^/]*"
+        pattern.append(f"(?P<{group}>{regex})" if group else regex)
+        partition.append(f"{{{group}}}" if group else m.group(0))
+        pos = m.end()
+    pattern.append(re.escape(prefix[pos:]))
+    partition.append(prefix[pos:])
+    pattern.append("[^/]+")
+    return {"dataset": dataset, "bucket": bucket, "prefix": root, "pattern": "".join(pattern),
+            "partition": "".join(partition).rstrip("/")}
 
 
 @dataclass(frozen=True)
@@ -294,6 +396,22 @@ class Layout:
         self.gold_location(table)
         return f"{self.settings.gold_database}-{table}-dq"
 
+    # --- CloudWatch alarms ---------------------------------------------------------------------------
+
+    #: The kinds of alarm each fact dataset gets (lake/deploy/provision.py, step ``alarms``).
+    ALARM_KINDS = ("reject-rate", "dq-failures", "bronze-missing")
+
+    def alarm(self, kind: str) -> str:
+        """Name of the dataset's CloudWatch alarm of ``kind`` (one of :attr:`ALARM_KINDS`):
+        ``<gold database>-<dataset>-<kind>``, e.g. ``lake_gold-flights-reject-rate`` (alarms are per
+        account and region, so the gold database keeps two lakes apart, as for rulesets).
+
+        :raises KeyError: for an unknown kind.
+        """
+        if kind not in self.ALARM_KINDS:
+            raise KeyError(f"no alarm kind {kind!r}; kinds: {', '.join(self.ALARM_KINDS)}")
+        return f"{self.settings.gold_database}-{self.dataset}-{kind}"
+
     # --- the Glue job's day lease -----------------------------------------------------------------
 
     @property
@@ -365,6 +483,28 @@ class Layout:
         if sorted(values) != sorted(keys):
             raise KeyError(f"dataset {self.dataset}: partition values {sorted(values)} must be {keys}")
         return self.contract.source.prefix + "".join(f"{k}={values[k]}/" for k in keys)
+
+    # --- the delivery registry --------------------------------------------------------------------
+
+    def delivery_rules(self) -> list[dict[str, str]]:
+        """The registry's rules for this dataset's bronze deliveries (see
+        :func:`firehose_delivery_rule` for the shape). A daily source: the zip and the manifest, the
+        pattern of the contract's key template (:func:`day_key_pattern`) and the partition
+        ``<partition_name>={Y}-{m}-{d}`` (``dt=2013-01-05``), the same as :meth:`partition` of the
+        day; ``prefix`` is the dataset's bronze folder. A stream (contract kind ``stream``): the rule
+        of its Firehose objects, :func:`firehose_delivery_rule` over the bronze bucket and the
+        stream's ``stream_prefix`` (dynamic partitioning).
+        """
+        if self.contract.kind == "stream":
+            prefix = self.stream_prefix
+            return [firehose_delivery_rule(self.dataset, self.bronze_bucket, prefix, dynamic_partitioning=True)]
+        prefix = split_uri(self.bronze_root)[1]
+        templates = [self.contract.source.prefix + self.contract.source.file_name]
+        if self.contract.source.manifest_name:
+            templates.append(self.contract.source.prefix + self.contract.source.manifest_name)
+        return [{"dataset": self.dataset, "bucket": self.bronze_bucket, "prefix": prefix,
+                 "pattern": day_key_pattern(t), "partition": f"{self.partition_name}={{Y}}-{{m}}-{{d}}"}
+                for t in templates]
 
     # --- what travels to the Lambda and to Glue ---------------------------------------------------
 

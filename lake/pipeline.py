@@ -73,7 +73,8 @@ def check_extract(payload: str | bytes | dict[str, Any], max_reject_rate: float)
     :param payload: the extractor's result (JSON text or dict; shape in the handler's docstring).
     :param max_reject_rate: the largest accepted share of rejected rows, 0..1.
     :returns: ``{"ds", "rows_read", "rows_written", "rows_rejected", "reject_rate",
-        "rejected_by_reason", "silver_path", "quarantine_path", "bytes_in", "bytes_out"}``.
+        "rejected_by_reason", "silver_path", "quarantine_path", "bytes_in", "bytes_out", "seconds"}``
+        (``seconds``: the handler's own run time, None when the extractor did not say).
     :raises ExtractCheckError: when a rule does not hold.
     """
     r = parse_extract(payload)
@@ -97,7 +98,7 @@ def check_extract(payload: str | bytes | dict[str, Any], max_reject_rate: float)
     return {"ds": ds, "rows_read": read, "rows_written": written, "rows_rejected": rejected,
             "reject_rate": rate, "rejected_by_reason": dict(r.get("rejected_by_reason") or {}),
             "silver_path": r.get("silver_path"), "quarantine_path": r.get("quarantine_path"),
-            "bytes_in": r.get("bytes_in"), "bytes_out": r.get("bytes_out")}
+            "bytes_in": r.get("bytes_in"), "bytes_out": r.get("bytes_out"), "seconds": r.get("seconds")}
 
 
 def result_rows(response_pages: Iterable[dict[str, Any]]) -> list[dict[str, str | None]]:
@@ -198,15 +199,20 @@ def headline_for(contract: Contract, reports: dict[str, list[dict[str, Any]]]) -
 
 
 def summary(ds: str, extract: dict[str, Any], dq: dict[str, int], head: dict[str, Any],
-            glue_run_id: str | None = None, *, contract: Contract) -> dict[str, str]:
+            glue_run_id: str | None = None, *, contract: Contract,
+            run_cost: dict[str, Any] | None = None) -> dict[str, Any]:
     """The run summary published to SNS: ``{"subject" (<= 100 characters, SNS's limit), "message"}``.
 
     The message is JSON (machine-readable for subscribers) with ``ds``, ``dataset`` (the
     contract's name: every daily DAG publishes to the one topic), the extractor's counts,
     the DQ verdicts, the headline numbers (:func:`headline_for`), ``gold_rows`` (the headline
-    field the contract's ``gold.headline.gold_rows`` names) and the Glue job run id. The subject
-    ends with the headline's ``subject`` field as a percentage, e.g. ``on time 61.2%``.
+    field the contract's ``gold.headline.gold_rows`` names), the Glue job run id and, given
+    ``run_cost`` (:func:`lake.cost.estimate`), ``cost`` (that dict) and ``cost_line``
+    (:func:`lake.cost.line`). The subject ends with the headline's ``subject`` field as a
+    percentage, e.g. ``on time 61.2%``. The returned dict also holds ``cost`` (the dict or None).
     """
+    from lake import cost as lake_cost
+
     spec = contract.gold.get("headline") or {}
     shown = spec.get("subject") or {}
     rate = head.get(shown["field"]) if shown else None
@@ -217,4 +223,7 @@ def summary(ds: str, extract: dict[str, Any], dq: dict[str, int], head: dict[str
         "rows_read", "rows_written", "rows_rejected", "rejected_by_reason", "silver_path", "quarantine_path")},
                "gold_rows": head.get(spec["gold_rows"]) if spec.get("gold_rows") else None, "data_quality": dq,
                "report": head, "glue_job_run_id": glue_run_id}
-    return {"subject": subject, "message": json.dumps(message, sort_keys=True)}
+    if run_cost is not None:
+        message["cost"] = run_cost
+        message["cost_line"] = lake_cost.line(run_cost)
+    return {"subject": subject, "message": json.dumps(message, sort_keys=True), "cost": run_cost}

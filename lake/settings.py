@@ -42,6 +42,10 @@ LAKE_SILVER_CRAWLER             lake-silver-crawler                        catal
 LAKE_GOLD_CRAWLER               lake-gold-crawler                          catalogs its gold tables
 LAKE_LAMBDA_ROLE_ARN            arn:aws:iam::<account>:role/lake-extractor  execution role
 LAKE_GLUE_ROLE_ARN              arn:aws:iam::<account>:role/lake-glue       job + crawler role
+LAKE_REGISTRY_FUNCTION          lake-registry                              S3 event -> delivery registry
+LAKE_REGISTRY_TABLE             lake_deliveries                            DynamoDB: one item per object version
+LAKE_REGISTRY_TTL_DAYS          400                                        days an item is kept after its event
+LAKE_REGISTRY_ROLE_ARN          arn:aws:iam::<account>:role/lake-registry  the registry's execution role
 LAKE_SNS_TOPIC                  lake-events                                run summaries and alerts
 LAKE_INBOX_QUEUE                lake-events-inbox                          SQS queue subscribed (local)
 LAKE_MAX_REJECT_RATE            0.05                                       rejected / read, per day
@@ -51,6 +55,7 @@ LAKE_SENSOR_POKE_INTERVAL       60                                         secon
 LAKE_SENSOR_DEFERRABLE          true                                       wait in the triggerer
 LAKE_RETRIES                    3                                          task retries (backoff doubles)
 LAKE_RETRY_DELAY                30                                         seconds before the 1st retry
+LAKE_BRONZE_DEADLINE_HOUR       6                                          UTC hour a day's file is due by (alarm)
 ==============================  =========================================  ============================
 
 Names that differ per dataset (the Glue job and the two crawlers; buckets, prefixes and databases
@@ -128,6 +133,13 @@ class Settings(BaseSettings):
     gold_crawler: str = "lake-gold-crawler"
     lambda_role_arn: str | None = None
     glue_role_arn: str | None = None
+    registry_function: str = "lake-registry"
+    registry_table: str = "lake_deliveries"
+    #: Days a delivery item lives after its S3 event (DynamoDB TTL on ``ttl``): longer than bronze
+    #: keeps the objects (90 days, lake.deploy.provision.BRONZE_EXPIRE_DAYS), so the registry still
+    #: answers for a backfill of any day bronze holds, and for a year of watermarks.
+    registry_ttl_days: int = Field(400, ge=1)
+    registry_role_arn: str | None = None
     sns_topic: str = "lake-events"
     inbox_queue: str = "lake-events-inbox"
     max_reject_rate: float = Field(0.05, ge=0, le=1)
@@ -137,6 +149,9 @@ class Settings(BaseSettings):
     sensor_deferrable: bool = True
     retries: int = Field(3, ge=0)
     retry_delay: int = Field(30, ge=1)
+    #: The hour (UTC, 0-23) by which the previous day's bronze file must have arrived, or the
+    #: ``bronze-missing`` alarm fires (lake/deploy/provision.py, step ``alarms``).
+    bronze_deadline_hour: int = Field(6, ge=0, le=23)
 
     # Derived names ---------------------------------------------------------------------------
 
@@ -149,6 +164,16 @@ class Settings(BaseSettings):
     def lambda_role(self) -> str:
         """The extractor's execution role ARN."""
         return self.lambda_role_arn or f"arn:aws:iam::{self.account_id}:role/lake-extractor"
+
+    @cached_property
+    def registry_role(self) -> str:
+        """The registry Lambda's execution role ARN."""
+        return self.registry_role_arn or f"arn:aws:iam::{self.account_id}:role/lake-registry"
+
+    @cached_property
+    def registry_table_arn(self) -> str:
+        """The delivery registry table's ARN."""
+        return f"arn:aws:dynamodb:{self.region}:{self.account_id}:table/{self.registry_table}"
 
     @cached_property
     def glue_role(self) -> str:

@@ -26,7 +26,7 @@ from localaws.runtime import log
 
 #: Services whose state survives a restart.
 PERSISTED_SERVICES = ("s3", "glue", "lambda", "sns", "sqs", "logs", "iam", "athena", "sts", "events", "firehose",
-                      "cloudwatch")
+                      "cloudwatch", "dynamodb")
 SNAPSHOT_NAME = "state.pickle"
 FORMAT_VERSION = 1
 

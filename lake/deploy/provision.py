@@ -17,6 +17,10 @@ What is provisioned, in order:
    the dimension tables (``lake source load-dimensions``) uploaded.
 3. ``lambda``: the extractor from ``include/lambdas/extractor`` (zip built by
    :func:`lake.deploy.package.build_lambda`, python3.12, the AWS SDK for pandas layer on AWS).
+3b. ``registry``: the delivery registry (:func:`registry`): DynamoDB table ``lake_deliveries``
+   (:func:`registry_table_definition`; on-demand, point-in-time recovery, TTL on ``ttl``), the
+   ``lake-registry`` Lambda (``include/lambdas/registry``) with its delivery rules, S3's permission
+   to invoke it and bronze's ``s3:ObjectCreated:*`` notifications merged into the bucket's own.
 4. ``glue_job``: the gold job (glueetl, Glue 5.0, G.1X workers, MaxConcurrentRuns).
 5. ``workgroup``: the Athena work group with its result location (enforced).
 6. ``catalog``: the silver and gold Glue databases and the dimension tables, by running
@@ -33,9 +37,12 @@ Steps 2, 4, 6, 7 and 8 cover every fact dataset with a daily DAG (``LAKE_DAILY_D
 and crawlers (:func:`layouts`).
 9. ``notifications``: the SNS topic; with ``inbox=True`` (the default against localaws) an SQS
    queue subscribed to it, so ``localaws sns messages`` or the queue show every message.
+10. ``alarms``: three CloudWatch metric alarms per fact dataset on the run's metrics
+    (:mod:`lake.metrics`), each with the SNS topic as ``AlarmActions`` and ``OKActions``
+    (:func:`alarm_definitions`); put again only when a definition differs.
 
 IAM roles are not created here: on AWS, create them from ``include/iam`` (or your own) and set
-``LAKE_LAMBDA_ROLE_ARN`` / ``LAKE_GLUE_ROLE_ARN``.
+``LAKE_LAMBDA_ROLE_ARN`` / ``LAKE_REGISTRY_ROLE_ARN`` / ``LAKE_GLUE_ROLE_ARN``.
 """
 
 from __future__ import annotations
@@ -167,7 +174,7 @@ TRUST = {"lambda": "lambda.amazonaws.com", "glue": "glue.amazonaws.com"}
 
 
 def roles(s: Settings, aws: Clients) -> list[Step]:
-    """Check that the Lambda and Glue roles exist; against localaws (an endpoint is set) create
+    """Check that the Lambda (extractor, registry) and Glue roles exist; against localaws (an endpoint is set) create
     missing ones with their service trust policy, since localaws, like AWS, refuses a function
     whose role does not exist.
 
@@ -176,6 +183,7 @@ def roles(s: Settings, aws: Clients) -> list[Step]:
     iam = aws("iam")
     rows = []
     for service, arn, setting in (("lambda", s.lambda_role, "LAKE_LAMBDA_ROLE_ARN"),
+                                  ("lambda", s.registry_role, "LAKE_REGISTRY_ROLE_ARN"),
                                   ("glue", s.glue_role, "LAKE_GLUE_ROLE_ARN")):
         name = arn.rsplit("/", 1)[-1]
         try:
@@ -273,23 +281,27 @@ def _lambda_config(s: Settings, local: bool) -> dict[str, Any]:
 
 def lambda_function(s: Settings, aws: Clients) -> list[Step]:
     """Create the extractor, or update its code (when CodeSha256 differs) and configuration."""
-    lam = aws("lambda")
-    pkg = package.build_lambda()
-    config = _lambda_config(s, local=aws.endpoint_url is not None)
+    return [deploy_function(aws("lambda"), s.lambda_function, package.build_lambda(),
+                            _lambda_config(s, local=aws.endpoint_url is not None))]
+
+
+def deploy_function(lam: Any, name: str, pkg: package.Package, config: dict[str, Any]) -> Step:
+    """Create function ``name`` from ``pkg`` with ``config`` (``create_function`` keywords without
+    the name and code), or bring an existing one to them: new code when its CodeSha256 differs, the
+    configuration when the role, handler, runtime, timeout, memory, /tmp size, environment or layers
+    differ. Waits until the function is active / updated."""
     try:
-        current = lam.get_function(FunctionName=s.lambda_function)["Configuration"]
+        current = lam.get_function(FunctionName=name)["Configuration"]
     except ClientError as exc:
         if _code(exc) != "ResourceNotFoundException":
-            raise ProvisionError(f"Lambda function {s.lambda_function}: {exc}") from exc
-        lam.create_function(FunctionName=s.lambda_function, Code={"ZipFile": pkg.data}, Publish=True, **config)
-        lam.get_waiter("function_active_v2").wait(FunctionName=s.lambda_function,
-                                                  WaiterConfig={"Delay": 1, "MaxAttempts": 120})
-        return [_row(f"lambda:{s.lambda_function}", f"created (code {pkg.code_sha256[:12]})")]
+            raise ProvisionError(f"Lambda function {name}: {exc}") from exc
+        lam.create_function(FunctionName=name, Code={"ZipFile": pkg.data}, Publish=True, **config)
+        lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+        return _row(f"lambda:{name}", f"created (code {pkg.code_sha256[:12]})")
     actions = []
     if current.get("CodeSha256") != pkg.code_sha256:
-        lam.update_function_code(FunctionName=s.lambda_function, ZipFile=pkg.data, Publish=True)
-        lam.get_waiter("function_updated_v2").wait(FunctionName=s.lambda_function,
-                                                   WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+        lam.update_function_code(FunctionName=name, ZipFile=pkg.data, Publish=True)
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
         actions.append(f"code {pkg.code_sha256[:12]}")
     differs = (current.get("Role") != config["Role"] or current.get("Handler") != config["Handler"]
                or current.get("Runtime") != config["Runtime"] or current.get("Timeout") != config["Timeout"]
@@ -298,11 +310,170 @@ def lambda_function(s: Settings, aws: Clients) -> list[Step]:
                or current.get("Environment", {}).get("Variables", {}) != config["Environment"]["Variables"]
                or sorted(layer["Arn"] for layer in current.get("Layers", [])) != sorted(config.get("Layers", [])))
     if differs:
-        lam.update_function_configuration(FunctionName=s.lambda_function, **{"Layers": [], **config})
-        lam.get_waiter("function_updated_v2").wait(FunctionName=s.lambda_function,
-                                                   WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+        lam.update_function_configuration(FunctionName=name, **{"Layers": [], **config})
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
         actions.append("configuration")
-    return [_row(f"lambda:{s.lambda_function}", f"updated ({', '.join(actions)})" if actions else "unchanged")]
+    return _row(f"lambda:{name}", f"updated ({', '.join(actions)})" if actions else "unchanged")
+
+
+# --- 3b. the delivery registry -----------------------------------------------------------------
+
+#: The registry's attributes that keys and indexes use (all strings).
+REGISTRY_KEY_ATTRIBUTES = ("pk", "version_id", "dataset", "partition", "event_time")
+#: Lambda's limit on a function's environment variables, all together (Lambda quotas:
+#: https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+LAMBDA_ENVIRONMENT_BYTES = 4096
+
+
+def registry_rules(s: Settings) -> list[dict[str, str]]:
+    """The registry's delivery rules (:meth:`lake.layout.Layout.delivery_rules`): every daily
+    dataset's bronze zip and manifest, then every stream contract's Firehose objects (contracts of
+    kind ``stream`` in ``include/datasets``)."""
+    streams = [for_dataset(s, name) for name, c in contracts.load_all().items() if c.kind == "stream"]
+    return [rule for lay in [*layouts(s), *streams] for rule in lay.delivery_rules()]
+
+
+def registry_table_definition(s: Settings) -> dict[str, Any]:
+    """``create_table`` keywords of the delivery registry (``s.registry_table``).
+
+    * key: ``pk`` (``s3://<bucket>/<key>``, HASH) + ``version_id`` (RANGE): one item per object
+      version, so a new version of a key is a new delivery and a redelivered event the same item;
+    * GSI ``by_partition`` (:data:`lake.layout.REGISTRY_PARTITION_INDEX`): ``dataset`` HASH +
+      ``partition`` RANGE, all attributes projected (``lake.registry.deliveries``);
+    * GSI ``by_event_time`` (:data:`lake.layout.REGISTRY_TIME_INDEX`): ``dataset`` HASH +
+      ``event_time`` RANGE, keys only (``lake.registry.watermark``: the newest first, one item).
+      Items without a dataset (no rule matched) are in neither index (sparse indexes);
+    * on-demand billing (PAY_PER_REQUEST): deliveries come in bursts, a few a minute;
+      point-in-time recovery and TTL on ``ttl`` are set by :func:`registry` after creation
+      (CreateTable takes neither).
+    """
+    from lake.layout import REGISTRY_PARTITION_INDEX, REGISTRY_TIME_INDEX
+
+    return {
+        "TableName": s.registry_table,
+        "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in REGISTRY_KEY_ATTRIBUTES],
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "version_id", "KeyType": "RANGE"}],
+        "GlobalSecondaryIndexes": [
+            {"IndexName": REGISTRY_PARTITION_INDEX, "Projection": {"ProjectionType": "ALL"},
+             "KeySchema": [{"AttributeName": "dataset", "KeyType": "HASH"},
+                           {"AttributeName": "partition", "KeyType": "RANGE"}]},
+            {"IndexName": REGISTRY_TIME_INDEX, "Projection": {"ProjectionType": "KEYS_ONLY"},
+             "KeySchema": [{"AttributeName": "dataset", "KeyType": "HASH"},
+                           {"AttributeName": "event_time", "KeyType": "RANGE"}]},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def _registry_config(s: Settings) -> dict[str, Any]:
+    rules = json.dumps(registry_rules(s), separators=(",", ":"))
+    variables = {"LAKE_REGISTRY_TABLE": s.registry_table, "LAKE_REGISTRY_TTL_DAYS": str(s.registry_ttl_days),
+                 "LAKE_REGISTRY_RULES": rules}
+    size = sum(len(k) + len(v.encode()) for k, v in variables.items())
+    if size > LAMBDA_ENVIRONMENT_BYTES:
+        raise ProvisionError(f"Lambda function {s.registry_function}: its environment would be {size} bytes, over "
+                             f"Lambda's {LAMBDA_ENVIRONMENT_BYTES} (too many delivery rules)")
+    return {
+        "Role": s.registry_role, "Handler": "handler.handler", "Runtime": "python3.12",
+        "Timeout": 30, "MemorySize": 256, "EphemeralStorage": {"Size": 512},
+        "Description": "lake registry: S3 ObjectCreated -> one DynamoDB item per object version",
+        "Environment": {"Variables": variables},
+    }
+
+
+def _registry_table(s: Settings, ddb: Any) -> list[Step]:
+    name = s.registry_table
+    wanted = registry_table_definition(s)
+    rows = []
+    try:
+        current = ddb.describe_table(TableName=name)["Table"]
+        indexes = {i["IndexName"]: i["KeySchema"] for i in current.get("GlobalSecondaryIndexes", [])}
+        missing = [i["IndexName"] for i in wanted["GlobalSecondaryIndexes"] if indexes.get(i["IndexName"]) != i["KeySchema"]]
+        if current["KeySchema"] != wanted["KeySchema"] or missing:
+            raise ProvisionError(f"DynamoDB table {name} exists with another key schema or without the indexes "
+                                 f"{missing}: rename it (LAKE_REGISTRY_TABLE) or delete it")
+        rows.append(_row(f"dynamodb:{name}", "unchanged"))
+    except ClientError as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise ProvisionError(f"DynamoDB table {name}: {exc}") from exc
+        ddb.create_table(**wanted)
+        ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+        rows.append(_row(f"dynamodb:{name}", "created"))
+    pitr = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+    if pitr.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus") != "ENABLED":
+        ddb.update_continuous_backups(TableName=name,
+                                      PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+        rows.append(_row(f"dynamodb:{name} point-in-time recovery", "enabled"))
+    ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING") or ttl.get("AttributeName") != "ttl":
+        ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
+        rows.append(_row(f"dynamodb:{name} ttl", "enabled"))
+    return rows
+
+
+def _s3_may_invoke(s: Settings, lam: Any, function: str, bucket: str) -> Step:
+    """The function's resource policy statement letting S3 invoke it for ``bucket`` (AddPermission)."""
+    sid = f"s3-{bucket}"
+    try:
+        policy = json.loads(lam.get_policy(FunctionName=function)["Policy"])
+    except ClientError as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise ProvisionError(f"Lambda function {function} policy: {exc}") from exc
+        policy = {"Statement": []}
+    if any(st.get("Sid") == sid for st in policy.get("Statement", [])):
+        return _row(f"lambda:{function} permission {sid}", "unchanged")
+    lam.add_permission(FunctionName=function, StatementId=sid, Action="lambda:InvokeFunction",
+                       Principal="s3.amazonaws.com", SourceArn=f"arn:aws:s3:::{bucket}", SourceAccount=s.account_id)
+    return _row(f"lambda:{function} permission {sid}", "created")
+
+
+def registry_notifications(s: Settings, function_arn: str, bucket: str, current: dict[str, Any]) -> dict[str, Any]:
+    """``bucket``'s notification configuration with the registry's rules merged into ``current``
+    (a GetBucketNotificationConfiguration answer): one ``LambdaFunctionConfigurations`` entry per
+    dataset prefix of the bucket's rules, Id ``<registry function>-<dataset>``, events
+    ``s3:ObjectCreated:*``, filter ``Prefix`` (URL-encoded, as S3 matches filters on the encoded key).
+    Every other configuration (queues, topics, other functions, EventBridge) is kept as it is:
+    PutBucketNotificationConfiguration replaces the whole configuration
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutBucketNotificationConfiguration.html)."""
+    from urllib.parse import quote_plus
+
+    ours = f"{s.registry_function}-"
+    out = {k: v for k, v in current.items() if k in (
+        "TopicConfigurations", "QueueConfigurations", "LambdaFunctionConfigurations", "EventBridgeConfiguration")}
+    kept = [c for c in out.get("LambdaFunctionConfigurations", []) if not str(c.get("Id", "")).startswith(ours)]
+    added = {}
+    for rule in registry_rules(s):
+        if rule["bucket"] == bucket:
+            added.setdefault((rule["dataset"], rule["prefix"]), {
+                "Id": f"{ours}{rule['dataset']}", "LambdaFunctionArn": function_arn, "Events": ["s3:ObjectCreated:*"],
+                "Filter": {"Key": {"FilterRules": [{"Name": "Prefix", "Value": quote_plus(rule["prefix"], safe="/*")}]}}})
+    out["LambdaFunctionConfigurations"] = kept + list(added.values())
+    return {k: v for k, v in out.items() if v}
+
+
+def registry(s: Settings, aws: Clients) -> list[Step]:
+    """The delivery registry: the table (:func:`registry_table_definition`, point-in-time recovery,
+    TTL on ``ttl``), the ``lake-registry`` function (``include/lambdas/registry``, its rules and
+    table in its environment), S3's permission to invoke it, and the ObjectCreated notifications of
+    every bucket the rules name, merged into the bucket's configuration (:func:`registry_notifications`)."""
+    rows = _registry_table(s, aws("dynamodb"))
+    lam = aws("lambda")
+    rows.append(deploy_function(lam, s.registry_function, package.build_registry(), _registry_config(s)))
+    arn = lam.get_function(FunctionName=s.registry_function)["Configuration"]["FunctionArn"]
+    s3 = aws("s3")
+    for bucket in sorted({r["bucket"] for r in registry_rules(s)}):
+        rows.append(_s3_may_invoke(s, lam, s.registry_function, bucket))
+        current = s3.get_bucket_notification_configuration(Bucket=bucket)
+        current.pop("ResponseMetadata", None)
+        wanted = registry_notifications(s, arn, bucket, current)
+        if wanted == {k: v for k, v in current.items() if v}:
+            rows.append(_row(f"s3://{bucket} notifications", "unchanged"))
+            continue
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=wanted)
+        ours = [c for c in current.get("LambdaFunctionConfigurations", [])
+                if str(c.get("Id", "")).startswith(f"{s.registry_function}-")]
+        rows.append(_row(f"s3://{bucket} notifications", "updated" if ours else "created"))
+    return rows
 
 
 # --- 4. Glue job --------------------------------------------------------------------------------
@@ -585,6 +756,77 @@ def notifications(s: Settings, aws: Clients, inbox: bool) -> list[Step]:
     return rows
 
 
+# --- 10. CloudWatch alarms ----------------------------------------------------------------------------
+
+
+def alarm_definitions(s: Settings, layout: Layout | None = None) -> dict[str, dict[str, Any]]:
+    """The dataset's alarms (``put_metric_alarm`` shape without ``AlarmName``), by name
+    (:meth:`lake.layout.Layout.alarm`). All in namespace ``Lake`` with dimension ``Dataset``:
+
+    * ``reject-rate``: ``RejectRate`` (Percent, Maximum over an hour) above
+      ``LAKE_MAX_REJECT_RATE`` x 100. One datum per run; ``TreatMissingData: ignore``: between
+      daily runs there is no datum, and the alarm keeps its state until the next run's rate.
+    * ``dq-failures``: ``DQFailedChecks`` (Count, Maximum over an hour) > 0; ``ignore`` as above.
+    * ``bronze-missing``: ``BronzeFiles`` (Count, Sum per hour; the ``wait_for_bronze`` sensor
+      publishes 1 at each file's arrival time, its LastModified) < 1 in each of the last
+      24 + ``LAKE_BRONZE_DEADLINE_HOUR`` hours, all of them to alarm (M = N), with
+      ``TreatMissingData: breaching`` (an hour without a datum is an hour without a file). A
+      day's file normally lands just after midnight UTC (the export of the day before), so the
+      alarm fires when the previous file is older than a day plus the deadline hour: today's file
+      is not there by about ``LAKE_BRONZE_DEADLINE_HOUR``:00 UTC. It needs no Airflow to fire (a
+      stopped scheduler or a paused DAG publishes nothing and alarms too), and CloudWatch
+      evaluates it as documented for M of N with missing data
+      (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-missing-data.html).
+      Period 3600 allows up to 168 periods (7 days), so N <= 47 is valid.
+    """
+    lay = layout or for_dataset(s)
+    topic = [s.topic_arn]
+    dims = [{"Name": "Dataset", "Value": lay.dataset}]
+    common = {"Namespace": "Lake", "Dimensions": dims, "AlarmActions": topic, "OKActions": topic,
+              "ActionsEnabled": True}
+    hours = 24 + s.bronze_deadline_hour
+    return {
+        lay.alarm("reject-rate"): {
+            **common, "MetricName": "RejectRate", "Unit": "Percent", "Statistic": "Maximum", "Period": 3600,
+            "EvaluationPeriods": 1, "DatapointsToAlarm": 1, "Threshold": 100 * s.max_reject_rate,
+            "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "ignore",
+            "AlarmDescription": f"lake {lay.dataset}: a day's rows rejected by the extractor above "
+                                f"LAKE_MAX_REJECT_RATE ({s.max_reject_rate:.2%})"},
+        lay.alarm("dq-failures"): {
+            **common, "MetricName": "DQFailedChecks", "Unit": "Count", "Statistic": "Maximum", "Period": 3600,
+            "EvaluationPeriods": 1, "DatapointsToAlarm": 1, "Threshold": 0.0,
+            "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "ignore",
+            "AlarmDescription": f"lake {lay.dataset}: a day's data-quality checks failed"},
+        lay.alarm("bronze-missing"): {
+            **common, "MetricName": "BronzeFiles", "Unit": "Count", "Statistic": "Sum", "Period": 3600,
+            "EvaluationPeriods": hours, "DatapointsToAlarm": hours, "Threshold": 1.0,
+            "ComparisonOperator": "LessThanThreshold", "TreatMissingData": "breaching",
+            "AlarmDescription": f"lake {lay.dataset}: no bronze file for {hours} hours (the day's file is not "
+                                f"there by {s.bronze_deadline_hour:02d}:00 UTC)"},
+    }
+
+
+def alarms(s: Settings, aws: Clients) -> list[Step]:
+    """Create or update each dataset's alarms (:func:`alarm_definitions`); PutMetricAlarm keeps
+    an existing alarm's state, and is called only when the definition differs."""
+    cw = aws("cloudwatch")
+    rows = []
+    definitions = {name: d for lay in layouts(s) for name, d in alarm_definitions(s, lay).items()}
+    current = {a["AlarmName"]: a for page in cw.get_paginator("describe_alarms").paginate(
+        AlarmNames=list(definitions), AlarmTypes=["MetricAlarm"]) for a in page["MetricAlarms"]}
+    for name, definition in definitions.items():
+        have = current.get(name)
+        if have is not None and all(have.get(k) == v for k, v in definition.items()):
+            rows.append(_row(f"alarm:{name}", "unchanged"))
+            continue
+        try:
+            cw.put_metric_alarm(AlarmName=name, **definition)
+        except ClientError as exc:
+            raise ProvisionError(f"CloudWatch alarm {name}: {exc}") from exc
+        rows.append(_row(f"alarm:{name}", "created" if have is None else "updated"))
+    return rows
+
+
 # --- all ----------------------------------------------------------------------------------------
 
 STEPS: dict[str, Callable[..., list[Step]]] = {
@@ -592,12 +834,14 @@ STEPS: dict[str, Callable[..., list[Step]]] = {
     "buckets": buckets,
     "artifacts": artifacts,
     "lambda": lambda_function,
+    "registry": registry,
     "glue_job": glue_job,
     "workgroup": workgroup,
     "catalog": catalog,
     "crawlers": crawlers,
     "dq_rulesets": dq_rulesets,
     "notifications": notifications,
+    "alarms": alarms,
 }
 
 

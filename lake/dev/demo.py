@@ -18,7 +18,7 @@ What it does (``make demo`` runs it inside the project's virtual environment):
    everything (``lake demo --stop`` / ``make demo-stop``); with ``--no-ui`` or ``CI=true`` it
    stops both and exits, non-zero if any run failed.
 
-The same functions start the stacks of the real-scheduler tests (tests/e2e/test_faults_backfill.py,
+The same functions start the stacks of the real-scheduler tests (tests/e2e/stack/test_faults_backfill.py,
 test_crash.py, test_concurrent_day.py).
 """
 

@@ -53,6 +53,6 @@ def fail_fast(monkeypatch):
     monkeypatch.setenv("LAKE_SENSOR_TIMEOUT", "6")
     monkeypatch.setenv("LAKE_SENSOR_POKE_INTERVAL", "2")
     # dag.test() runs a deferred trigger inline without its timeout: poke mode enforces it here
-    # (with deferrable=True the triggerer enforces it: tests/e2e/test_concurrent_day.py).
+    # (with deferrable=True the triggerer enforces it: tests/e2e/stack/test_concurrent_day.py).
     monkeypatch.setenv("LAKE_SENSOR_DEFERRABLE", "false")
 

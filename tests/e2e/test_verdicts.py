@@ -4,13 +4,13 @@
 retry would read the same rows and fail again, so the run fails at once with one SNS alert. The
 same tasks also read from AWS (Athena results), and a failed call there must be retried like any
 other task's: a localaws restart during ``evaluate`` once failed a whole backfill day when these
-tasks had no retries at all (CI, tests/e2e/test_crash.py).
+tasks had no retries at all (CI, tests/e2e/stack/test_crash.py).
 """
 
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -37,14 +37,21 @@ def _replay(lake, ds: str) -> None:
 
 
 def test_a_day_failing_data_quality_fails_at_once_without_retry(lake, run_dag, duck, real_retries):
-    s, _ = lake
+    s, aws = lake
     _replay(lake, FAST_DAY)
+    started = datetime.now(UTC)
     run = run_day(run_dag, FAST_DAY)
     assert run.state == "failed"
     tis = task_instances(run)
     evaluate = tis["data_quality.evaluate"]
     assert (evaluate.state, evaluate.try_number) == ("failed", 1), "a DQ verdict must not be retried"
     assert {tis[t].state for t in ("summarize", "notify")} == {"upstream_failed"}
+    # The failed run still publishes its metrics: one failed check, for the dq-failures alarm.
+    assert tis["publish_metrics"].state == "success"
+    stats = aws("cloudwatch").get_metric_statistics(
+        Namespace="Lake", MetricName="DQFailedChecks", Dimensions=[{"Name": "Dataset", "Value": "flights"}],
+        StartTime=started, EndTime=datetime.now(UTC), Period=60, Statistics=["Maximum", "SampleCount"])["Datapoints"]
+    assert [(d["Maximum"], d["SampleCount"]) for d in stats] == [(1.0, 1.0)]
     # The violations, computed by DuckDB straight over the source CSV with the contract's bounds.
     bounds = contracts.load("flights").gold["plausible"]
     exprs = {"dep_delay": "dep_delay", "arr_delay": "arr_delay", "made_up_minutes": "dep_delay - arr_delay",

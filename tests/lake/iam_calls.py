@@ -72,6 +72,8 @@ def dataset_calls(s: Settings, dataset: str, day: str = EXAMPLE_DAY, **extra: st
       objects. A missing bronze object must answer 404 (``BronzeFileError`` "missing file"), not
       403: S3 answers 404 only to a caller allowed ``s3:ListBucket`` with the key as
       ``s3:prefix``. Plus the Lambda runtime's log group ``/aws/lambda/<function>``.
+    * ``lambda-registry``: ``include/lambdas/registry/handler.py``: ``put_item`` into the registry
+      table (conditional: ``attribute_not_exists``), and the runtime's log group.
     * ``glue-job``: Glue fetches ``glue_script_location`` with the job's role;
       ``include/glue_scripts/<dataset>_gold.py`` reads the day's silver partition (``Layout.silver_path``) and the
       dimensions under ``dimensions_path`` and overwrites the day's partition of each gold table
@@ -100,8 +102,8 @@ def dataset_calls(s: Settings, dataset: str, day: str = EXAMPLE_DAY, **extra: st
       environment's bucket, ``airflow-<env>-*`` logs, the Celery SQS queue and its AWS-owned
       KMS key.
     * ``provisioner``: ``lake/deploy/provision.py``, step by step (``roles``, ``buckets``,
-      ``artifacts``, ``lambda``, ``glue_job``, ``workgroup``, ``catalog`` through Athena DDL,
-      ``crawlers``, ``dq_rulesets``, ``notifications``; the SQS inbox is created only against localaws).
+      ``artifacts``, ``lambda``, ``registry``, ``glue_job``, ``workgroup``, ``catalog`` through Athena DDL,
+      ``crawlers``, ``dq_rulesets``, ``notifications``, ``alarms``; the SQS inbox is created only against localaws).
 
     :raises IamTemplateError: for an unknown ``extra`` name.
     """
@@ -197,6 +199,15 @@ def dataset_calls(s: Settings, dataset: str, day: str = EXAMPLE_DAY, **extra: st
         for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
             add(p, action, logs(group, "jr_0123456789abcdef"), "Glue: --enable-continuous-cloudwatch-log")
 
+    # --- the delivery registry ---------------------------------------------------------------------
+    p = "lambda-registry"
+    src = "include/lambdas/registry/handler.py register"
+    add(p, "dynamodb:PutItem", s.registry_table_arn, f"{src}: put_item (attribute_not_exists) of each object version")
+    group = f"/aws/lambda/{s.registry_function}"
+    add(p, "logs:CreateLogGroup", logs(group), "Lambda runtime logs")
+    for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+        add(p, action, logs(group, "2026/12/01/[$LATEST]0123456789abcdef"), "Lambda runtime logs")
+
     # --- the crawlers -----------------------------------------------------------------------------
     p = "glue-crawler"
     for name, definition in provision.crawler_definitions(s, lay).items():
@@ -291,8 +302,11 @@ def dataset_calls(s: Settings, dataset: str, day: str = EXAMPLE_DAY, **extra: st
             f"{mwaa}: Airflow task logs (the UI reads them back)")
     for action in ("logs:GetLogRecord", "logs:GetLogGroupFields", "logs:GetQueryResults"):
         add(p, action, logs(task_logs), f"{mwaa}: Airflow logs")
-    for action in ("logs:DescribeLogGroups", "s3:GetAccountPublicAccessBlock", "cloudwatch:PutMetricData"):
+    for action in ("logs:DescribeLogGroups", "s3:GetAccountPublicAccessBlock"):
         add(p, action, "*", f"{mwaa}: no resource-level scoping for this action")
+    add(p, "cloudwatch:PutMetricData", "*", f"{mwaa}: environment metrics", **{"cloudwatch:namespace": "AmazonMWAA"})
+    add(p, "cloudwatch:PutMetricData", "*", f"{dag} publish_metrics, wait_for_bronze: lake.metrics.put",
+        **{"cloudwatch:namespace": "Lake"})
     queue = f"arn:aws:sqs:{region}:{SERVICE_ACCOUNT}:airflow-celery-0123abcd"
     for action in ("sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl",
                    "sqs:ReceiveMessage", "sqs:SendMessage"):
@@ -305,7 +319,7 @@ def dataset_calls(s: Settings, dataset: str, day: str = EXAMPLE_DAY, **extra: st
     # --- the provisioner --------------------------------------------------------------------------
     p = "provisioner"
     src = "lake/deploy/provision.py"
-    add(p, "iam:GetRole", [s.lambda_role, s.glue_role], f"{src} roles: get_role")
+    add(p, "iam:GetRole", [s.lambda_role, s.registry_role, s.glue_role], f"{src} roles: get_role")
     for bucket in s.buckets:
         add(p, "s3:ListBucket", _bucket(bucket), f"{src} buckets: head_bucket")
         for action in ("s3:CreateBucket", "s3:PutBucketPublicAccessBlock", "s3:PutEncryptionConfiguration",
@@ -325,6 +339,19 @@ def dataset_calls(s: Settings, dataset: str, day: str = EXAMPLE_DAY, **extra: st
     add(p, "iam:PassRole", s.lambda_role, f"{src} lambda_function: Role", **{"iam:PassedToService": "lambda.amazonaws.com"})
     if s.pandas_layer:
         add(p, "lambda:GetLayerVersion", s.pandas_layer, f"{src} lambda_function: Layers")
+    registry_fn = f"arn:aws:lambda:{region}:{account}:function:{s.registry_function}"
+    for action in ("lambda:GetFunction", "lambda:CreateFunction", "lambda:UpdateFunctionCode",
+                   "lambda:UpdateFunctionConfiguration", "lambda:PublishVersion"):
+        add(p, action, registry_fn, f"{src} registry: deploy_function")
+    for action in ("lambda:GetPolicy", "lambda:AddPermission"):
+        add(p, action, registry_fn, f"{src} registry: _s3_may_invoke (S3 may invoke it for bronze)")
+    add(p, "iam:PassRole", s.registry_role, f"{src} registry: Role", **{"iam:PassedToService": "lambda.amazonaws.com"})
+    for action in ("dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:DescribeContinuousBackups",
+                   "dynamodb:UpdateContinuousBackups", "dynamodb:DescribeTimeToLive", "dynamodb:UpdateTimeToLive"):
+        add(p, action, s.registry_table_arn, f"{src} registry: _registry_table (the table_exists waiter: DescribeTable)")
+    for bucket in sorted({r["bucket"] for r in provision.registry_rules(s)}):
+        for action in ("s3:GetBucketNotification", "s3:PutBucketNotification"):
+            add(p, action, _bucket(bucket), f"{src} registry: the bucket's notifications, merged")
     for action in ("glue:GetJob", "glue:CreateJob", "glue:UpdateJob"):
         add(p, action, job, f"{src} glue_job")
     add(p, "iam:PassRole", s.glue_role, f"{src} glue_job, crawlers: Role", **{"iam:PassedToService": "glue.amazonaws.com"})
@@ -351,6 +378,10 @@ def dataset_calls(s: Settings, dataset: str, day: str = EXAMPLE_DAY, **extra: st
         add(p, "glue:GetDataQualityRuleset", ruleset, f"{src} dq_rulesets: get_data_quality_ruleset")
         add(p, "glue:UpdateDataQualityRuleset", ruleset, f"{src} dq_rulesets: update_data_quality_ruleset")
         add(p, "glue:GetTable", table_arns(db, table), f"{src} dq_rulesets: get_table (is the target in the catalog?)")
+    for kind in lay.ALARM_KINDS:
+        alarm = f"arn:aws:cloudwatch:{region}:{account}:alarm:{lay.alarm(kind)}"
+        add(p, "cloudwatch:DescribeAlarms", alarm, f"{src} alarms: describe_alarms(AlarmNames=...)")
+        add(p, "cloudwatch:PutMetricAlarm", alarm, f"{src} alarms: put_metric_alarm")
     add(p, "glue:CreateDataQualityRuleset", "*", f"{src} dq_rulesets: create_data_quality_ruleset "
         "(no resource-level scoping)")
     add(p, "sns:ListTopics", "*", f"{src} notifications: list_topics (no resource-level scoping)")

@@ -108,7 +108,7 @@ def test_clean_parse_agrees_with_the_rules(handler_mod):
                "Infinity", "1e999", "1.5 ", " 7", "9" * 18, "9" * 19, "0" * 19, "--5", "+-5", "1_0",
                "2013-02-08", "2013-2-8", "2013-02-30", "0000-01-01", "2013-02-08T05:00:00Z", "99999-01-01",
                "127", "128", "-128", "-129", "32767", "2147483648"]
-    samples += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8))) for _ in range(3000)]
+    samples += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8))) for _ in range(1000)]
     columns = [contracts.Column("c", t, format=f) for t, f in
                [("int8", None), ("int16", None), ("int32", None), ("int64", None), ("float64", None),
                 ("date", "%Y-%m-%d"), ("timestamp", "%Y-%m-%dT%H:%M:%SZ"), ("boolean", None), ("string", None)]]

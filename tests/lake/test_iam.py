@@ -150,12 +150,15 @@ CUSTOM_ENV = {
     "LAKE_SILVER_CRAWLER": "acme-clean-crawl",
     "LAKE_GOLD_CRAWLER": "acme-marts-crawl",
     "LAKE_SNS_TOPIC": "acme-news",
+    "LAKE_REGISTRY_FUNCTION": "acme-register",
+    "LAKE_REGISTRY_TABLE": "acme_arrivals",
+    "LAKE_REGISTRY_ROLE_ARN": "arn:aws:iam::210987654321:role/acme-register-role",
     "LAKE_LAMBDA_ROLE_ARN": "arn:aws:iam::210987654321:role/service/acme-extract-role",
     "LAKE_GLUE_ROLE_ARN": "arn:aws:iam::210987654321:role/acme-glue-role",
 }
 #: Default names that must not survive in policies rendered with CUSTOM_ENV.
 DEFAULT_NAMES = ["lake-bronze", "lake-silver", "lake-gold", "lake-artifacts", "lake_silver", "lake_gold",
-                 "lake-extractor", "lake-flights-gold", "lake-silver-crawler", "lake-gold-crawler", "lake-events",
+                 "lake-extractor", "lake-flights-gold", "lake-silver-crawler", "lake-gold-crawler", "lake-events", "lake-registry", "lake_deliveries",
                  "123456789012", "us-east-1", "quarantine/", "role/lake-glue", "workgroup/lake\""]
 
 
@@ -221,7 +224,11 @@ def test_custom_names_reach_every_policy(monkeypatch):
     text = json.dumps(iam.render("glue-job", s))
     assert "arn:aws:s3:::acme-marts/flights/*" in text
     assert "arn:aws:logs:eu-west-1:210987654321:log-group:/aws-glue/jobs/output:*" in text
-    assert iam.render("provisioner", s)["Statement"][2]["Resource"] == ["arn:aws:iam::210987654321:role/acme-glue-role"]
+    provisioner = {st["Sid"]: st for st in iam.render("provisioner", s)["Statement"]}
+    assert provisioner["PassGlueRoleToGlue"]["Resource"] == ["arn:aws:iam::210987654321:role/acme-glue-role"]
+    assert provisioner["PassFunctionRolesToLambda"]["Resource"][1] == "arn:aws:iam::210987654321:role/acme-register-role"
+    assert iam.render("lambda-registry", s)["Statement"][0]["Resource"] == [
+        "arn:aws:dynamodb:eu-west-1:210987654321:table/acme_arrivals"]
     assert "arn:aws:s3:::acme-clean/rejects/flights/*" in json.dumps(iam.render("lambda-extractor", s))
 
 
@@ -356,11 +363,17 @@ def _scoped_patterns(s) -> list[str]:
             ("crawler", s.names_for(d)["gold_crawler"]))],
         # Each gold table's Data Quality ruleset: <gold database>-<table>-dq (lake.layout.Layout.dq_ruleset).
         f"{glue}:dataQualityRuleset/{s.gold_database}-?*-dq",
+        # Each dataset's CloudWatch alarms: <gold database>-<dataset>-<kind> (lake.layout.Layout.alarm).
+        f"arn:aws:cloudwatch:{r}:{a}:alarm:{s.gold_database}-?*",
         f"arn:aws:athena:{r}:{a}:workgroup/{s.workgroup}",
         f"arn:aws:lambda:{r}:{a}:function:{s.lambda_function}", x["lambda_layer_arn"],
         s.topic_arn, s.lambda_role, s.glue_role,
         f"arn:aws:logs:{r}:{a}:log-group:/aws/lambda/{s.lambda_function}",
         f"arn:aws:logs:{r}:{a}:log-group:/aws/lambda/{s.lambda_function}:*",
+        # The delivery registry: its function, role, table and log group.
+        f"arn:aws:lambda:{r}:{a}:function:{s.registry_function}", s.registry_role, s.registry_table_arn,
+        f"arn:aws:logs:{r}:{a}:log-group:/aws/lambda/{s.registry_function}",
+        f"arn:aws:logs:{r}:{a}:log-group:/aws/lambda/{s.registry_function}:*",
         f"arn:aws:logs:{r}:{a}:log-group:/aws-glue/jobs/?*", f"arn:aws:logs:{r}:{a}:log-group:/aws-glue/crawlers*",
         f"arn:aws:logs:{r}:{a}:log-group:airflow-{x['mwaa_environment']}-*",
         f"arn:aws:airflow:{r}:{a}:environment/{x['mwaa_environment']}",
@@ -446,8 +459,35 @@ def _denied_calls(s) -> list[tuple[tuple[str, ...], str, str, dict, str]]:
         ]
     ext, job, crawl, air, prov = ("lambda-extractor",), ("glue-job",), ("glue-crawler",), ("airflow-execution",), \
         ("provisioner",)
+    reg, table = ("lambda-registry",), s.registry_table_arn
+    other_table = f"arn:aws:dynamodb:{r}:{a}:table/other_table"
+    out += [((p,), "dynamodb:DeleteTable", table, {}, "no role drops the registry") for p in everyone]
+    out += [((p,), "dynamodb:PutItem", other_table, {}, "another table") for p in everyone]
+    out += [
+        (reg, "dynamodb:DeleteItem", table, {}, "the registry only adds items"),
+        (reg, "dynamodb:UpdateItem", table, {}, "an item, once written, is never changed"),
+        (reg, "dynamodb:GetItem", table, {}, "the conditional put needs no read"),
+        (reg, "dynamodb:Scan", table, {}, "nor a scan"),
+        (reg, "s3:GetObject", obj(s.bronze_bucket, zip_key), {}, "the event says all it records: no S3 read"),
+        (reg, "s3:ListBucket", bkt(s.bronze_bucket), {"s3:prefix": ""}, "nor a listing"),
+        (reg, "logs:PutLogEvents", f"arn:aws:logs:{r}:{a}:log-group:/aws/lambda/{s.lambda_function}:log-stream:x",
+         {}, "the extractor's logs"),
+        (ext, "dynamodb:PutItem", table, {}, "the extractor does not register deliveries"),
+        (prov, "dynamodb:PutItem", table, {}, "the provisioner writes no delivery"),
+        (prov, "dynamodb:DeleteTable", table, {}, "nothing is deleted"),
+        (prov, "lambda:AddPermission", fn + s.lambda_function, {}, "only the registry is invoked by S3"),
+        (prov, "s3:PutBucketNotification", bkt(s.silver_bucket), {}, "only bronze notifies the registry"),
+        (prov, "iam:PassRole", s.registry_role, {"iam:PassedToService": "glue.amazonaws.com"}, "registry role to Glue"),
+    ]
     glue_role = ("glue-job", "glue-crawler")
     out += [
+        (air, "cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "AWS/Lambda"}, "only the Lake and MWAA namespaces"),
+        (air, "cloudwatch:PutMetricData", "*", {}, "PutMetricData names its namespace"),
+        (everyone, "cloudwatch:PutMetricAlarm", f"arn:aws:cloudwatch:{r}:{a}:alarm:other-alarm", {}, "another alarm"),
+        (everyone, "cloudwatch:DeleteAlarms", f"arn:aws:cloudwatch:{r}:{a}:alarm:{s.gold_database}-{s.dataset}-dq-failures",
+         {}, "no role deletes alarms"),
+        (ext + job + crawl + air, "cloudwatch:PutMetricAlarm",
+         f"arn:aws:cloudwatch:{r}:{a}:alarm:{s.gold_database}-{s.dataset}-dq-failures", {}, "only the provisioner"),
         (ext, "s3:PutObject", gold_obj, {}, "the extractor does not write gold"),
         (ext, "s3:PutObject", obj(s.silver_bucket, "reference/airlines/airlines.parquet"), {}, "nor the dimensions"),
         (ext, "s3:DeleteObject", obj(s.silver_bucket, f"other_table/{day}/x"), {}, "nor other silver tables"),
@@ -541,13 +581,13 @@ def test_calls_outside_each_roles_job_are_denied(s):
 def test_roles_get_every_policy_once_and_trust_the_right_service(default_s):
     roles = iam.roles(default_s)
     assert sorted(p for r in roles for p in r.policies) == sorted(iam.POLICIES)
-    assert sorted(r.trust for r in roles) == sorted(iam.TRUST_POLICIES)
+    assert {r.trust for r in roles} == set(iam.TRUST_POLICIES)  # the two Lambda roles share trust/lambda
     principal = {r.trust: iam.render(r.trust, default_s)["Statement"][0]["Principal"] for r in roles}
     assert principal["trust/lambda"] == {"Service": provision.TRUST["lambda"]}
     assert principal["trust/glue"] == {"Service": provision.TRUST["glue"]}
     assert principal["trust/airflow"] == {"Service": ["airflow.amazonaws.com", "airflow-env.amazonaws.com"]}
     assert principal["trust/provisioner"] == {"AWS": "arn:aws:iam::123456789012:root"}
-    assert {r.arn for r in roles} >= {default_s.lambda_role, default_s.glue_role}
+    assert {r.arn for r in roles} >= {default_s.lambda_role, default_s.registry_role, default_s.glue_role}
 
 
 def test_docs_explain_every_statement(default_s):
@@ -570,8 +610,8 @@ def test_the_calls_cover_every_aws_operator_the_dags_use():
         "AthenaHook", "SnsNotifier", "AthenaOperator", "GlueJobOperator", "GlueCrawlerOperator",
         "LambdaInvokeFunctionOperator", "SnsPublishOperator", "S3KeySensor"}
     assert _aws_imports(REPO / "dags" / "lake_provision.py") == {"AwsBaseHook"}
-    assert list(provision.STEPS) == ["roles", "buckets", "artifacts", "lambda", "glue_job", "workgroup", "catalog",
-                                     "crawlers", "dq_rulesets", "notifications"]
+    assert list(provision.STEPS) == ["roles", "buckets", "artifacts", "lambda", "registry", "glue_job", "workgroup",
+                                     "catalog", "crawlers", "dq_rulesets", "notifications", "alarms"]
 
 
 def test_a_custom_reference_prefix_is_honoured_by_provisioning(monkeypatch):

@@ -414,7 +414,7 @@ def test_latency_fixed_and_range(client, localaws_faults):
 
 def test_clearing_the_faults_ends_a_latency_being_slept(client, localaws_faults):
     """A call held by a long latency goes on as soon as the config is cleared (a test holds a call
-    until it has seen what it waits for, e.g. tests/e2e/test_concurrent_day.py)."""
+    until it has seen what it waits for, e.g. tests/e2e/stack/test_concurrent_day.py)."""
     s3 = client("s3")
     injector = localaws_faults({"rules": [{"operation": "s3:ListBuckets", "latency_ms": 60_000}]})
     done: list[float] = []

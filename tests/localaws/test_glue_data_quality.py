@@ -426,6 +426,7 @@ def test_a_run_over_a_table_localaws_cannot_read_fails_with_the_reason(env):
     assert "cannot read tables stored with org.apache.hadoop.hive.serde2.avro" in run["ErrorString"], run
 
 
+@pytest.mark.slow  # restarts localaws server processes (README: test tiers)
 def test_rulesets_runs_and_results_survive_a_restart(tmp_path, source_csv):
     """A served localaws with a state dir keeps rulesets, finished runs and their results."""
     from tests.localaws.test_server import serve

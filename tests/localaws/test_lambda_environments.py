@@ -236,6 +236,7 @@ def test_one_request_id_per_invocation(make_function, aws_client):
     assert len(streams) == 1
 
 
+@pytest.mark.slow  # restarts localaws server processes (README: test tiers)
 def test_served_localaws_expires_idle_environments_restarts_cold_and_leaves_no_process(tmp_path):
     state = tmp_path / "state"
     server = serve(tmp_path, "--lambda-idle-seconds", "2", "--state-dir", str(state), "--no-durable-writes")

@@ -485,6 +485,7 @@ def test_the_put_returns_before_a_slow_lambda_finishes(aws_client, s3_lambda):
     assert time.monotonic() - started >= 3.0
 
 
+@pytest.mark.slow  # restarts localaws server processes (README: test tiers)
 def test_a_delivery_pending_at_a_kill_is_sent_after_the_restart(tmp_path):
     """The delivery is in the snapshot that made the PUT durable; SIGKILL while the (slow) handler runs,
     and the restarted server invokes the function again: at least once, as AWS delivers."""

@@ -110,6 +110,12 @@ def test_state_survives_restart(tmp_path):
         first.client("sqs").send_message(QueueUrl=queue, MessageBody="kept")
         logs = first.client("logs")
         logs.create_log_group(logGroupName="/lake/test")
+        ddb = first.client("dynamodb")
+        ddb.create_table(TableName="deliveries", BillingMode="PAY_PER_REQUEST",
+                         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+        ddb.update_time_to_live(TableName="deliveries", TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
+        ddb.put_item(TableName="deliveries", Item={"pk": {"S": "s3://bronze-bucket/flights/day.csv"}, "size": {"N": "2"}})
     finally:
         assert first.stop() == 0
     assert (state / "state.pickle").exists()
@@ -131,11 +137,16 @@ def test_state_survives_restart(tmp_path):
         assert [m["Body"] for m in msgs] == ["kept"]
         assert "/lake/test" in [g["logGroupName"] for g in second.client("logs").describe_log_groups()["logGroups"]]
         assert second.client("iam").get_role(RoleName="lambda-role")["Role"]["Arn"] == role
+        ddb = second.client("dynamodb")
+        assert ddb.scan(TableName="deliveries")["Items"] == [{"pk": {"S": "s3://bronze-bucket/flights/day.csv"},
+                                                             "size": {"N": "2"}}]
+        assert ddb.describe_time_to_live(TableName="deliveries")["TimeToLiveDescription"]["TimeToLiveStatus"] == "ENABLED"
         assert health(second.endpoint)["state_dir"] == str(state)
     finally:
         assert second.stop() == 0
 
 
+@pytest.mark.slow  # restarts localaws server processes (README: test tiers)
 def test_a_failed_query_survives_restarts(tmp_path):
     """A FAILED Athena query keeps its error in the snapshot; the next start reads it back (it used
     to stop startup: the error class could not be unpickled)."""
