@@ -55,7 +55,8 @@ endif
 serve: $(STAMP)
 	$(BIN)/localaws serve --state-dir .localaws
 
-## make bench: benchmarks under bench/ (they print their figures; big_day.py: a 2 GB day through the DAG, ~20 min)
+## make bench: benchmarks under bench/ (they print their figures; stream.py: Firehose ingest + 60 s of lake stream send;
+## big_day.py: a 2 GB day through the DAG, ~20 min)
 bench: $(STAMP)
 	$(BIN)/python bench/localaws_startup.py
 	$(BIN)/python bench/warm_runtimes.py
@@ -63,6 +64,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/localaws_durability.py
 	$(BIN)/python bench/glue_pool.py
 	$(BIN)/python bench/extractor.py --scale 1
+	$(BIN)/python bench/stream.py
 	$(BIN)/python bench/big_day.py
 
 clean:

@@ -7,6 +7,9 @@
     lake build lambda [--out dist/extractor.zip]
     lake provision [--endpoint-url URL] [--step NAME ...] [--inbox | --no-inbox]
     lake demo [--dataset flights|sales] [--start 2013-01-01] [--end 2013-01-07] [--no-ui] | lake demo --stop
+    lake stream send (--dataset flight_events --day 2013-06-01 | --template FILE) [--rate 100]
+                     [--speedup N] [--count N] [--duration S] [--duplicates 0.01] [--late 0.02]
+                     [--late-delay S] [--seed N] [--stream NAME] [--endpoint-url URL]
     lake contracts check
     lake contracts dqdl DATASET
 
@@ -132,6 +135,69 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.run(args.start or first, args.end or last, ui=ui, stack=stack, dataset=args.dataset)
 
 
+def _stream_send(args: argparse.Namespace) -> int:
+    import boto3
+    from botocore.config import Config
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from lake.stream import events, send, templates
+
+    if (args.dataset is None) == (args.template is None):
+        raise ValueError("give either --dataset (with --day) or --template")
+    lay = layout.Layout(settings.get(), contracts.load(args.dataset or "flight_events"))
+    if lay.contract.kind != "stream":
+        raise ValueError(f"dataset {lay.dataset} is a {lay.contract.kind}, not a stream (e.g. flight_events)")
+    stream = args.stream or lay.delivery_stream
+    if args.template is not None:
+        if args.speedup or args.day:
+            raise ValueError("--speedup and --day go with --dataset (a template's records have no event time)")
+        records = send.template_records(templates.RecordTemplate(args.template, seed=args.seed))
+        total, what = args.count, f"{args.template.name} -> {stream}"
+    else:
+        if args.day is None:
+            raise ValueError("--dataset needs --day YYYY-MM-DD")
+        day_events = events.flight_events(args.day, dataset=lay.dataset)
+        records = send.event_records(day_events, events.event_epoch, lay.contract.stream["event_id"])
+        total = min(len(day_events), args.count) if args.count is not None else len(day_events)
+        what = f"{lay.dataset} {args.day} -> {stream}"
+    firehose = boto3.client("firehose", endpoint_url=args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
+                            config=Config(retries={"mode": "standard", "max_attempts": 3}))
+    console = Console(stderr=True)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]:,.0f}/s  retried {task.fields[retried]:,}  failed "
+                             "{task.fields[failed]:,}"), TimeElapsedColumn(), console=console,
+                  disable=args.quiet) as bar:
+        task = bar.add_task(what, total=total, rate=0.0, retried=0, failed=0)
+
+        def advance(stats: send.Stats) -> None:
+            bar.update(task, completed=min(stats.records, total or stats.records), rate=stats.rate,
+                       retried=stats.retried, failed=stats.failed)
+
+        sender = send.Sender(firehose, stream, records, rate=args.rate, speedup=args.speedup, count=args.count,
+                             duration=args.duration, duplicates=args.duplicates, late=args.late,
+                             late_delay=args.late_delay, seed=args.seed, progress=advance)
+        interrupted = False
+        try:
+            stats = sender.run()
+        except KeyboardInterrupt:
+            stats, interrupted = sender.stats, True
+    table = Table("records", "sent", "failed", "retried", "duplicated", "late", "batches", "MB", "seconds", "rate/s",
+                  title=f"lake stream send -> {stream}" + (" (interrupted)" if interrupted else ""))
+    table.add_row(*(f"{v:,}" for v in (stats.records, stats.sent, stats.failed, stats.retried, stats.duplicated,
+                                        stats.late, stats.batches)),
+                  f"{stats.bytes / 1e6:.2f}", f"{stats.elapsed:.1f}", f"{stats.rate:,.1f}")
+    console.print(table)
+    if stats.errors:
+        console.print("errors: " + ", ".join(f"{code} x{n}" for code, n in sorted(stats.errors.items())))
+    if interrupted:
+        console.print(f"interrupted: {stats.pending:,} records scheduled but not sent")
+    if args.json:
+        print(json.dumps(stats.summary()))
+    return 1 if stats.failed or interrupted else 0
+
+
 def _check_contracts(args: argparse.Namespace) -> int:
     for name, contract in contracts.load_all().items():
         print(f"{name}: {contract.kind}, {len(contract.columns)} columns, required {contract.required_columns}")
@@ -202,6 +268,30 @@ def parser() -> argparse.ArgumentParser:
     dm.add_argument("--port", type=int, default=8080, help="Airflow UI/API port (default 8080)")
     dm.add_argument("--localaws-port", type=int, default=4566, help="localaws port (default 4566)")
     dm.set_defaults(func=_demo)
+
+    st = sub.add_parser("stream", help="streaming ingestion").add_subparsers(dest="action", required=True)
+    ss = st.add_parser("send", help="send records to a Firehose delivery stream, as the Kinesis Data Generator",
+                       description="Replay a day of a stream dataset as events in event-time order, or render a "
+                       "KDG record template, and send the records (one JSON line each) with PutRecordBatch, "
+                       "retrying failed records; prints sent / failed / retried / duplicated / late counts. "
+                       "Exit 1 when records failed. See lake/stream/send.py.")
+    ss.add_argument("--dataset", help="a stream dataset (contract kind stream), e.g. flight_events")
+    ss.add_argument("--day", type=_day, help="the source day to replay, YYYY-MM-DD (with --dataset)")
+    ss.add_argument("--template", type=Path, help="a KDG record template file (one record per render)")
+    ss.add_argument("--rate", type=float, default=100.0, help="records per second (default 100, as the KDG)")
+    ss.add_argument("--speedup", type=float, help="event seconds per second: pace events by their event time, "
+                    "N times faster (capped by --rate)")
+    ss.add_argument("--count", type=int, help="send at most N records (duplicates come on top)")
+    ss.add_argument("--duration", type=float, help="stop generating after S seconds")
+    ss.add_argument("--duplicates", type=float, default=0.0, help="fraction of records sent twice (same event_id)")
+    ss.add_argument("--late", type=float, default=0.0, help="fraction of records held back --late-delay seconds")
+    ss.add_argument("--late-delay", type=float, default=60.0, help="seconds a late record is held back (default 60)")
+    ss.add_argument("--seed", type=int, help="seed of the duplicate/late draws and of the template's values")
+    ss.add_argument("--stream", help="delivery stream (default: the dataset's, lake.layout: lake-flight-events)")
+    ss.add_argument("--endpoint-url", help="Firehose endpoint (default $AWS_ENDPOINT_URL)")
+    ss.add_argument("--json", action="store_true", help="print the final counts as JSON on stdout")
+    ss.add_argument("--quiet", action="store_true", help="no progress bar")
+    ss.set_defaults(func=_stream_send)
 
     ct = sub.add_parser("contracts", help="dataset contracts").add_subparsers(dest="action", required=True)
     ck = ct.add_parser("check", help="load and check every contract")

@@ -61,7 +61,7 @@ TYPES: dict[str, str] = {
 }
 INTEGER_TYPES = {"int8": (-(2**7), 2**7 - 1), "int16": (-(2**15), 2**15 - 1), "int32": (-(2**31), 2**31 - 1),
                  "int64": (-(2**63), 2**63 - 1)}
-KINDS = ("fact", "dimension")
+KINDS = ("fact", "dimension", "stream")
 _PLACEHOLDERS = {"date", "yyyymmdd"}
 _ENV_DIR = "LAKE_DATASETS_DIR"
 
@@ -110,7 +110,7 @@ class Source:
     format: str
     compression: str
     prefix: str
-    file_name: str
+    file_name: str = ""
     member_name: str | None = None
     manifest_name: str | None = None
     encoding: str = "utf-8"
@@ -140,6 +140,7 @@ class Contract:
     silver: dict[str, Any] = field(default_factory=dict)
     gold: dict[str, Any] = field(default_factory=dict)
     start_date: date | None = None
+    stream: dict[str, Any] = field(default_factory=dict)
 
     @property
     def column_names(self) -> list[str]:
@@ -303,6 +304,11 @@ def parse(doc: dict[str, Any]) -> Contract:
             raise _fail(name, "a fact needs a partition_key")
         if not source.manifest_name:
             raise _fail(name, "a fact's source needs a manifest_name")
+    stream = dict(doc.get("stream") or {})
+    if kind == "stream":
+        _check_stream(name, stream, {c.name: c for c in columns})
+    elif stream:
+        raise _fail(name, f"only a stream dataset has a 'stream' section (kind is {kind})")
     return Contract(
         name=name,
         kind=kind,
@@ -317,7 +323,19 @@ def parse(doc: dict[str, Any]) -> Contract:
         silver=dict(doc.get("silver") or {}),
         gold=dict(doc.get("gold") or {}),
         start_date=start_date,
+        stream=stream,
     )
+
+
+def _check_stream(name: str, stream: dict[str, Any], columns: dict[str, Column]) -> None:
+    for role in ("event_id", "event_time"):
+        if stream.get(role) not in columns:
+            raise _fail(name, f"stream.{role} {stream.get(role)!r} must name a column")
+    if columns[stream["event_time"]].type != "timestamp":
+        raise _fail(name, f"stream.event_time column {stream['event_time']!r} must be a timestamp")
+    keys = stream.get("partition_keys")
+    if not keys or not isinstance(keys, dict) or not all(isinstance(v, str) and v for v in keys.values()):
+        raise _fail(name, "stream.partition_keys must map partition names to jq expressions")
 
 
 def default_directory() -> Path:

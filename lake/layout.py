@@ -29,6 +29,15 @@ dataset and partition an object belongs to by *delivery rules* (:meth:`Layout.de
 the decoded key built from the same templates that name the objects, and a partition template
 over the expression's groups. The registry applies them; it derives no name itself.
 
+A stream dataset (``kind: stream``, e.g. ``flight_events``) arrives through Kinesis Data Firehose
+into the bronze bucket, dynamically partitioned by its contract's ``stream.partition_keys``::
+
+    delivery stream   lake-flight-events
+    Firehose Prefix   flight_events/dt=!{partitionKeyFromQuery:dt}/hour=!{partitionKeyFromQuery:hour}/
+    error prefix      quarantine/flight_events/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/
+    query             {dt: .event_time[0:10], hour: .event_time[11:13]}  (MetadataExtractionQuery, jq)
+    an hour's objects s3://lake-bronze/flight_events/dt=2013-06-01/hour=10/
+
 The silver folder is the contract's ``silver.table`` (default its name) under ``LAKE_SILVER_PREFIX``
 (default none); the partition folder is ``<partition_key.name>=<day>``. Day methods take a
 ``date`` or ``YYYY-MM-DD``; the ``*_template`` properties give the same names with the Jinja
@@ -415,6 +424,66 @@ class Layout:
         """Key of ``day``'s lease, e.g. ``leases/lake-flights-gold/dt=2013-01-05.json``."""
         return f"{split_uri(self.lease_root)[1]}{self.partition(_day(day))}.json"
 
+    # --- a stream dataset: Kinesis Data Firehose into bronze -----------------------------------
+
+    def _stream(self) -> dict[str, Any]:
+        if self.contract.kind != "stream":
+            raise KeyError(f"dataset {self.dataset} is a {self.contract.kind}, not a stream")
+        return self.contract.stream
+
+    @property
+    def delivery_stream(self) -> str:
+        """The Firehose delivery stream: ``lake-<dataset, _ as ->``, e.g. ``lake-flight-events``
+        (names: 1-64 of ``[a-zA-Z0-9_.-]``, Firehose API Reference, CreateDeliveryStream).
+
+        :raises KeyError: when the dataset is not a stream.
+        """
+        self._stream()
+        return f"lake-{self.dataset.replace('_', '-')}"
+
+    @property
+    def stream_partition_keys(self) -> dict[str, str]:
+        """Partition name -> jq expression over a record, in partition order (the contract's
+        ``stream.partition_keys``), e.g. ``{"dt": ".event_time[0:10]", "hour": ".event_time[11:13]"}``."""
+        return dict(self._stream()["partition_keys"])
+
+    @property
+    def stream_partition_query(self) -> str:
+        """The dynamic-partitioning ``MetadataExtractionQuery`` (jq), e.g.
+        ``{dt: .event_time[0:10], hour: .event_time[11:13]}``
+        (https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html)."""
+        return "{" + ", ".join(f"{k}: {v}" for k, v in self.stream_partition_keys.items()) + "}"
+
+    @property
+    def stream_prefix(self) -> str:
+        """The delivery stream's S3 ``Prefix`` in the bronze bucket: the contract's
+        ``source.prefix``, then ``<key>=!{partitionKeyFromQuery:<key>}/`` per partition key, e.g.
+        ``flight_events/dt=!{partitionKeyFromQuery:dt}/hour=!{partitionKeyFromQuery:hour}/``."""
+        keys = "".join(f"{k}=!{{partitionKeyFromQuery:{k}}}/" for k in self.stream_partition_keys)
+        return f"{self.contract.source.prefix}{keys}"
+
+    @property
+    def stream_error_prefix(self) -> str:
+        """The delivery stream's ``ErrorOutputPrefix`` (bronze bucket): records Firehose cannot
+        partition or deliver, under the quarantine prefix, by error type and arrival day, e.g.
+        ``quarantine/flight_events/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/``
+        (https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html)."""
+        self._stream()
+        return (f"{self.contract.table_path(self.settings.quarantine_prefix)}"
+                "!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/")
+
+    def stream_partition_prefix(self, **values: str) -> str:
+        """Key prefix of one delivered partition, given a value for every partition key (in order),
+        e.g. ``stream_partition_prefix(dt="2013-06-01", hour="10")`` ->
+        ``flight_events/dt=2013-06-01/hour=10/``.
+
+        :raises KeyError: when ``values`` does not name exactly the partition keys.
+        """
+        keys = list(self.stream_partition_keys)
+        if sorted(values) != sorted(keys):
+            raise KeyError(f"dataset {self.dataset}: partition values {sorted(values)} must be {keys}")
+        return self.contract.source.prefix + "".join(f"{k}={values[k]}/" for k in keys)
+
     # --- the delivery registry --------------------------------------------------------------------
 
     def delivery_rules(self) -> list[dict[str, str]]:
@@ -427,7 +496,7 @@ class Layout:
         stream's ``stream_prefix`` (dynamic partitioning).
         """
         if self.contract.kind == "stream":
-            prefix = self.stream_prefix  # type: ignore[attr-defined]  # the stream layout's Firehose Prefix
+            prefix = self.stream_prefix
             return [firehose_delivery_rule(self.dataset, self.bronze_bucket, prefix, dynamic_partitioning=True)]
         prefix = split_uri(self.bronze_root)[1]
         templates = [self.contract.source.prefix + self.contract.source.file_name]

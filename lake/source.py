@@ -94,11 +94,13 @@ def _open_source(contract: Contract) -> io.BufferedIOBase:
     return open(path, "rb")
 
 
-def read_days(contract: Contract, start: date, end: date) -> tuple[bytes, dict[date, list[bytes]]]:
+def read_days(contract: Contract, start: date, end: date,
+              path: str | Path | None = None) -> tuple[bytes, dict[date, list[bytes]]]:
     """The source's header line and its lines per day for ``start`` .. ``end`` (inclusive).
 
-    Lines are bytes without the line terminator, in source order. Reads the packaged file as a
-    stream and keeps only the lines of the wanted days.
+    Lines are bytes without the line terminator, in source order. Reads the packaged file (or
+    ``path``, an uncompressed file of the same format) as a stream and keeps only the lines of
+    the wanted days.
 
     :raises ContractError: when the contract has no ``source.day_columns``.
     :raises ValueError: when the header lacks a day column.
@@ -108,7 +110,7 @@ def read_days(contract: Contract, start: date, end: date) -> tuple[bytes, dict[d
         raise ContractError(f"dataset {contract.name}: source.day_columns is needed to split the source by day")
     delim = contract.source.delimiter
     days: dict[date, list[bytes]] = {}
-    with _open_source(contract) as fh:
+    with (open(path, "rb") if path is not None else _open_source(contract)) as fh:
         header = fh.readline().rstrip(b"\r\n")
         names = header.decode(contract.source.encoding).split(delim)
         try:

@@ -13,7 +13,7 @@ from tests.helpers import PKG_DATA, REQUIRED
 
 def test_contracts_load_and_cross_reference():
     all_ = contracts.load_all()
-    assert set(all_) == {"flights", "airlines", "airports", "planes", "lineitem",
+    assert set(all_) == {"flights", "airlines", "airports", "planes", "lineitem", "flight_events",
                          "sales", "customer", "supplier", "nation", "region", "part", "partsupp"}
     flights = all_["flights"]
     assert flights.kind == "fact" and flights.partition_name == "dt"
@@ -76,3 +76,28 @@ def test_dimension_reference_to_unknown_column_is_refused(tmp_path):
         contracts.load_all(tmp_path)
     with pytest.raises(contracts.ContractError, match="no file"):
         contracts.load("weather", tmp_path)
+
+
+def test_the_stream_contract_and_its_rules(tmp_path, source_csv):
+    """flight_events (kind stream): its columns are the generator's record (lake.stream.events), and a
+    stream's event_id / event_time / partition_keys are checked."""
+    from lake.stream import events
+
+    stream = contracts.load("flight_events")
+    assert stream.kind == "stream" and stream.stream["event_time"] == "event_time"
+    assert stream.column("event_time").type == "timestamp" and stream.required_columns[:3] == [
+        "event_id", "event_type", "event_time"]
+    assert stream.source.replay == {"dataset": "flights", "zone": "America/New_York"}
+    with open(source_csv) as fh:  # the real header and first rows: the record's keys are the contract's columns
+        (tmp_path / "flights.csv").write_text("".join(next(fh) for _ in range(3)))
+    event = events.flight_events("2013-01-01", csv=tmp_path / "flights.csv")[0]
+    assert list(event) == stream.column_names
+    for patch, message in ((lambda d: d["stream"].update(event_time="carrier"), "must be a timestamp"),
+                           (lambda d: d["stream"].update(event_id="nope"), "stream.event_id 'nope'"),
+                           (lambda d: d["stream"].update(partition_keys={}), "stream.partition_keys"),
+                           (lambda d: d.update(kind="dimension"), "only a stream dataset has a 'stream'")):
+        doc = json.loads((contracts.default_directory() / "flight_events.json").read_text())
+        patch(doc)
+        (tmp_path / "flight_events.json").write_text(json.dumps(doc))
+        with pytest.raises(contracts.ContractError, match=message):
+            contracts.load("flight_events", tmp_path)

@@ -23,7 +23,8 @@ def test_built_zip_deploys_and_extracts_the_blizzard_day(tmp_path, buckets, aws_
     assert (tmp_path / "again.zip").read_bytes() == data  # reproducible
     names = zipfile.ZipFile(out).namelist()
     assert names == sorted(names) == ["chunks.py", "contracts.py", "datasets/airlines.json", "datasets/airports.json",
-                                      "datasets/customer.json", "datasets/flights.json", "datasets/lineitem.json",
+                                      "datasets/customer.json", "datasets/flight_events.json",
+                                      "datasets/flights.json", "datasets/lineitem.json",
                                       "datasets/nation.json", "datasets/part.json", "datasets/partsupp.json",
                                       "datasets/planes.json", "datasets/region.json", "datasets/sales.json",
                                       "datasets/supplier.json", "handler.py", "parquet_out.py", "validate.py"]

@@ -187,3 +187,20 @@ def test_per_dataset_names_can_be_overridden(monkeypatch):
     monkeypatch.setenv("LAKE_DATASET_NAMES", '{"sales": {"bucket": "x"}}')
     with pytest.raises(ValueError, match="names \\['bucket'\\]"):
         Settings().names_for("sales")
+
+
+def test_a_stream_datasets_firehose_names(defaults, flights):
+    """flight_events: the delivery stream, its dynamic-partitioning Prefix (by event date and hour, the
+    contract's jq keys), the ErrorOutputPrefix and an hour's delivered prefix; a fact has none of them.
+    (The send test in tests/lake/test_stream_send.py creates a stream with them on localaws.)"""
+    stream = Layout(defaults, contracts.load("flight_events"))
+    assert stream.delivery_stream == "lake-flight-events" and stream.bronze_bucket == "lake-bronze"
+    assert stream.stream_prefix == "flight_events/dt=!{partitionKeyFromQuery:dt}/hour=!{partitionKeyFromQuery:hour}/"
+    assert stream.stream_error_prefix == ("quarantine/flight_events/!{firehose:error-output-type}/"
+                                          "dt=!{timestamp:yyyy-MM-dd}/")
+    assert stream.stream_partition_query == "{dt: .event_time[0:10], hour: .event_time[11:13]}"
+    assert stream.stream_partition_prefix(hour="07", dt="2013-06-01") == "flight_events/dt=2013-06-01/hour=07/"
+    with pytest.raises(KeyError, match="partition values"):
+        stream.stream_partition_prefix(dt="2013-06-01")
+    with pytest.raises(KeyError, match="is a fact, not a stream"):
+        _ = flights.delivery_stream

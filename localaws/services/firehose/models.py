@@ -171,11 +171,11 @@ def partition(dest: Destination, data: bytes) -> tuple[dict[str, str] | None, st
     if dest.query is None:
         return {}, None
     try:
-        document = json.loads(data)
+        json.loads(data)  # the check only: jq parses the text itself (twice as fast as from Python values)
     except ValueError:
         return None, "Non JSON record provided"
     try:
-        result = compile_query(dest.query).input_value(document).first()
+        result = compile_query(dest.query).input_text(data.decode()).first()
     except Exception as exc:  # noqa: BLE001 - jq's runtime errors are ValueError; any failure is the record's
         return None, f"MetadataExtractionQuery failed on the record: {exc}"
     if not isinstance(result, dict):
