@@ -220,6 +220,24 @@ def test_secrets_are_redacted(aws_client, localaws):
     assert identity["sessionContext"]["sessionIssuer"]["arn"] == role["Arn"]
 
 
+def test_data_events_keep_no_payload(aws_client):
+    iam, lam, sns, ct = aws_client("iam"), aws_client("lambda"), aws_client("sns"), aws_client("cloudtrail")
+    fn, topic = f"fn-{_uid()}", f"t-{_uid()}"
+    lam.create_function(FunctionName=fn, Runtime="python3.12", Role=lambda_role(iam), Handler="app.handler",
+                        Code={"ZipFile": zip_bytes({"app.py": "def handler(e, c):\n    return {'echo': e}\n"})})
+    answer = json.loads(lam.invoke(FunctionName=fn, Payload=json.dumps({"card": "4111-1111"}))["Payload"].read())
+    assert answer == {"echo": {"card": "4111-1111"}}
+    invoke = _lookup(ct, "ResourceName", fn)[0]
+    record = json.loads(invoke["CloudTrailEvent"])
+    assert (record["eventName"], record["eventCategory"], record["managementEvent"]) == ("Invoke", "Data", False)
+    assert record["requestParameters"]["functionName"] == fn and record.get("responseElements") is None
+    assert "4111" not in invoke["CloudTrailEvent"]
+    arn = sns.create_topic(Name=topic)["TopicArn"]
+    sns.publish(TopicArn=arn, Message="password is hunter4")
+    publish = next(e for e in _lookup(ct, "ResourceName", arn) if e["EventName"] == "Publish")
+    assert json.loads(publish["CloudTrailEvent"])["requestParameters"]["message"] == records.HIDDEN
+
+
 def test_redaction_rule():
     assert records.redact({"Password": "p", "SecretString": "s", "nextToken": "n", "SessionToken": "t",
                            "ClientRequestToken": "c", "Name": "x", "Environment": {"Variables": {"A": "1"}}}) == {

@@ -21,7 +21,8 @@ SNS ``Publish`` / ``PublishBatch``. Everything else is a management event.
 Redaction (:func:`redact`): the value of any parameter whose name contains ``password``,
 ``secret``, ``token`` (but not a paging or idempotency token: ``nextToken``, ``continuationToken``,
 ``clientRequestToken``, ...), ``credential``, ``privatekey``, ``passphrase`` or ``apikey``, and the
-values of Lambda ``environment.variables``, are replaced by ``HIDDEN_DUE_TO_SECURITY_REASONS``, the
+values of Lambda ``environment.variables``, and message content (a top-level ``message``,
+``messageBody`` or ``payload``: SNS Publish, SQS SendMessage, Lambda Invoke), are replaced by ``HIDDEN_DUE_TO_SECURITY_REASONS``, the
 placeholder AWS writes in CloudTrail records for sensitive fields (IAM ``CreateLoginProfile``'s
 password, a function's environment variables). Blobs (Lambda ``ZipFile``, Firehose record data) and
 any string longer than :data:`MAX_STRING` characters are replaced by a note of their size: a record
@@ -304,7 +305,18 @@ def request_parameters(op: Operation, environ: dict[str, Any], body: bytes | Non
             params["delete"] = {"objects": [{"key": k} for k in keys]}
         return params
     data: Any = {}
-    if op.protocol in ("json", "rest-json") and body:
+    payload = shape.serialization.get("payload") if shape is not None else None
+    if payload and body:
+        # The body is one member (Lambda Invoke's Payload): a blob is noted by size, never kept.
+        member = shape.members[payload]
+        if member.type_name == "structure":
+            try:
+                data = {payload: json.loads(body)}
+            except ValueError:
+                data = {}
+        else:
+            data = {payload: f"<{len(body)} bytes>"}
+    elif op.protocol in ("json", "rest-json") and body:
         try:
             data = json.loads(body)
         except ValueError:
@@ -355,6 +367,10 @@ def _lower_keys(value: Any) -> Any:
     return value
 
 
+#: Top-level parameters holding message content (SNS Publish, SQS SendMessage), hidden as secrets are.
+_MESSAGE_KEYS = ("message", "messagebody", "payload")
+
+
 def redact(value: Any, _path: tuple[str, ...] = ()) -> Any:
     """``value`` with secrets replaced by :data:`HIDDEN` and long strings by a size note (rule
     and sources in the module docstring)."""
@@ -366,6 +382,8 @@ def redact(value: Any, _path: tuple[str, ...] = ()) -> Any:
                 out[key] = HIDDEN
             elif lowered == "variables" and _path and _path[-1].lower() == "environment":
                 out[key] = {k: HIDDEN for k in item} if isinstance(item, dict) else HIDDEN
+            elif lowered in _MESSAGE_KEYS and not _path:
+                out[key] = HIDDEN
             elif lowered == "zipfile":
                 out[key] = f"<{len(item) if isinstance(item, str) else '?'} characters omitted by localaws>"
             else:

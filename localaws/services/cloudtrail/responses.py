@@ -76,7 +76,10 @@ def recording(app: Callable, read_only: Callable[[_faults.Operation], bool]) -> 
             status = int(answered[0].split()[0]) if answered else 500
             reads = read_only(op)
             response_body = None
-            if status >= 400 or (not reads and op.protocol in ("json", "rest-json", "query")):
+            # responseElements of a management call that changes state; a data event's answer (an
+            # object, a function's result) is never read.
+            if status >= 400 or (not reads and op.protocol in ("json", "rest-json", "query")
+                                 and not records.is_data_event(op)):
                 response_body = b"".join(result)
                 if hasattr(result, "close"):
                     result.close()
