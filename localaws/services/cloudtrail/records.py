@@ -452,8 +452,8 @@ def resources_of(op: Operation, params: dict[str, Any] | None, raw: dict[str, An
 def build(op: Operation, environ: dict[str, Any], *, started: float, account_id: str, read_only: bool,
           status: int, headers: list[tuple[str, str]], request_body: bytes | None,
           response_body: bytes | None) -> dict[str, Any]:
-    """One stored event: ``{"record": <the CloudTrail record>, "resources": [...], "username",
-    "time": epoch seconds}``."""
+    """One stored event: ``{"record": <the CloudTrail record>, "resources": [LookupEvents' Resources],
+    "names": [the resources' names and ARNs, for ResourceName], "username", "time": epoch seconds}``."""
     access_key, region, signing = credential_scope(environ)
     identity = user_identity(access_key, account_id)
     raw_params = request_parameters(op, environ, request_body)
@@ -489,5 +489,6 @@ def build(op: Operation, environ: dict[str, Any], *, started: float, account_id:
     record["recipientAccountId"] = account_id
     record["eventCategory"] = "Data" if data else "Management"
     return {"time": started, "record": record, "username": username(identity),
-            "resources": [{"ResourceType": r["type"], "ResourceName": r["name"]} for r in resources]}
+            "resources": [{"ResourceType": r["type"], "ResourceName": r["name"]} for r in resources],
+            "names": sorted({r["name"] for r in resources} | {r["ARN"] for r in resources if "ARN" in r})}
 

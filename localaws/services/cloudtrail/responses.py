@@ -132,8 +132,7 @@ def _matches(event: dict[str, Any], key: str, value: str) -> bool:
         return record["userIdentity"].get("accessKeyId") == value
     if key == "ResourceType":
         return any(r["ResourceType"] == value for r in event["resources"])
-    arns = {r.get("ARN") for r in record.get("resources", ())}
-    return value in arns or any(r["ResourceName"] == value for r in event["resources"])
+    return value in event["names"]
 
 
 def lookup(params: dict[str, Any], region: str, account_id: str) -> dict[str, Any]:
