@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 #: The services the lake uses, with their moto module.
 SERVICES = {"s3": "s3", "glue": "glue", "athena": "athena", "lambda": "awslambda", "sns": "sns", "logs": "logs",
             "iam": "iam", "sts": "sts", "cloudwatch": "cloudwatch", "firehose": "firehose",
-            "dynamodb": "dynamodb"}
+            "dynamodb": "dynamodb", "cloudtrail": "cloudtrail"}
 
 #: Operations localaws executes for real, with what it does (docs/localaws.md has the details).
 EXECUTED = {

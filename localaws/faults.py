@@ -444,7 +444,7 @@ def _rest_operation(service: str, environ: dict[str, Any]) -> Operation:
     return Operation(service, best[1] if best else "Unknown", protocol)
 
 
-def identify(environ: dict[str, Any]) -> Operation | None:
+def _identify(environ: dict[str, Any]) -> Operation | None:
     """The AWS operation of a WSGI request; ``None`` for moto's own API and other non-AWS paths.
 
     JSON protocols: ``X-Amz-Target``; query protocols: ``Action``; RPCv2 CBOR: the path; REST
@@ -457,7 +457,7 @@ def identify(environ: dict[str, Any]) -> Operation | None:
     service = _service_from_signature(environ)
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
-        prefix, _, name = target.partition(".")
+        prefix, _, name = target.rpartition(".")
         return Operation(service or _TARGET_PREFIXES.get(prefix, prefix.lower()), name or "Unknown", "json")
     match = _CBOR_PATH.match(path)
     if match and "cbor" in environ.get("HTTP_SMITHY_PROTOCOL", ""):
@@ -467,6 +467,17 @@ def identify(environ: dict[str, Any]) -> Operation | None:
         service = service or "unknown"
         return Operation(service, action, "ec2" if service == "ec2" else "query")
     return _rest_operation(service or "s3", environ)
+
+
+_IDENTIFIED = "localaws.operation"
+
+
+def identify(environ: dict[str, Any]) -> Operation | None:
+    """:func:`_identify`, asked once per request: the answer is kept in the environ
+    (``localaws.operation``) for the next layer (fault injection, CloudTrail, durable writes)."""
+    if _IDENTIFIED not in environ:
+        environ[_IDENTIFIED] = _identify(environ)
+    return environ[_IDENTIFIED]
 
 
 # --- error responses per protocol ----------------------------------------------------------------

@@ -39,6 +39,7 @@ from localaws.runtime import RUNTIME, NotEmulated, log
 from localaws.services import (
     athena,
     awslambda,
+    cloudtrail,
     cloudwatch_alarms,
     dynamodb,
     firehose,
@@ -119,6 +120,7 @@ def install_patches() -> None:
     firehose.install()
     s3events.install()
     dynamodb.install()
+    cloudtrail.install()
     for model in ("glue::job_run", "glue::crawl", "athena::execution"):
         state_manager.set_transition(model, {"progression": "manual", "times": 10**12})
 
@@ -288,6 +290,9 @@ class LocalAWS:
                                  f"{RUNTIME.alarm_evaluation_seconds:g} s")
             if self.state_dir:
                 persistence.load(self.state_dir)
+            cloudtrail.STORE.configure()  # ValueError on a bad $LOCALAWS_CLOUDTRAIL_* variable
+            cloudtrail.STORE.open(self.state_dir)  # CloudTrail events, kept apart from the snapshot
+            if self.state_dir:
                 for what, recover in (("Glue job runs", glue_jobs.recover_after_restart),
                                       ("Glue crawls", glue_crawler.recover_after_restart),
                                       ("Glue Data Quality runs", glue_dq.recover_after_restart),
@@ -335,6 +340,7 @@ class LocalAWS:
                 assert self.faults.config is not None
                 log.info("localaws fault injection active (%s): %s", self.faults.source, self.faults.config.summary())
         except BaseException:
+            cloudtrail.STORE.close()
             with _active_lock:
                 _active = None
             raise
@@ -357,6 +363,7 @@ class LocalAWS:
         cloudwatch_alarms.EVALUATOR.stop()
         if self.state_dir:
             self.snapshot()
+        cloudtrail.STORE.close()
         if self._work_dir:
             shutil.rmtree(self._work_dir, ignore_errors=True)
         RUNTIME.faults = None
@@ -449,7 +456,10 @@ class LocalAWS:
 
     # -- WSGI
     def _wsgi(self, moto_app: DomainDispatcherApplication) -> Callable:
-        app = _answer_not_implemented(moto_app)
+        # Every call moto or localaws answers is a CloudTrail event (services/cloudtrail), recorded
+        # inside the snapshot lock, before the call is answered.
+        app = cloudtrail.recording(_answer_not_implemented(moto_app),
+                                   read_only=lambda op: op.name.startswith(_READ_PREFIXES))
 
         def application(environ: dict[str, Any], start_response: Callable) -> Any:
             path = environ.get("PATH_INFO", "")

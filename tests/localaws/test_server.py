@@ -184,7 +184,7 @@ def test_periodic_snapshot_is_written_atomically(tmp_path):
         with open(state / "state.pickle", "rb") as fh:
             data = pickle.load(fh)
         assert "periodic" in data["state"]["s3"]["123456789012"]["aws"].buckets
-        assert [p.name for p in state.iterdir()] == ["state.pickle"]
+        assert sorted(p.name for p in state.iterdir()) == ["cloudtrail", "state.pickle"]  # + CloudTrail's events
     finally:
         assert server.stop() == 0
 
@@ -203,7 +203,7 @@ def test_restart_removes_snapshots_a_kill_left_unfinished(tmp_path):
     second = serve(tmp_path, "--state-dir", str(state))
     try:
         assert [b["Name"] for b in second.client("s3").list_buckets()["Buckets"]] == ["kept"]
-        assert sorted(p.name for p in state.iterdir()) == ["state.pickle"]
+        assert sorted(p.name for p in state.iterdir()) == ["cloudtrail", "state.pickle"]
         assert f"removed 1 unfinished snapshot file(s) in {state} ({len(half)} bytes)" in second.log_path.read_text()
     finally:
         assert second.stop() == 0
