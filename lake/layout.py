@@ -21,6 +21,7 @@ The names for ``flights`` with the default settings (day 2013-01-05)::
     lease             s3://lake-artifacts/leases/lake-flights-gold/dt=2013-01-05.json
     Glue script       s3://lake-artifacts/glue/flights_gold.py
     Athena results    s3://lake-artifacts/athena-results/
+    dashboard cache   s3://lake-artifacts/dashboards/<dashboard>/<dataset>/dt=2013-01-05/data.parquet
 
 The silver folder is the contract's ``silver.table`` (default its name) under ``LAKE_SILVER_PREFIX``
 (default none); the partition folder is ``<partition_key.name>=<day>``. Day methods take a
@@ -118,6 +119,22 @@ class Layout:
     def athena_output(self) -> str:
         """Where Athena writes query results: ``s3://<artifacts>/athena-results/``."""
         return _uri(self.settings.artifacts_bucket, "athena-results/")
+
+    # --- the dashboards' cache (lake.dashboards.cache) -------------------------------------------
+
+    @property
+    def dashboards_root(self) -> str:
+        """Where the dashboards' cached Parquet lives: ``s3://<artifacts>/<LAKE_DASHBOARDS_PREFIX>/``."""
+        return _uri(self.settings.artifacts_bucket, f"{self.settings.dashboards_prefix.strip('/')}/")
+
+    def dashboard_prefix(self, dashboard: str, dataset: str) -> str:
+        """Key prefix of one dashboard dataset's cache, e.g. ``dashboards/flights/flights/``."""
+        return f"{split_uri(self.dashboards_root)[1]}{dashboard}/{dataset}/"
+
+    def dashboard_key(self, dashboard: str, dataset: str, day: date | str) -> str:
+        """Key of one day's cached rows (one Parquet object per partition), e.g.
+        ``dashboards/flights/flights/dt=2013-01-05/data.parquet``."""
+        return f"{self.dashboard_prefix(dashboard, dataset)}{self.partition(_day(day))}/data.parquet"
 
     # --- bronze -----------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import sqlglot
 
 from lake import cli
 from lake.dashboards import expr, query, spec
+from tests.lake.helpers import GOLD_FLIGHTS_SQL
 
 GOOD = """\
 title: T
@@ -110,16 +111,9 @@ def test_lake_dashboards_check_exits_1_with_the_problems(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def flights_rows(duck, tmp_path_factory):
     """The flights dashboard's dataset in DuckDB: its own query (transpiled by sqlglot) over a
-    ``gold.flights`` view made here from the CSV by the rules of flights_gold.py's docstring."""
+    ``gold.flights`` view made from the CSV (tests/lake/helpers.py), as one Parquet file."""
     duck.execute("CREATE SCHEMA IF NOT EXISTS gold")
-    duck.execute("""
-        CREATE OR REPLACE VIEW gold.flights AS
-        SELECT f.dt, f.carrier, a.name AS carrier_name, f.origin, f.dest, p.name AS dest_name,
-               coalesce(f.arr_delay < 15, false) AS is_on_time, f.dep_time IS NULL AS is_cancelled,
-               f.arr_delay, 'n/a' AS arr_delay_bucket,
-               make_timestamp(f.year, f.month, f.day, f.sched_dep_time // 100, f.sched_dep_time % 100, 0)
-                   AS sched_dep_local
-        FROM src_flights f LEFT JOIN src_airlines a USING (carrier) LEFT JOIN src_airports p ON p.faa = f.dest""")
+    duck.execute(f"CREATE OR REPLACE VIEW gold.flights AS {GOLD_FLIGHTS_SQL}")
     dash = spec.load("flights")
     ds = dash.datasets["flights"]
     duck.execute("CREATE OR REPLACE TABLE dash_flights_raw AS "
