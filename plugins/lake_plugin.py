@@ -31,4 +31,5 @@ class LakePlugin(AirflowPlugin):
 
     name = "lake"
     fastapi_apps: ClassVar[list[dict[str, Any]]] = [{"app": app, "url_prefix": "/lake", "name": "Lake dashboards"}]
-    external_views: ClassVar[list[dict[str, Any]]] = [{"name": "Lake", "href": "/lake/", "destination": "nav", "url_route": "lake"}]
+    external_views: ClassVar[list[dict[str, Any]]] = [
+        {"name": "Lake", "href": "/lake/", "destination": "nav", "url_route": "lake", "nav_top_level": True}]

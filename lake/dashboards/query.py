@@ -41,11 +41,12 @@ def _literal(text: str) -> str:
 
 
 def dataset_sql(ds: Dataset, files: Sequence[str]) -> str:
-    """The dataset's rows: ``read_parquet`` of the cached ``files`` (local paths) plus a column per
+    """The dataset's rows: ``read_parquet`` of the cached ``files`` (local paths) (the ``dt=`` folders are not read as columns:
+    the files hold ``dt`` as Athena typed it) plus a column per
     calculated field. :raises ValueError: no files (the cache has no partition yet)."""
     if not files:
         raise ValueError("no cached Parquet files for the dataset")
-    base = f"SELECT * FROM read_parquet([{', '.join(_literal(f) for f in files)}], union_by_name=true)"
+    base = f"SELECT * FROM read_parquet([{', '.join(_literal(f) for f in files)}], union_by_name=true, hive_partitioning=false)"
     known = set(ds.columns)
     for name, text in ds.calculated.items():
         base = f"SELECT *, {expr.to_duckdb(expr.parse(text, known, aggregate=False))} AS {ident(name)} FROM ({base})"

@@ -37,13 +37,25 @@ def _scale(lo: float, hi: float, a: float, b: float) -> Callable[[float], float]
     return lambda v: a + (float(v) - lo) / span * (b - a)
 
 
+def _tick(v: float, fmt: Fmt) -> str:
+    """An axis label: the visual's format, shortened to k/M/G when that is wider than 7 characters."""
+    text = fmt(v)
+    if len(text) <= 7:
+        return text
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= size:
+            return f"{v / size:.1f}{unit}"
+    return f"{v:.3g}"
+
+
 def _axis_y(lo: float, hi: float, fmt: Fmt) -> tuple[list[str], Callable[[float], float]]:
     y = _scale(lo, hi, H - BOTTOM, TOP)
     out = []
     for i in range(5):
         v = lo + (hi - lo) * i / 4
         out.append(f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e5e5e5"/>'
-                   f'<text x="{LEFT - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11">{escape(fmt(v))}</text>')
+                   f'<text x="{LEFT - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11">{escape(_tick(v, fmt))}'
+                   '</text>')
     return out, y
 
 
