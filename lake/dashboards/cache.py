@@ -178,6 +178,11 @@ class Mirror:
         self.updated: datetime | None = None
         self._lock = threading.Lock()
 
+    @property
+    def etags(self) -> dict[str, str]:
+        """Key -> ETag of the objects mirrored at the last sync."""
+        return dict(self._etags)
+
     def _local(self, key: str) -> Path:
         return self.directory / key[len(self.prefix):]
 

@@ -14,9 +14,9 @@ string as :mod:`lake.dashboards.query` describes, e.g. ``?dates_from=2013-01-02&
 Every route requires an Airflow login: the UI's session (its ``_token`` cookie) or the API's
 bearer token (``POST /auth/token``), checked by Airflow's own ``get_user`` dependency
 (``airflow.api_fastapi.core_api.security``); anything else is 401. An unknown dashboard or visual
-is 404, an ill-formed filter value 400. Each request reads the dashboard's YAML anew (an edit
-shows on reload) and the cache through :class:`Reader`: DuckDB over the local mirror of the
-cached Parquet, never Athena.
+is 404, an ill-formed filter value 400. A dashboard's YAML is checked again whenever its file
+changes (an edit shows on reload). The rows come from :class:`Reader`: the local mirror of the
+cached Parquet loaded into an in-memory DuckDB table (SPICE's in-memory copy), never Athena.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -76,6 +77,8 @@ class Reader:
         self.directory = Path(directory or tempfile.mkdtemp(prefix="lake-dashboards-"))
         self.min_interval = min_interval
         self._mirrors: dict[tuple[str, str], cache.Mirror] = {}
+        self._tables: dict[tuple[str, str], tuple[tuple, duckdb.DuckDBPyConnection]] = {}
+        self._lock = threading.Lock()
 
     def mirror(self, dash: spec.Dashboard, dataset: str) -> cache.Mirror:
         key = (dash.name, dataset)
@@ -106,25 +109,49 @@ class Reader:
         columns = v.dimensions() + list(v.measures())
         dataset = dash.dataset_of(visual)
         values = query.parse_filters(dash, dataset, params)
-        files = self.mirror(dash, dataset).sync()
-        if not files:
+        con = self.table(dash, dataset)
+        if con is None:
             return columns, []
-        sql, args = query.visual_sql(dash, visual, f"({query.dataset_sql(dash.datasets[dataset], files)})", values)
-        with duckdb.connect() as con:
-            return columns, [[plain(x) for x in r] for r in con.execute(sql, args).fetchall()]
+        sql, args = query.visual_sql(dash, visual, "rows", values)
+        cur = con.cursor()
+        try:
+            return columns, [[plain(x) for x in r] for r in cur.execute(sql, args).fetchall()]
+        finally:
+            cur.close()
+
+    def table(self, dash: spec.Dashboard, dataset: str) -> duckdb.DuckDBPyConnection | None:
+        """An in-memory DuckDB holding the dataset as table ``rows`` (the cached files plus the
+        calculated fields), loaded again when a cached object or the dataset's definition changed;
+        None while the cache is empty."""
+        m = self.mirror(dash, dataset)
+        files = m.sync()
+        if not files:
+            return None
+        ds = dash.datasets[dataset]
+        version = (tuple(sorted(m.etags.items())), ds.query, tuple(ds.calculated.items()))
+        with self._lock:
+            held = self._tables.get((dash.name, dataset))
+            if held is None or held[0] != version:
+                con = duckdb.connect()
+                con.execute(f"CREATE TABLE rows AS {query.dataset_sql(ds, files)}")
+                if held is not None:
+                    held[1].close()
+                held = self._tables[(dash.name, dataset)] = (version, con)
+            return held[1]
 
     def options(self, dash: spec.Dashboard, name: str) -> list[str]:
         """The values a select filter offers: the column's distinct values over the datasets it filters."""
         f = dash.filters[name]
         out: set[str] = set()
         for ds, d in dash.datasets.items():
-            if f.column in d.fields:
-                files = self.mirror(dash, ds).sync()
-                if files:
-                    with duckdb.connect() as con:
-                        out |= {str(r[0]) for r in con.execute(
-                            f"SELECT DISTINCT {query.ident(f.column)} FROM ({query.dataset_sql(d, files)}) "
-                            f"WHERE {query.ident(f.column)} IS NOT NULL").fetchall()}
+            if f.column in d.fields and (con := self.table(dash, ds)) is not None:
+                cur = con.cursor()
+                try:
+                    out |= {str(r[0]) for r in cur.execute(
+                        f"SELECT DISTINCT {query.ident(f.column)} FROM rows WHERE {query.ident(f.column)} IS NOT NULL"
+                    ).fetchall()}
+                finally:
+                    cur.close()
         return sorted(out)
 
 
@@ -198,10 +225,16 @@ def create_app(reader: Reader, directory: Path | None = None) -> FastAPI:
     include/dashboards). Its routes depend on :func:`airflow_user`."""
     app = FastAPI(title="Lake dashboards", dependencies=[Depends(airflow_user)])
 
+    loaded: dict[str, tuple[float, spec.Dashboard]] = {}
+
     def load(name: str) -> spec.Dashboard:
+        """The dashboard, checked again whenever its file changed (an edit shows on reload)."""
         if name not in spec.names(directory):
             raise HTTPException(404, detail=f"no dashboard {name!r}")
-        return spec.load(name, directory)
+        mtime = (Path(directory or spec.default_directory()) / f"{name}.yaml").stat().st_mtime_ns
+        if name not in loaded or loaded[name][0] != mtime:
+            loaded[name] = (mtime, spec.load(name, directory))
+        return loaded[name][1]
 
     def visual_of(name: str, visual: str) -> spec.Dashboard:
         dash = load(name)
@@ -226,7 +259,7 @@ def create_app(reader: Reader, directory: Path | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request):
-        items = "".join(f'<li><a href="{base(request)}/dashboards/{n}">{escape(spec.load(n, directory).title)}</a></li>'
+        items = "".join(f'<li><a href="{base(request)}/dashboards/{n}">{escape(load(n).title)}</a></li>'
                         for n in spec.names(directory))
         return _page("Lake", f"<h1>Lake</h1><div class=sub>Dashboards over the lake's gold tables</div><ul>{items}</ul>")
 
