@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # where pip took ~4.5 minutes); the venv keeps pip, which installs uv itself.
 UV_VERSION := 0.13.9
 
-.PHONY: venv demo demo-stop test test-fast serve bench clean
+.PHONY: venv browser demo demo-stop test test-fast serve bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]} at {sys.executable}"'
@@ -19,6 +19,20 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+## make browser: headless Chromium for the browser tests (tests/e2e/test_dashboards_browser.py):
+## Debian's chromium + chromium-driver, installed with apt-get when missing (as root or with sudo)
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "make browser: $$(chromium --version 2>/dev/null) and chromedriver are installed"; \
+	elif ! command -v apt-get >/dev/null; then \
+		echo "make browser: no apt-get: install Chromium and its chromedriver as /usr/bin/chromium and /usr/bin/chromedriver; the browser tests fail without them" >&2; exit 1; \
+	else \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		echo "make browser: installing chromium chromium-driver with apt-get"; \
+		{ $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
+		|| { echo "make browser: 'apt-get install chromium chromium-driver' failed (above); the browser tests cannot run" >&2; exit 1; }; \
+	fi
 
 ## make demo: localaws + Airflow in the background, provision, replay 2013-01-01..07, backfill them,
 ## print the results; leaves the UI on http://localhost:8080 (CI=true or DEMO_ARGS=--no-ui: exit when done)
@@ -40,7 +54,7 @@ test-fast: $(STAMP)
 ## tests one after the other in one worker, each other module whole (tests/conftest.py); both parts
 ## always run, and it fails when either fails. With PYTEST_ARGS (e.g. -m "not slow"): one pytest run.
 HEAVY_WORKERS ?= 2
-test: $(STAMP)
+test: $(STAMP) browser
 ifeq ($(strip $(PYTEST_ARGS)),)
 	@unit=0; rest=0; \
 	$(BIN)/python -m pytest -m unit -n $(FAST_WORKERS) || unit=$$?; \

@@ -42,3 +42,9 @@ def for_layout(layout: Layout) -> LakeAssets:
         catalog_silver=_catalog(*layout.silver_catalog_table),
         catalog_gold=tuple(_catalog(db, t) for db, t in layout.gold_catalog_tables),
     )
+
+
+def dashboard_cache(layout: Layout, dashboard: str) -> Asset:
+    """The cached Parquet of one dashboard (what ``lake_dashboards_refresh`` writes):
+    ``s3://<artifacts>/dashboards/<dashboard>/``."""
+    return Asset(name=f"dashboards.{dashboard}", uri=f"{layout.dashboards_root}{dashboard}/", group="dashboards")

@@ -12,6 +12,7 @@
                      [--late-delay S] [--seed N] [--stream NAME] [--endpoint-url URL]
     lake contracts check
     lake contracts dqdl DATASET
+    lake dashboards check [--dir include/dashboards]
 
 Buckets and prefixes come from :mod:`lake.settings` (``$LAKE_BRONZE_BUCKET`` for replays,
 ``$LAKE_SILVER_BUCKET`` and ``$LAKE_REFERENCE_PREFIX`` for reference tables); the endpoint from
@@ -204,6 +205,21 @@ def _check_contracts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_dashboards(args: argparse.Namespace) -> int:
+    from lake.dashboards import spec
+
+    directory = args.dir or spec.default_directory()
+    problems = spec.check_all(directory)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
+    for name in spec.names(directory):
+        d = spec.load(name, directory)
+        print(f"{name}: ok ({len(d.datasets)} datasets, {len(d.filters)} filters, {len(d.visuals)} visuals)")
+    return 0
+
+
 def _contracts_dqdl(args: argparse.Namespace) -> int:
     from lake import dqdl
 
@@ -303,6 +319,12 @@ def parser() -> argparse.ArgumentParser:
                        "allowed values, all from the contract (see lake/dqdl.py).")
     dq.add_argument("dataset", help="a fact dataset with gold tables, e.g. flights or sales")
     dq.set_defaults(func=_contracts_dqdl)
+
+    db = sub.add_parser("dashboards", help="dashboards as code (include/dashboards)").add_subparsers(
+        dest="action", required=True)
+    dc = db.add_parser("check", help="check every dashboard file; problems as FILE:LINE: FIELD: MESSAGE (exit 1)")
+    dc.add_argument("--dir", type=Path, help="the dashboards' folder (default include/dashboards)")
+    dc.set_defaults(func=_check_dashboards)
     return p
 
 

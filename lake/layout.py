@@ -22,6 +22,7 @@ The names for ``flights`` with the default settings (day 2013-01-05)::
     Glue script       s3://lake-artifacts/glue/flights_gold.py
     Athena results    s3://lake-artifacts/athena-results/
     delivery rules    flights/ingest_date=<date>/flights_<yyyymmdd>.csv.zip -> (flights, dt=<date>), and the manifest
+    dashboard cache   s3://lake-artifacts/dashboards/<dashboard>/<dataset>/dt=2013-01-05/data.parquet
 
 The delivery registry (the ``lake-registry`` Lambda, table ``lake_deliveries``) is told which
 dataset and partition an object belongs to by *delivery rules* (:meth:`Layout.delivery_rules`,
@@ -229,6 +230,22 @@ class Layout:
     def athena_output(self) -> str:
         """Where Athena writes query results: ``s3://<artifacts>/athena-results/``."""
         return _uri(self.settings.artifacts_bucket, "athena-results/")
+
+    # --- the dashboards' cache (lake.dashboards.cache) -------------------------------------------
+
+    @property
+    def dashboards_root(self) -> str:
+        """Where the dashboards' cached Parquet lives: ``s3://<artifacts>/<LAKE_DASHBOARDS_PREFIX>/``."""
+        return _uri(self.settings.artifacts_bucket, f"{self.settings.dashboards_prefix.strip('/')}/")
+
+    def dashboard_prefix(self, dashboard: str, dataset: str) -> str:
+        """Key prefix of one dashboard dataset's cache, e.g. ``dashboards/flights/flights/``."""
+        return f"{split_uri(self.dashboards_root)[1]}{dashboard}/{dataset}/"
+
+    def dashboard_key(self, dashboard: str, dataset: str, day: date | str) -> str:
+        """Key of one day's cached rows (one Parquet object per partition), e.g.
+        ``dashboards/flights/flights/dt=2013-01-05/data.parquet``."""
+        return f"{self.dashboard_prefix(dashboard, dataset)}{self.partition(_day(day))}/data.parquet"
 
     # --- bronze -----------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ LAKE_ARTIFACTS_BUCKET           lake-artifacts                             code 
 LAKE_SILVER_PREFIX              (none)                                     silver tables' folder (silver bucket)
 LAKE_QUARANTINE_PREFIX          quarantine                                 rejected rows (silver bucket)
 LAKE_REFERENCE_PREFIX           reference                                  dimension tables
+LAKE_DASHBOARDS_PREFIX          dashboards                                 dashboards' cached Parquet (artifacts bucket)
 LAKE_SILVER_DATABASE            lake_silver                                Glue database (silver, dims)
 LAKE_GOLD_DATABASE              lake_gold                                  Glue database (gold)
 LAKE_WORKGROUP                  lake                                       Athena work group
@@ -110,6 +111,7 @@ class Settings(BaseSettings):
     silver_prefix: str = ""
     quarantine_prefix: str = "quarantine"
     reference_prefix: str = "reference"
+    dashboards_prefix: str = "dashboards"
     silver_database: str = "lake_silver"
     gold_database: str = "lake_gold"
     workgroup: str = "lake"

@@ -120,7 +120,8 @@ def values(s: Settings, **extra: str) -> dict[str, str]:
     ``registry_role_arn``, ``glue_role_arn`` (the resolved role ARNs), ``registry_table_arn``, ``lambda_layer_arn`` (the AWS SDK for pandas layer; the default one when
     ``LAKE_LAMBDA_LAYER_ARN`` is empty), ``glue_script_key`` (the key of
     ``glue_script_location`` in the artifacts bucket), ``athena_results_prefix`` (the key
-    prefix of ``athena_output``, no slashes at either end). From the dataset's
+    prefix of ``athena_output``, no slashes at either end), ``dashboards_prefix`` (the key prefix of
+    the dashboards' cache, ``Layout.dashboards_root``, likewise). From the dataset's
     :class:`lake.layout.Layout` (key prefixes without slashes at either end): ``bronze_prefix``
     (the dataset's bronze folder), ``silver_table``, ``silver_table_prefix``,
     ``quarantine_table_prefix``, ``lease_prefix`` (``LAKE_DATASET``'s). The policies grant every
@@ -172,6 +173,7 @@ def values(s: Settings, **extra: str) -> dict[str, str]:
         "lambda_layer_arn": s.pandas_layer or default_layer,
         "glue_script_key": lay.glue_script_location[len(artifacts):],
         "athena_results_prefix": lay.athena_output[len(artifacts):].strip("/"),
+        "dashboards_prefix": lay.dashboards_root[len(artifacts):].strip("/"),
         **_layout_values(lay, [for_dataset(s, name) for name in s.daily_dataset_names]),
     }
     out.update(_extras(s, extra))

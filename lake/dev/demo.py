@@ -72,6 +72,7 @@ class Stack:
         return {
             "AIRFLOW_HOME": str(self.airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             # SQLite with several writers (scheduler, API server, CLI): wait up to 60 s for a lock.
@@ -498,6 +499,8 @@ def run(start: date, end: date, ui: bool, stack: Stack | None = None, dataset: s
         + (f"; failed: {failed} (task logs in the UI or {stack.airflow_home / 'logs'})" if failed else ""))
     if ui:
         say(f"Airflow UI: http://localhost:{stack.airflow_port} - {login_hint(stack)}")
+        say(f"Lake dashboards: http://localhost:{stack.airflow_port}/plugin/lake (\"Lake\" in the navigation; "
+            "unpause lake_dashboards_refresh to fill their cache after the next daily runs)")
         say("the scheduled run for yesterday waits for its bronze file; feed it with "
             f"'lake source replay --dataset {dataset} --start {end + timedelta(days=1)} "
             f"--end {end + timedelta(days=1)} --shift-to <yesterday>'")

@@ -24,7 +24,7 @@ def dagbag():
 
 def test_no_import_errors_and_the_expected_dags(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dags) == {"flights_lake_daily", "sales_lake_daily", "lake_provision"}
+    assert set(dagbag.dags) == {"flights_lake_daily", "sales_lake_daily", "lake_provision", "lake_dashboards_refresh"}
 
 
 def test_house_rules(dagbag):
@@ -90,7 +90,7 @@ def test_no_top_level_io():
     result = subprocess.run([sys.executable, "-c", PARSE_WITHOUT_IO, str(DAGS)], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1].startswith("3 {}")  # flights, sales, provision
+    assert result.stdout.strip().splitlines()[-1].startswith("4 {}")  # flights, sales, provision, dashboards
 
 
 def test_ruff_air_rules_are_clean():
@@ -100,3 +100,17 @@ def test_ruff_air_rules_are_clean():
     result = subprocess.run([ruff, "check", "--select", "AIR", str(DAGS), str(REPO / "lake")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dashboards_refresh_runs_on_the_gold_catalog_assets(dagbag):
+    from lake import assets, layout
+    from lake.settings import get
+
+    dag = dagbag.dags["lake_dashboards_refresh"]
+    gold = {a.uri for n in ("flights", "sales") for a in assets.for_layout(layout.for_dataset(get(), n)).catalog_gold}
+    def uris(cond):  # AssetAny of assets (nested by "|")
+        return set().union(*map(uris, cond.objects)) if hasattr(cond, "objects") else {cond.uri}
+
+    assert type(dag.timetable.asset_condition).__name__ == "AssetAny"
+    assert uris(dag.timetable.asset_condition) == gold
+    assert type(dag.get_task("query")).__name__ == "MappedOperator" and dag.get_task("query").operator_name == "AthenaOperator"

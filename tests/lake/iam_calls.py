@@ -285,6 +285,13 @@ def dataset_calls(s: Settings, dataset: str, day: str = EXAMPLE_DAY, **extra: st
     add(p, "s3:ListBucket", _bucket(results_bucket), src, **{"s3:prefix": results_key})
     add(p, "s3:GetBucketLocation", _bucket(results_bucket), src)
     add(p, "sns:Publish", s.topic_arn, f"{dag} notify: SnsPublishOperator; on_failure/on_retry: SnsNotifier")
+    # lake_dashboards_refresh stores each day's rows; the Lake pages (API server) mirror the cache.
+    cache_bucket, _ = _split(lay.dashboards_root)
+    cached = _obj(cache_bucket, lay.dashboard_key("flights", lay.dataset, day))
+    add(p, "s3:PutObject", cached, "lake_dashboards_refresh store: S3 put_object of the day's Parquet")
+    add(p, "s3:GetObject", cached, "Lake pages: cache.Mirror downloads changed objects")
+    add(p, "s3:ListBucket", _bucket(cache_bucket), "Lake pages: cache.Mirror lists the cache",
+        **{"s3:prefix": lay.dashboard_prefix("flights", lay.dataset)})
     # What MWAA itself does with the execution role (AWS MWAA docs, execution role sample).
     mwaa = "MWAA service (execution role sample in the AWS MWAA docs)"
     env_name, mwaa_bucket = x["mwaa_environment"], x["mwaa_bucket"]
