@@ -83,6 +83,12 @@ class Stack:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
             "AIRFLOW__CORE__PARALLELISM": "8",
+            # standalone starts the scheduler and the API server together, and backfill runs are queued
+            # before: on a loaded machine the scheduler's first tasks reach the execution API before it
+            # listens (seen at load 11: 90 s late). Airflow's default 5 retries give up after 31 s, and
+            # each such refusal costs the task an attempt; 10 wait up to ~6 minutes (waits 1, 3, 7, ...
+            # capped at 90 s: airflow/sdk/api/client.py).
+            "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
             # localaws runs a small day's Glue job or crawl in seconds: check its status every 2 s.
             "LAKE_POLL_INTERVAL": os.environ.get("LAKE_POLL_INTERVAL", "2"),
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(conn),
