@@ -79,7 +79,11 @@ def build_lambda(out: str | Path | None = None) -> Package:
     from lake import contracts
 
     contracts.load_all(DATASETS_DIR)
-    files = extractor_files()
+    return _package(extractor_files(), out)
+
+
+def _package(files: dict[str, bytes], out: str | Path | None) -> Package:
+    """The deterministic zip of ``files`` (archive name -> bytes), written to ``out`` when given."""
     package = Package(deterministic_zip(files), tuple(sorted(files)))
     if out is not None:
         out = Path(out)
@@ -95,10 +99,4 @@ def registry_files() -> dict[str, bytes]:
 
 def build_registry(out: str | Path | None = None) -> Package:
     """Build the delivery registry's zip (deterministic, as :func:`build_lambda`); write it to ``out`` when given."""
-    files = registry_files()
-    package = Package(deterministic_zip(files), tuple(sorted(files)))
-    if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(package.data)
-    return package
+    return _package(registry_files(), out)
