@@ -569,7 +569,7 @@ def _serve(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tup
     out = open(log_path, "w")  # noqa: SIM115 - the child writes to it until it exits
     proc = subprocess.Popen([sys.executable, "-m", "localaws.cli", "serve", "--port", "0", *args], stdout=out,
                             stderr=subprocess.STDOUT, env={**os.environ, "AWS_ENDPOINT_URL": "", **(env or {})})
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         match = re.search(r"localaws ready at (http://\S+)", log_path.read_text())
         if match:

@@ -43,7 +43,7 @@ def serve(tmp_path: Path, *args: str) -> Served:
     out = open(log_path, "w")
     proc = subprocess.Popen([*LOCALAWS, "serve", "--port", "0", *args], stdout=out, stderr=subprocess.STDOUT,
                             env={**os.environ, "AWS_ENDPOINT_URL": ""})
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # ~4 s on an idle machine; 30 was too short at load 20
     while time.monotonic() < deadline:
         match = re.search(r"localaws ready at (http://\S+)", log_path.read_text())
         if match:
