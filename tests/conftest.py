@@ -38,10 +38,16 @@ os.environ.update(
         "LAKE_TPCH_SCALE": str(SALES_SCALE),
         # The tests' Glue runs are small days: C1-only JVMs start on a third less CPU (localaws/runtime.py).
         "LOCALAWS_GLUE_JVM_OPTIONS": os.environ.get("LOCALAWS_GLUE_JVM_OPTIONS", QUICK_START_JVM_OPTIONS),
-        # One pre-started Glue driver, not localaws's default 2: a DAG run starts one Glue run at a time,
-        # and each stack's spare driver warmed up for nothing (~20 CPU-s on a 2-core machine that the
-        # end-to-end tests keep busy). tests/localaws/test_glue_pool.py sets its own size.
-        "LOCALAWS_GLUE_POOL_SIZE": os.environ.get("LOCALAWS_GLUE_POOL_SIZE", "1"),
+        # No pre-started Glue drivers for the dag.test() tests (localaws's default is 2): a DAG run starts
+        # one Glue run at a time, and the pool's last refill, a driver warmed up for a run that never
+        # comes, costs ~25 CPU-s per localaws on a 2-core machine the heavy tiers keep busy (each
+        # pooled run's warm-up is paid anyway). The pool has its own tests (tests/localaws/test_glue_pool.py)
+        # and the demo stacks keep it (tests/e2e/conftest.py ``stack``: 2, as `make demo`).
+        "LOCALAWS_GLUE_POOL_SIZE": os.environ.get("LOCALAWS_GLUE_POOL_SIZE", "0"),
+        # The demo stacks' DAG processor parses each DAG file again every 600 s, not every 30 (the
+        # demo's default, lake/dev/demo.py): no test edits a DAG file while a stack runs, and each
+        # parse costs ~1 CPU-second (~45 CPU-s in a 17-minute stack).
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
         # Status checks of Glue runs and crawls every 2 s, not AWS's 10 (as the demo stack: lake/dev/demo.py).
         "LAKE_POLL_INTERVAL": os.environ.get("LAKE_POLL_INTERVAL", "2"),
     }

@@ -44,7 +44,12 @@ FINAL_STATES = {"success", "failed"}
 
 
 class DemoError(RuntimeError):
-    """A component did not start or a step failed; the message says which and where its log is."""
+    """A component did not start or a step failed; the message says which and where its log is.
+
+    ``failed_index``: for :func:`airflow_cli_batch`, the index of the command that failed (else None).
+    """
+
+    failed_index: int | None = None
 
 
 @dataclass
@@ -81,7 +86,11 @@ class Stack:
             "AIRFLOW__API__BASE_URL": f"http://localhost:{self.airflow_port}",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{self.airflow_port}/execution/",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
+            # Each DAG file is parsed again every 30 s (Airflow's default) so that an edited DAG shows
+            # up; a parse costs ~1 CPU-second. The tests, which edit no DAG file while a stack runs,
+            # set 600 (tests/conftest.py).
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": os.environ.get(
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL", "30"),
             "AIRFLOW__CORE__PARALLELISM": "8",
             # standalone starts the scheduler and the API server together, and backfill runs are queued
             # before: on a loaded machine the scheduler's first tasks reach the execution API before it
@@ -239,6 +248,30 @@ def airflow_cli(stack: Stack, *args: str, timeout_s: float = 300) -> str:
     return result.stdout
 
 
+def airflow_cli_batch(stack: Stack, commands: list[list[str]], timeout_s: float = 600) -> str:
+    """Run several ``airflow`` commands (each an argument list) one after the other in ONE Python
+    process (:mod:`lake.dev.airflow_batch`), with the demo's environment; returns stdout.
+
+    :raises DemoError: naming the command that failed (``failed_index``: its index in
+        ``commands``; the ones before it ran) with its output.
+    """
+    from lake.dev import airflow_batch
+
+    if not commands:
+        return ""
+    result = subprocess.run([sys.executable, "-m", "lake.dev.airflow_batch"], input=json.dumps(commands),
+                            check=False, capture_output=True, text=True, timeout=timeout_s,
+                            env={**os.environ, **stack.env()}, cwd=REPO)
+    if result.returncode != 0:
+        index = result.returncode - airflow_batch.FIRST_FAILURE
+        failed = commands[index] if 0 <= index < len(commands) else None
+        what = f"airflow {' '.join(failed)}" if failed else f"lake.dev.airflow_batch {json.dumps(commands)}"
+        exc = DemoError(f"{what} failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+        exc.failed_index = index if failed else None
+        raise exc
+    return result.stdout
+
+
 def _query(stack: Stack, sql: str, params: tuple = ()) -> list[tuple]:
     """Read Airflow's SQLite metadata database (read-only; no table yet -> no rows)."""
     import sqlite3
@@ -304,48 +337,55 @@ def _wait_backfills_closed(stack: Stack, timeout_s: float = 120, dag_id: str = D
     return open_backfills(stack, dag_id) == 0
 
 
-def create_backfill(stack: Stack, start: date, end: date, dag_id: str = DAG_ID, prepare: bool = True) -> None:
-    """Unpause the DAG and ``airflow backfill create`` the days (re-running completed ones).
+def create_backfills(stack: Stack, backfills: dict[str, tuple[date, date]]) -> None:
+    """Unpause each daily DAG of ``backfills`` (dag_id -> (start, end)) and ``airflow backfill create``
+    its days (re-running completed ones).
 
-    With Airflow not yet running, the database is migrated and the DAG serialized first
-    (``airflow dags reserialize``), so the backfill is created while nothing else writes to SQLite;
-    against a running Airflow a "database is locked" answer is retried (up to 5 times).
+    With Airflow not yet running, the database is migrated and the DAGs serialized first
+    (``airflow dags reserialize``), so the backfills are created while nothing else writes to
+    SQLite; all these commands run in one process (:func:`airflow_cli_batch`: one Airflow import,
+    not one per command). Against a running Airflow a "database is locked" answer is retried from
+    the command that got it (up to 5 times).
 
     :raises DemoError: when a command fails for another reason.
     """
     from lake.settings import get as get_settings
 
-    if open_backfills(stack, dag_id):
-        # A previous demo stopped before the scheduler closed its backfill (Airflow allows one
-        # running backfill per DAG): let the scheduler close it first.
-        say("a previous backfill is still open; starting Airflow to let the scheduler close it")
-        start_airflow(stack)
-        if not _wait_backfills_closed(stack, dag_id=dag_id):
-            raise DemoError(f"a previous backfill of {dag_id} is still running; wait for it in the UI "
-                            f"(http://localhost:{stack.airflow_port}) or stop it there, then run the demo again")
+    for dag_id in backfills:
+        if open_backfills(stack, dag_id):
+            # A previous demo stopped before the scheduler closed its backfill (Airflow allows one
+            # running backfill per DAG): let the scheduler close it first.
+            say("a previous backfill is still open; starting Airflow to let the scheduler close it")
+            start_airflow(stack)
+            if not _wait_backfills_closed(stack, dag_id=dag_id):
+                raise DemoError(f"a previous backfill of {dag_id} is still running; wait for it in the UI "
+                                f"(http://localhost:{stack.airflow_port}) or stop it there, then run the demo again")
+    commands: list[list[str]] = []
     if _airflow_running(stack):
-        wait_for_dag(stack, dag_id=dag_id)
-    elif prepare:  # False: an earlier create_backfill of this start already migrated and serialized
+        for dag_id in backfills:
+            wait_for_dag(stack, dag_id=dag_id)
+    else:
         stack.airflow_home.mkdir(parents=True, exist_ok=True)
-        airflow_cli(stack, "db", "migrate", timeout_s=600)
-        airflow_cli(stack, "dags", "reserialize", timeout_s=600)
-    args = ["backfill", "create", "--dag-id", dag_id, "--from-date", start.isoformat(), "--to-date",
-            end.isoformat(), "--reprocess-behavior", "completed", "--max-active-runs",
-            str(get_settings().max_active_runs)]
+        commands += [["db", "migrate"], ["dags", "reserialize"]]
+    for dag_id, (start, end) in backfills.items():
+        commands += [["dags", "unpause", dag_id],
+                     ["backfill", "create", "--dag-id", dag_id, "--from-date", start.isoformat(), "--to-date",
+                      end.isoformat(), "--reprocess-behavior", "completed", "--max-active-runs",
+                      str(get_settings().max_active_runs)]]
     for attempt in range(1, 6):
         try:
-            airflow_cli(stack, "dags", "unpause", dag_id)
-            airflow_cli(stack, *args)
+            airflow_cli_batch(stack, commands, timeout_s=900)
             return
         except DemoError as exc:
-            if "database is locked" not in str(exc) or attempt == 5:
+            if "database is locked" not in str(exc) or attempt == 5 or exc.failed_index is None:
                 raise
+            commands = commands[exc.failed_index:]
             say(f"SQLite was busy creating the backfill (attempt {attempt}); trying again")
             time.sleep(5)
 
 
 def backfill(stack: Stack, start: date, end: date, timeout_s: float = 3600, dag_id: str = DAG_ID) -> dict[str, str]:
-    """Wait for the backfill's runs (see :func:`create_backfill`), printing progress until every
+    """Wait for the backfill's runs (see :func:`create_backfills`), printing progress until every
     run has ended.
 
     :returns: ds -> final run state.
@@ -474,8 +514,7 @@ def run_pipelines(stack: Stack, days: dict[str, tuple[date, date]], before_airfl
             f"into s3://{s.bronze_bucket}")
     if before_airflow is not None:
         before_airflow()
-    for i, (name, (start, end)) in enumerate(days.items()):
-        create_backfill(stack, start, end, dag_id_of(name), prepare=i == 0)
+    create_backfills(stack, {dag_id_of(name): span for name, span in days.items()})
     if before_scheduler is not None:
         before_scheduler()
     start_airflow(stack)

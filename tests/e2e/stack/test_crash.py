@@ -33,7 +33,7 @@ from tests.e2e.helpers import gold_against_source, stack_faults, task_retries
 
 pytestmark = pytest.mark.timeout(2400)
 
-START, END = date(2013, 8, 5), date(2013, 8, 7)
+START, END = date(2013, 8, 5), date(2013, 8, 6)
 CANARY_BUCKET = "crash-canary"
 
 

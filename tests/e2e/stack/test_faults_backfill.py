@@ -1,6 +1,6 @@
 """A backfill of both daily datasets side by side in one real scheduler (``airflow standalone`` +
-``localaws serve`` as processes: ``lake demo --no-ui`` on other ports, the same code path), three
-real days of flights and three days of sales (TPC-H at ``LAKE_TPCH_SCALE``, tests/conftest.py),
+``localaws serve`` as processes: ``lake demo --no-ui`` on other ports, the same code path), two
+real days of flights and two days of sales (TPC-H at ``LAKE_TPCH_SCALE``, tests/conftest.py),
 while localaws fails 20% of the calls to every service (10% throttling + 10% HTTP 500) and 20%
 of the Lambda and Glue runs.
 
@@ -30,8 +30,11 @@ from tests.helpers import list_keys
 # Real scheduler runs: minutes on two cores, more on a loaded machine.
 pytestmark = pytest.mark.timeout(2400)
 
-START, END = date(2013, 3, 1), date(2013, 3, 3)
-SALES_START, SALES_END = date(1995, 3, 1), date(1995, 3, 3)
+START, END = date(2013, 3, 1), date(2013, 3, 2)
+SALES_START, SALES_END = date(1995, 3, 1), date(1995, 3, 2)
+#: Random streams are per operation and per function / job (localaws/faults.py), so which runs fail does
+#: not depend on the timing: with this seed the first extractor invocation (draw 0.03) and the second
+#: run of the flights Glue job (0.14) fail whatever the number of days.
 FAULTS = {
     "seed": 20131,
     "rules": [{"operation": "*", "throttle_rate": 0.1, "error_rate": 0.1}],
