@@ -54,13 +54,15 @@ from lake.settings import get as get_settings
 
 
 @cache
-def _layouts(s: Settings) -> tuple[Layout, ...]:
+def _layouts(settings_json: str) -> tuple[Layout, ...]:
+    s = Settings.model_validate_json(settings_json)
     return tuple(Layout(s, contracts.load(d)) for d in s.daily_dataset_names)
 
 
 def layouts() -> tuple[Layout, ...]:
-    """The layouts of the daily datasets (``LAKE_DAILY_DATASETS``), contracts read once per process."""
-    return _layouts(get_settings())
+    """The layouts of the daily datasets (``LAKE_DAILY_DATASETS``), contracts read once per process
+    and settings."""
+    return _layouts(get_settings().model_dump_json())
 
 
 def _input(uri: str, rows: int | None = None, size: int | None = None) -> InputDataset:

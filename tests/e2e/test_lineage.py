@@ -18,14 +18,19 @@ DAY = "2013-03-05"
 NODASH = DAY.replace("-", "")
 
 
-def _by_task(events: list[dict], dag_id: str) -> dict[str, dict[str, dict]]:
-    """task id (the DAG run: ``""``) -> event type -> the event; one event of each type per task."""
+def _by_task(events: list[dict], dag_id: str, tasks: set[str]) -> dict[str, dict[str, dict]]:
+    """task id (the DAG run: ``""``) -> event type -> the task's last event of that type. A task
+    has one COMPLETE and one START per time it starts (a deferrable task starts again when it
+    resumes), all of one OpenLineage run."""
     out: dict[str, dict[str, dict]] = {}
     for e in events:
         name = e["job"]["name"]
         task = "" if name == dag_id else name.removeprefix(f"{dag_id}.")
-        assert e["eventType"] not in out.setdefault(task, {}), f"two {e['eventType']} events of {name}"
-        out[task][e["eventType"]] = e
+        assert task in tasks | {""}, name
+        kinds = out.setdefault(task, {})
+        assert e["eventType"] == "START" or e["eventType"] not in kinds, f"two {e['eventType']} events of {name}"
+        assert not kinds or next(iter(kinds.values()))["run"]["runId"] == e["run"]["runId"], name
+        kinds[e["eventType"]] = e
     return out
 
 
@@ -46,16 +51,20 @@ def test_one_day_emits_lineage_with_the_row_counts(lake, run_dag, duck):
     before = len(lineage.read_events(path)) if path.exists() else 0
     run = run_day(run_dag, DAY)
     assert run.state == "success"
-    mine = [e for e in lineage.read_events(path)[before:]
-            if e["job"]["name"].split(".", 1)[0] == "flights_lake_daily"]
-    assert {e["job"]["namespace"] for e in mine} == {s.lineage_namespace}
-    events = _by_task(mine, "flights_lake_daily")
+    emitted = [e for e in lineage.read_events(path)[before:]
+               if e["job"]["name"].split(".", 1)[0] == "flights_lake_daily"]
+    assert {e["job"]["namespace"] for e in emitted} == {s.lineage_namespace}
     tasks = {ti.task_id for ti in run.get_task_instances()}
+    # dag.test() runs every task in this one process, where the hook lineage collector keeps the
+    # SQL that earlier tasks' Athena hooks reported: the provider emits it again as child jobs
+    # <task>.query.<n> of later tasks (a worker runs each task in a process of its own).
+    mine = [e for e in emitted if e["job"]["name"].removeprefix("flights_lake_daily.") in tasks | {"flights_lake_daily"}]
+    events = _by_task(mine, "flights_lake_daily", tasks)
     assert set(events) == tasks | {""}
     for task, kinds in events.items():
         assert set(kinds) == {"START", "COMPLETE"}, (task, set(kinds))
-        assert len({e["run"]["runId"] for e in kinds.values()}) == 1, task
-    print(f"{DAY}: {len(mine)} OpenLineage events for {len(tasks)} tasks and the DAG run")
+    print(f"{DAY}: {len(mine)} OpenLineage events for {len(tasks)} tasks and the DAG run "
+          f"(+ {len(emitted) - len(mine)} SQL child events of dag.test()'s shared hook lineage)")
 
     null_required = " OR ".join(f"{c} IS NULL" for c in REQUIRED)
     rows, bad, carriers = duck.execute(
