@@ -124,19 +124,31 @@ def after_crawl(L: Layout, lake: LakeAssets, layer: str) -> Hook:
     day's rows (silver: ``check_extract``'s rows_written; gold: ``transform``'s gold_rows)."""
 
     def hook(context: Any, result: Any = None) -> None:
-        ds, ti = context["ds"], context["ti"]
+        ds = context["ds"]
         base = {"partition": L.partition(ds), "ds": ds}
-        if layer == "silver":
-            counts = ti.xcom_pull(task_ids="check_extract") or {}
-            db, table = L.silver_catalog_table
-            context["outlet_events"][lake.catalog_silver].extra = {**base, "table": f"{db}.{table}",
-                                                                   "rows": counts.get("rows_written")}
-            return
-        gold_rows = ti.xcom_pull(task_ids="transform", key="gold_rows") or {}
-        for (db, table), asset in zip(L.gold_catalog_tables, lake.catalog_gold, strict=True):
-            context["outlet_events"][asset].extra = {**base, "table": f"{db}.{table}", "rows": gold_rows.get(table)}
+        assets = [lake.catalog_silver] if layer == "silver" else list(lake.catalog_gold)
+        for ((db, table), rows), asset in zip(crawled_rows(L, context["ti"], layer).items(), assets, strict=True):
+            context["outlet_events"][asset].extra = {**base, "table": f"{db}.{table}", "rows": rows}
 
     return hook
+
+
+def crawled_rows(L: Layout, ti: Any, layer: str) -> dict[tuple[str, str], int | None]:
+    """The day's rows of each catalog table a crawl of ``layer`` (``silver`` / ``gold``) adds a
+    partition to, from the run's XComs: (database, table) -> rows (silver: ``check_extract``'s
+    ``rows_written``; gold: ``transform``'s ``gold_rows``), None where the run has no count."""
+    if layer == "silver":
+        counts = ti.xcom_pull(task_ids="check_extract") or {}
+        return {L.silver_catalog_table: counts.get("rows_written")}
+    gold_rows = ti.xcom_pull(task_ids="transform", key="gold_rows") or {}
+    return {(db, table): gold_rows.get(table) for db, table in L.gold_catalog_tables}
+
+
+def record_dq(context: Any, rows: dict[str, list]) -> None:
+    """``data_quality.evaluate``'s first step: push XCom ``violations`` (check name -> violating
+    rows) before the verdict, so that a failed evaluate still tells its counts (its OpenLineage
+    event's data-quality assertions, :class:`lake.lineage.extractors.DataQualityExtractor`)."""
+    context["ti"].xcom_push(key="violations", value={name: len(r) for name, r in sorted(rows.items())})
 
 
 # -- the run's cost and metrics --------------------------------------------------------------------

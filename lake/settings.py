@@ -57,6 +57,11 @@ LAKE_SENSOR_DEFERRABLE          true                                       wait 
 LAKE_RETRIES                    3                                          task retries (backoff doubles)
 LAKE_RETRY_DELAY                30                                         seconds before the 1st retry
 LAKE_BRONZE_DEADLINE_HOUR       6                                          UTC hour a day's file is due by (alarm)
+LAKE_LINEAGE_TRANSPORT          http if LAKE_LINEAGE_URL is set, else file  OpenLineage: file, console, http, off
+LAKE_LINEAGE_FILE               $AIRFLOW_HOME/openlineage/events.jsonl     file transport: one event a line
+LAKE_LINEAGE_URL                (none)                                     http transport, e.g. Marquez http://localhost:5000
+LAKE_LINEAGE_ENDPOINT           api/v1/lineage                             http transport: path under the URL
+LAKE_LINEAGE_NAMESPACE          lake                                       OpenLineage namespace of the jobs
 ==============================  =========================================  ============================
 
 Names that differ per dataset (the Glue job and the two crawlers; buckets, prefixes and databases
@@ -79,6 +84,7 @@ layer of account 336392948345 in ``LAKE_REGION``, version :data:`PANDAS_LAYER_VE
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -154,6 +160,13 @@ class Settings(BaseSettings):
     #: The hour (UTC, 0-23) by which the previous day's bronze file must have arrived, or the
     #: ``bronze-missing`` alarm fires (lake/deploy/provision.py, step ``alarms``).
     bronze_deadline_hour: int = Field(6, ge=0, le=23)
+    #: OpenLineage (lake/lineage/): where Airflow's OpenLineage provider sends the events
+    #: (:func:`lake.lineage.airflow_config` turns these into its ``[openlineage]`` options).
+    lineage_transport: Literal["file", "console", "http", "off"] | None = None
+    lineage_file: str | None = None
+    lineage_url: str | None = None
+    lineage_endpoint: str = "api/v1/lineage"
+    lineage_namespace: str = "lake"
 
     # Derived names ---------------------------------------------------------------------------
 

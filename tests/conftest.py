@@ -20,6 +20,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from lake import lineage
+from lake import settings as lake_settings
 from localaws.runtime import QUICK_START_JVM_OPTIONS
 from tests.helpers import PKG_DATA, REPO, SALES_SCALE, TPCH_TABLES, TPCHGEN  # noqa: F401 (REPO: re-exported); imports no airflow
 
@@ -52,6 +54,9 @@ os.environ.update(
         "LAKE_POLL_INTERVAL": os.environ.get("LAKE_POLL_INTERVAL", "2"),
     }
 )
+# OpenLineage on, as in make demo: the file transport under the session's Airflow home
+# (<AIRFLOW_HOME>/openlineage/events.jsonl; tests/e2e/test_lineage.py reads it).
+os.environ.update(lineage.airflow_config(lake_settings.get(), _AIRFLOW_HOME))
 
 pytest_plugins = ["localaws.pytest_plugin"]
 

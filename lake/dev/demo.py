@@ -71,7 +71,9 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         """The environment of Airflow and of this process: AIRFLOW_HOME, the DAGs folder, the
-        ``aws_default`` connection pointed at localaws, the API port."""
+        ``aws_default`` connection pointed at localaws, the API port, OpenLineage's options."""
+        from lake import lineage, settings
+
         conn = {"conn_type": "aws", "login": "localaws", "password": "localaws",
                 "extra": {"region_name": "us-east-1", "endpoint_url": self.endpoint_url}}
         return {
@@ -108,6 +110,9 @@ class Stack:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "NO_PROXY": "localhost,127.0.0.1",
             "no_proxy": "localhost,127.0.0.1",
+            # OpenLineage events of every task and run: by default into
+            # <airflow home>/openlineage/events.jsonl (LAKE_LINEAGE_*, lake/lineage/__init__.py).
+            **lineage.airflow_config(settings.get(), self.airflow_home),
         }
 
 
