@@ -54,7 +54,7 @@ import json
 import re
 import string
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from lake.contracts import Contract
@@ -514,7 +514,7 @@ class Layout:
         if list(self.stream_partition_keys) != ["dt", "hour"]:
             raise KeyError(f"dataset {self.dataset}: an hourly run needs partition_keys dt, hour; "
                            f"the contract has {list(self.stream_partition_keys)}")
-        utc = start.astimezone(timezone.utc)
+        utc = start.astimezone(UTC)
         return {"dt": utc.strftime("%Y-%m-%d"), "hour": utc.strftime("%H")}
 
     def stream_hour_partition(self, start: datetime) -> str:

@@ -134,12 +134,11 @@ def run_record(dt: str, hour: str, objects: list[str], result: dict[str, Any], r
 
 def main(argv: list[str]) -> None:
     """Glue entry point: list the hour's objects, transform them, write both gold tables and run.json."""
+    import boto3
     from awsglue.context import GlueContext
     from awsglue.job import Job
     from awsglue.utils import getResolvedOptions
     from pyspark.context import SparkContext
-
-    import boto3
 
     args = getResolvedOptions(argv, ["JOB_NAME", "JOB_RUN_ID", "dt", "hour", "bronze_path", "gold_path", "gold_tables",
                                      "runs_path"])

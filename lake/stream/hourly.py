@@ -164,11 +164,52 @@ def summary(hour: str, record: dict[str, Any], late: dict[str, Any], dq: dict[st
     """
     subject = f"lake flight_events {hour} UTC: {record['events']} events"
     lines = [
-        f"Hour {hour} UTC (+1 h): {record['events']} events in gold from {len(record['objects'])} Firehose objects "
-        f"({record['records']} records read, {record['duplicates']} duplicates dropped).",
+        (f"Hour {hour} UTC (+1 h): {record['events']} events in gold from {len(record['objects'])} Firehose objects "
+         f"({record['records']} records read, {record['duplicates']} duplicates dropped)."),
         f"Late events (delivered after their hour ran): {late['events']} in {late['objects']} objects"
         + (f" ({', '.join(f'{p} {n}' for p, n in late['hours'].items())}); rerun those hours to include them."
            if late["events"] else "."),
         "Data quality: " + ", ".join(f"{name} {'pass' if n == 0 else f'FAIL ({n})'}" for name, n in dq.items()) + ".",
     ]
     return {"subject": subject[:100], "message": "\n".join(lines)}
+
+
+# --- what the DAG's tasks call -------------------------------------------------------------------
+
+
+def hour_label(start: datetime) -> str:
+    """``YYYY-MM-DD HH:00`` of the hour at ``start`` (UTC), for logs and the summary."""
+    return start.astimezone(UTC).strftime("%Y-%m-%d %H:00")
+
+
+def evaluate(s: Settings, lay: Layout, start: datetime, checks: dict[str, list[dict[str, Any]]],
+             gold_objects: list[dict[str, Any]], *, s3: Any, ddb: Any) -> dict[str, int]:
+    """The hour's data-quality verdict: the Athena checks' violating rows (``checks``, include/sql/
+    flight_events/dq) plus ``matches_registry`` (:func:`registry_mismatch` of the run record, the
+    registry's deliveries of the hour and ``gold_objects``, the rows of ``hourly/gold_objects.sql``).
+
+    :returns: check -> violating rows (all 0).
+    :raises lake.pipeline.DataQualityError: naming every failing check.
+    :raises RuntimeError: when the hour has no run record (the Glue job did not run).
+    """
+    from lake import pipeline
+
+    record = run_record(s3, lay, start)
+    if record is None:
+        raise RuntimeError(f"{lay.dataset} {hour_label(start)}: no run record s3://"
+                           f"{split_uri(lay.stream_runs_root)[0]}/{lay.stream_run_key(start)} (did the Glue job run?)")
+    deliveries = registry.deliveries(lay.dataset, lay.stream_hour_partition(start), client=ddb, settings=s)
+    rows = {**checks, "matches_registry": registry_mismatch(record, deliveries,
+                                                            [r["source_object"] for r in gold_objects])}
+    return pipeline.evaluate_dq(rows, f"{lay.dataset} {hour_label(start)}")
+
+
+def run_summary(s: Settings, lay: Layout, start: datetime, dq: dict[str, int], *, s3: Any, ddb: Any) -> dict[str, Any]:
+    """:func:`summary` of the hour at ``start`` from its run record and :func:`late_events`, plus
+    the numbers: ``{"subject", "message", "events", "duplicates", "late_events"}``."""
+    record = run_record(s3, lay, start)
+    if record is None:
+        raise RuntimeError(f"{lay.dataset} {hour_label(start)}: no run record (did the Glue job run?)")
+    late = late_events(s, lay, start, s3=s3, ddb=ddb)
+    return {**summary(hour_label(start), record, late, dq), "events": record["events"],
+            "duplicates": record["duplicates"], "late_events": late["events"]}
