@@ -42,7 +42,9 @@ DATASET = "flight_events"
 S = get_settings()
 L = for_dataset(S, DATASET)
 LAKE = assets.for_layout(L)
-HOUR = "{{ data_interval_start.strftime('%H') }}"
+# The hour is the data interval's start (UTC); dt and hour name its partition (not {{ ds }}: a manual run's
+# logical date is the interval's end).
+DT, HOUR = "{{ data_interval_start.strftime('%Y-%m-%d') }}", "{{ data_interval_start.strftime('%H') }}"
 ALERT = ("{{ dag.dag_id }}, hour {{ data_interval_start }}: task {{ ti.task_id }} (try {{ ti.try_number }}) %s: "
          "{{ exception }}")
 SQL_PARAMS = {"gold_database": S.gold_database, "events_table": L.gold_tables[0], "departures_table": L.gold_tables[1]}
@@ -101,7 +103,7 @@ with DAG(
     transform = GlueJobOperator(
         task_id="transform",
         job_name=L.glue_job,
-        script_args={"--dt": "{{ ds }}", "--hour": HOUR},
+        script_args={"--dt": DT, "--hour": HOUR},
         verbose=True,
         deferrable=True,
         wait_for_completion=True,

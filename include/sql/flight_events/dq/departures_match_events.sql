@@ -6,12 +6,12 @@ WITH e AS (
   SELECT origin, carrier, count_if(event_type = 'departed') AS departures,
          count_if(event_type = 'cancelled') AS cancelled
   FROM {{ params.gold_database }}.{{ params.events_table }}
-  WHERE dt = '{{ ds }}' AND hour = '{{ data_interval_start.strftime("%H") }}'
+  WHERE dt = '{{ data_interval_start.strftime("%Y-%m-%d") }}' AND hour = '{{ data_interval_start.strftime("%H") }}'
   GROUP BY origin, carrier
 ), d AS (
   SELECT origin, carrier, departures, cancelled
   FROM {{ params.gold_database }}.{{ params.departures_table }}
-  WHERE dt = '{{ ds }}' AND hour = '{{ data_interval_start.strftime("%H") }}'
+  WHERE dt = '{{ data_interval_start.strftime("%Y-%m-%d") }}' AND hour = '{{ data_interval_start.strftime("%H") }}'
 )
 SELECT coalesce(e.origin, d.origin) AS origin, coalesce(e.carrier, d.carrier) AS carrier,
        e.departures AS event_departures, d.departures AS table_departures,

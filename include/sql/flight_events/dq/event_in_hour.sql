@@ -3,5 +3,5 @@
 -- Params: gold_database, events_table.
 SELECT event_id, CAST(event_time AS varchar) AS event_time
 FROM {{ params.gold_database }}.{{ params.events_table }}
-WHERE dt = '{{ ds }}' AND hour = '{{ data_interval_start.strftime("%H") }}'
+WHERE dt = '{{ data_interval_start.strftime("%Y-%m-%d") }}' AND hour = '{{ data_interval_start.strftime("%H") }}'
   AND date_format(event_time, '%Y-%m-%d %H') <> '{{ data_interval_start.strftime("%Y-%m-%d %H") }}'

@@ -3,5 +3,5 @@
 -- Params: gold_database, events_table.
 SELECT source_object, count(*) AS events
 FROM {{ params.gold_database }}.{{ params.events_table }}
-WHERE dt = '{{ ds }}' AND hour = '{{ data_interval_start.strftime("%H") }}'
+WHERE dt = '{{ data_interval_start.strftime("%Y-%m-%d") }}' AND hour = '{{ data_interval_start.strftime("%H") }}'
 GROUP BY source_object
