@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import time
 
 import pytest
 
@@ -14,11 +16,21 @@ from lake.deploy import provision
 
 @pytest.fixture(scope="module")
 def lake_aws(localaws):
-    s = settings.get()
-    aws = provision.Clients(s.region, localaws.endpoint_url)
-    provision.run_step("roles", s, aws)
-    provision.run_step("buckets", s, aws)
-    return s, aws
+    """The steps roles, buckets on the session's localaws, with a bronze bucket of this module's own
+    (no registry notifications: other modules count the registry's flight_events partitions)."""
+    saved = os.environ.get("LAKE_BRONZE_BUCKET")
+    os.environ["LAKE_BRONZE_BUCKET"] = "lake-bronze-stream-provision"
+    try:
+        s = settings.get()
+        aws = provision.Clients(s.region, localaws.endpoint_url)
+        provision.run_step("roles", s, aws)
+        provision.run_step("buckets", s, aws)
+        yield s, aws
+    finally:
+        if saved is None:
+            os.environ.pop("LAKE_BRONZE_BUCKET", None)
+        else:
+            os.environ["LAKE_BRONZE_BUCKET"] = saved
 
 
 def test_stream_step_creates_then_leaves_unchanged(lake_aws):
@@ -59,8 +71,6 @@ def test_stream_step_updates_buffer_hints_and_delivers_under_the_prefix(lake_aws
     fh.put_record_batch(DeliveryStreamName=lay.delivery_stream,
                         Records=[{"Data": (json.dumps(record) + "\n").encode()}])
     prefix = lay.stream_partition_prefix(dt="2013-06-01", hour="05")
-    import time
-
     s3 = aws("s3")
     deadline = time.monotonic() + 5
     while not (keys := [o["Key"] for o in s3.list_objects_v2(Bucket=s.bronze_bucket, Prefix=prefix).get("Contents", [])]):
@@ -70,5 +80,5 @@ def test_stream_step_updates_buffer_hints_and_delivers_under_the_prefix(lake_aws
     body = gzip.decompress(s3.get_object(Bucket=s.bronze_bucket, Key=keys[0])["Body"].read())
     assert json.loads(body) == record
     monkeypatch.delenv("LAKE_FIREHOSE_BUFFER_SECONDS")
-    assert {r["action"] for r in provision.run_step("stream", settings.get(), aws)
+    assert {r["action"] for r in provision.run_step("stream", s, aws)
             if r["resource"].startswith("firehose:")} == {"updated"}
