@@ -6,7 +6,8 @@ deploy or a settings change; a second run reports everything `unchanged`):
 
 roles (checked; created only against localaws) -> buckets (bronze versioned with lifecycle
 Glacier 30 d / expiry 90 d; all with public access blocked and default encryption) -> artifacts
-(Glue script, dimension tables) -> Lambda extractor -> Glue job -> Athena work group -> Glue
+(Glue script, dimension tables) -> Lambda extractor -> delivery registry -> Glue job -> the stream (Firehose
+delivery stream, hourly Glue job and gold crawler) -> Athena work group -> Glue
 databases and dimension tables (`include/sql/ddl`) -> crawlers -> SNS topic (+ an SQS inbox
 against localaws).
 

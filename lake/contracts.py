@@ -19,7 +19,7 @@ A contract holds:
   row's year/month/day, checked against the day of the file); ``local_timestamps`` (column ->
   IANA zone of its local clock, used when a replay shifts dates); ``replay`` (the packaged file
   the replay reads).
-* ``start_date`` (facts with a daily DAG): the DAG's first day, ``YYYY-MM-DD``.
+* ``start_date`` (facts with a daily DAG, streams with an hourly one): the DAG's first day, ``YYYY-MM-DD``.
 * ``unique_key``, ``dimensions`` (``{"dataset", "role", "on": {fact column: dimension column},
   "enforce"}``: ``enforce`` means every non-null key must exist in the dimension; a dimension
   reached through another one, as TPC-H's nation through customer, names that one in ``via``

@@ -38,6 +38,9 @@ into the bronze bucket, dynamically partitioned by its contract's ``stream.parti
     error prefix      quarantine/flight_events/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/
     query             {dt: .event_time[0:10], hour: .event_time[11:13]}  (MetadataExtractionQuery, jq)
     an hour's objects s3://lake-bronze/flight_events/dt=2013-06-01/hour=10/
+    gold tables       s3://lake-gold/flight_events/, s3://lake-gold/departures_hourly/ (dt=.../hour=.../)
+    run records       s3://lake-artifacts/stream-runs/flight_events/dt=2013-06-01/hour=10/run.json
+    Glue job, crawler lake-flight_events-gold, lake-flight_events-gold-crawler (Settings.names_for)
 
 The silver folder is the contract's ``silver.table`` (default its name) under ``LAKE_SILVER_PREFIX``
 (default none); the partition folder is ``<partition_key.name>=<day>``. Day methods take a
@@ -51,7 +54,7 @@ import json
 import re
 import string
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from lake.contracts import Contract
@@ -505,6 +508,47 @@ class Layout:
         if sorted(values) != sorted(keys):
             raise KeyError(f"dataset {self.dataset}: partition values {sorted(values)} must be {keys}")
         return self.contract.source.prefix + "".join(f"{k}={values[k]}/" for k in keys)
+
+    def stream_hour(self, start: datetime) -> dict[str, str]:
+        """The partition values of the event hour starting at ``start`` (aware, converted to UTC),
+        e.g. ``{"dt": "2013-06-01", "hour": "05"}``: what the contract's jq ``partition_keys``
+        (``.event_time[0:10]``, ``.event_time[11:13]``) give for an event of that hour.
+
+        :raises KeyError: when the stream is not partitioned by exactly ``dt`` and ``hour``.
+        """
+        if list(self.stream_partition_keys) != ["dt", "hour"]:
+            raise KeyError(f"dataset {self.dataset}: an hourly run needs partition_keys dt, hour; "
+                           f"the contract has {list(self.stream_partition_keys)}")
+        utc = start.astimezone(UTC)
+        return {"dt": utc.strftime("%Y-%m-%d"), "hour": utc.strftime("%H")}
+
+    def stream_hour_partition(self, start: datetime) -> str:
+        """The registry's partition of the event hour at ``start``, e.g. ``dt=2013-06-01/hour=05``
+        (:func:`firehose_delivery_rule`'s partition of the hour's objects)."""
+        return "/".join(f"{k}={v}" for k, v in self.stream_hour(start).items())
+
+    @property
+    def stream_runs_root(self) -> str:
+        """Where the hourly Glue job records each run (``run.json``: objects read, records, events,
+        duplicates): ``s3://<artifacts>/stream-runs/<dataset>/``."""
+        self._stream()
+        return _uri(self.settings.artifacts_bucket, f"stream-runs/{self.dataset}/")
+
+    def stream_run_key(self, start: datetime) -> str:
+        """Key of the hour's run record, e.g. ``stream-runs/flight_events/dt=2013-06-01/hour=05/run.json``."""
+        return f"{split_uri(self.stream_runs_root)[1]}{self.stream_hour_partition(start)}/run.json"
+
+    def stream_glue_arguments(self) -> dict[str, str]:
+        """The hourly Glue job's default arguments (``--dt``/``--hour`` come from each run): the
+        stream's bronze folder, the gold root, the runs root (no trailing slashes), the gold tables."""
+        return {
+            "--bronze_path": self.bronze_root.rstrip("/"),
+            "--gold_path": self.gold_root.rstrip("/"),
+            "--runs_path": self.stream_runs_root.rstrip("/"),
+            "--gold_tables": ",".join(self.gold_tables),
+            "--job-language": "python",
+            "--enable-continuous-cloudwatch-log": "true",
+        }
 
     # --- the delivery registry --------------------------------------------------------------------
 

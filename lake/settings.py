@@ -47,6 +47,11 @@ LAKE_REGISTRY_FUNCTION          lake-registry                              S3 ev
 LAKE_REGISTRY_TABLE             lake_deliveries                            DynamoDB: one item per object version
 LAKE_REGISTRY_TTL_DAYS          400                                        days an item is kept after its event
 LAKE_REGISTRY_ROLE_ARN          arn:aws:iam::<account>:role/lake-registry  the registry's execution role
+LAKE_FIREHOSE_ROLE_ARN          arn:aws:iam::<account>:role/lake-firehose  the delivery stream's role
+LAKE_FIREHOSE_BUFFER_MB         64                                         BufferingHints.SizeInMBs (64-128)
+LAKE_FIREHOSE_BUFFER_SECONDS    60                                         BufferingHints.IntervalInSeconds (1-900)
+LAKE_STREAM_LATENESS            900 (15 min)                               seconds an hour waits for late events
+LAKE_STREAM_LATE_LOOKBACK       24                                         past hours a run counts late events of
 LAKE_SNS_TOPIC                  lake-events                                run summaries and alerts
 LAKE_INBOX_QUEUE                lake-events-inbox                          SQS queue subscribed (local)
 LAKE_MAX_REJECT_RATE            0.05                                       rejected / read, per day
@@ -148,6 +153,19 @@ class Settings(BaseSettings):
     #: answers for a backfill of any day bronze holds, and for a year of watermarks.
     registry_ttl_days: int = Field(400, ge=1)
     registry_role_arn: str | None = None
+    firehose_role_arn: str | None = None
+    #: The delivery stream's BufferingHints (lake.deploy.provision, step ``stream``). With dynamic
+    #: partitioning AWS requires SizeInMBs >= 64 ("Buffering hints", Amazon Data Firehose Developer
+    #: Guide, https://docs.aws.amazon.com/firehose/latest/dev/buffering-hints.html); IntervalInSeconds
+    #: 0 (zero buffering) is not available with it, 900 is the maximum. The interval is also the
+    #: longest a record may sit in a buffer, so the hourly DAG waits that long past the watermark.
+    firehose_buffer_mb: int = Field(64, ge=64, le=128)
+    firehose_buffer_seconds: int = Field(60, ge=1, le=900)
+    #: Seconds past an hour's end that its run waits for events still on their way (the allowed
+    #: lateness of the hourly DAG's watermark sensor).
+    stream_lateness: int = Field(15 * 60, ge=0)
+    #: How many hours before its own an hourly run looks back for late deliveries to count.
+    stream_late_lookback: int = Field(24, ge=0, le=24 * 14)
     sns_topic: str = "lake-events"
     inbox_queue: str = "lake-events-inbox"
     max_reject_rate: float = Field(0.05, ge=0, le=1)
@@ -184,6 +202,11 @@ class Settings(BaseSettings):
     def registry_role(self) -> str:
         """The registry Lambda's execution role ARN."""
         return self.registry_role_arn or f"arn:aws:iam::{self.account_id}:role/lake-registry"
+
+    @cached_property
+    def firehose_role(self) -> str:
+        """The Firehose delivery stream's role ARN (Firehose assumes it to write into bronze)."""
+        return self.firehose_role_arn or f"arn:aws:iam::{self.account_id}:role/lake-firehose"
 
     @cached_property
     def registry_table_arn(self) -> str:

@@ -12,7 +12,16 @@ templates: ``${bronze_bucket}``, ``${account_id}``, ... are filled in from :mod:
                         role for the job and the crawlers, so that role gets both policies)
 ``airflow-execution``   the MWAA execution role: the DAG's operators + what MWAA itself needs
 ``provisioner``         ``lake provision`` / the ``lake_provision`` DAG (create and update)
+``firehose-delivery``   the Firehose delivery stream's role (``LAKE_FIREHOSE_ROLE_ARN``): objects
+                        under each stream's bronze prefix and error prefix only
+``glue-stream``         the hourly Glue job and the stream's gold crawler (on ``LAKE_GLUE_ROLE_ARN``)
+``airflow-stream``      the hourly DAG's extra needs (registry queries, the stream's job, crawler,
+                        tables), on the MWAA execution role beside ``airflow-execution``
+``provisioner-stream``  provisioning's ``stream`` step, on the provisioner role beside ``provisioner``
 ======================  ==========================================================================
+
+The ``*-stream`` policies are apart from their role's first policy because IAM limits a managed
+policy to 6,144 characters (``provisioner`` is close to it); a role may hold up to 10 managed policies.
 
 Trust policies are under ``include/iam/trust/`` (``trust/lambda``, ``trust/glue``,
 ``trust/airflow``, ``trust/provisioner``); :func:`roles` says which role gets what.
@@ -34,15 +43,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lake.layout import Layout, for_dataset, split_uri
+from lake.layout import REGISTRY_PARTITION_INDEX, REGISTRY_TIME_INDEX, Layout, for_dataset, split_uri
 from lake.settings import PANDAS_LAYER_ACCOUNT, PANDAS_LAYER_VERSION, Settings
 
 IAM_DIR = Path(__file__).resolve().parents[2] / "include" / "iam"
 
 #: The permission policies, in the order the docs describe them.
-POLICIES = ("lambda-extractor", "lambda-registry", "glue-job", "glue-crawler", "airflow-execution", "provisioner")
+POLICIES = ("lambda-extractor", "lambda-registry", "glue-job", "glue-crawler", "airflow-execution", "provisioner",
+            "firehose-delivery", "glue-stream", "airflow-stream", "provisioner-stream")
 #: The trust policies (``include/iam/trust/<name>.json``).
-TRUST_POLICIES = ("trust/lambda", "trust/glue", "trust/airflow", "trust/provisioner")
+TRUST_POLICIES = ("trust/lambda", "trust/glue", "trust/airflow", "trust/provisioner", "trust/firehose")
 
 #: Actions for which AWS supports no resource-level scoping (the IAM service authorization
 #: reference lists no resource type for them), so a statement granting them must say
@@ -174,7 +184,11 @@ def values(s: Settings, **extra: str) -> dict[str, str]:
         "glue_script_key": lay.glue_script_location[len(artifacts):],
         "athena_results_prefix": lay.athena_output[len(artifacts):].strip("/"),
         "dashboards_prefix": lay.dashboards_root[len(artifacts):].strip("/"),
+        "firehose_role_arn": s.firehose_role,
+        "registry_partition_index": REGISTRY_PARTITION_INDEX,
+        "registry_time_index": REGISTRY_TIME_INDEX,
         **_layout_values(lay, [for_dataset(s, name) for name in s.daily_dataset_names]),
+        **_stream_values(s),
     }
     out.update(_extras(s, extra))
     return out
@@ -219,6 +233,40 @@ def _layout_values(lay: Layout, daily: list[Layout]) -> dict[str, str]:
         "dq_ruleset_arns": fragment([f"{glue}:dataQualityRuleset/{d.dq_ruleset(t)}" for d in daily for t in d.gold_tables]),
         "alarm_arns": fragment([f"arn:aws:cloudwatch:{st.region}:{st.account_id}:alarm:{d.alarm(k)}"
                                 for d in daily for k in d.ALARM_KINDS]),
+    }
+
+
+def _stream_values(s: Settings) -> dict[str, str]:
+    """JSON fragments over every stream dataset's layout (contracts of kind ``stream``)."""
+    from lake import contracts
+
+    def key(uri: str) -> str:
+        return split_uri(uri)[1].strip("/")
+
+    def fragment(items: list[str]) -> str:
+        return ", ".join(json.dumps(i) for i in dict.fromkeys(items))
+
+    streams = [for_dataset(s, n) for n, c in contracts.load_all().items() if c.kind == "stream"]
+    glue = f"arn:aws:glue:{s.region}:{s.account_id}"
+    tables = [key(d.gold_location(t)) for d in streams for t in d.gold_tables]
+    return {
+        "stream_bronze_object_arns": fragment([_obj(s.bronze_bucket, f"{key(d.bronze_root)}/*") for d in streams]),
+        "stream_bronze_list_prefixes": fragment([f"{key(d.bronze_root)}/*" for d in streams]),
+        "stream_error_object_arns": fragment([_obj(s.bronze_bucket, d.stream_error_prefix.split("!{", 1)[0] + "*")
+                                              for d in streams]),
+        "stream_glue_script_arns": fragment([_obj(*split_uri(d.glue_script_location)) for d in streams]),
+        "stream_run_object_arns": fragment([_obj(s.artifacts_bucket, f"{key(d.stream_runs_root)}/*") for d in streams]),
+        "stream_run_list_prefixes": fragment([f"{key(d.stream_runs_root)}/*" for d in streams]),
+        "stream_gold_table_write_arns": fragment([arn for t in tables for arn in (
+            _obj(s.gold_bucket, t), _obj(s.gold_bucket, f"{t}/*"), _obj(s.gold_bucket, f"{t}_$folder$"))]),
+        "stream_gold_table_object_arns": fragment([_obj(s.gold_bucket, f"{t}/*") for t in tables]),
+        "stream_gold_table_list_prefixes": fragment([f"{t}/*" for t in tables]),
+        "stream_gold_catalog_table_arns": fragment([f"{glue}:table/{db}/{t}" for d in streams
+                                                    for db, t in d.gold_catalog_tables]),
+        "stream_glue_job_arns": fragment([f"{glue}:job/{d.glue_job}" for d in streams]),
+        "stream_crawler_arns": fragment([f"{glue}:crawler/{d.gold_crawler}" for d in streams]),
+        "delivery_stream_arns": fragment([f"arn:aws:firehose:{s.region}:{s.account_id}:deliverystream/"
+                                          f"{d.delivery_stream}" for d in streams]),
     }
 
 
@@ -276,10 +324,12 @@ def roles(s: Settings) -> list[Role]:
              "the extractor Lambda's execution role"),
         Role(_role_name(s.registry_role), s.registry_role, "trust/lambda", ("lambda-registry",),
              "the delivery registry Lambda's execution role"),
-        Role(_role_name(s.glue_role), s.glue_role, "trust/glue", ("glue-job", "glue-crawler"),
-             "the gold Glue job and the two crawlers"),
-        Role("lake-airflow", airflow, "trust/airflow", ("airflow-execution",),
+        Role(_role_name(s.glue_role), s.glue_role, "trust/glue", ("glue-job", "glue-crawler", "glue-stream"),
+             "the gold Glue jobs and the crawlers"),
+        Role(_role_name(s.firehose_role), s.firehose_role, "trust/firehose", ("firehose-delivery",),
+             "the Firehose delivery stream's role (writes the stream into bronze)"),
+        Role("lake-airflow", airflow, "trust/airflow", ("airflow-execution", "airflow-stream"),
              "the MWAA environment's execution role (the DAG's aws_default)"),
-        Role("lake-provisioner", provisioner, "trust/provisioner", ("provisioner",),
+        Role("lake-provisioner", provisioner, "trust/provisioner", ("provisioner", "provisioner-stream"),
              "assumed by whoever runs lake provision"),
     ]

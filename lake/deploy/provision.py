@@ -22,6 +22,9 @@ What is provisioned, in order:
    ``lake-registry`` Lambda (``include/lambdas/registry``) with its delivery rules, S3's permission
    to invoke it and bronze's ``s3:ObjectCreated:*`` notifications merged into the bucket's own.
 4. ``glue_job``: the gold job (glueetl, Glue 5.0, G.1X workers, MaxConcurrentRuns).
+4b. ``stream``: per stream dataset (``flight_events``, :func:`stream`): its Glue script, hourly Glue
+   job and gold crawler, and the DirectPut Firehose delivery stream into bronze with dynamic
+   partitioning (jq), GZIP and the buffer hints of the settings (:func:`delivery_stream_destination`).
 5. ``workgroup``: the Athena work group with its result location (enforced).
 6. ``catalog``: the silver and gold Glue databases and the dimension tables, by running
    ``include/sql/ddl`` through Athena.
@@ -42,7 +45,7 @@ and crawlers (:func:`layouts`).
     (:func:`alarm_definitions`); put again only when a definition differs.
 
 IAM roles are not created here: on AWS, create them from ``include/iam`` (or your own) and set
-``LAKE_LAMBDA_ROLE_ARN`` / ``LAKE_REGISTRY_ROLE_ARN`` / ``LAKE_GLUE_ROLE_ARN``.
+``LAKE_LAMBDA_ROLE_ARN`` / ``LAKE_REGISTRY_ROLE_ARN`` / ``LAKE_GLUE_ROLE_ARN`` / ``LAKE_FIREHOSE_ROLE_ARN``.
 """
 
 from __future__ import annotations
@@ -170,11 +173,11 @@ def buckets(s: Settings, aws: Clients) -> list[Step]:
 
 # --- roles -------------------------------------------------------------------------------------
 
-TRUST = {"lambda": "lambda.amazonaws.com", "glue": "glue.amazonaws.com"}
+TRUST = {"lambda": "lambda.amazonaws.com", "glue": "glue.amazonaws.com", "firehose": "firehose.amazonaws.com"}
 
 
 def roles(s: Settings, aws: Clients) -> list[Step]:
-    """Check that the Lambda (extractor, registry) and Glue roles exist; against localaws (an endpoint is set) create
+    """Check that the Lambda (extractor, registry), Glue and Firehose roles exist; against localaws (an endpoint is set) create
     missing ones with their service trust policy, since localaws, like AWS, refuses a function
     whose role does not exist.
 
@@ -184,7 +187,8 @@ def roles(s: Settings, aws: Clients) -> list[Step]:
     rows = []
     for service, arn, setting in (("lambda", s.lambda_role, "LAKE_LAMBDA_ROLE_ARN"),
                                   ("lambda", s.registry_role, "LAKE_REGISTRY_ROLE_ARN"),
-                                  ("glue", s.glue_role, "LAKE_GLUE_ROLE_ARN")):
+                                  ("glue", s.glue_role, "LAKE_GLUE_ROLE_ARN"),
+                                  ("firehose", s.firehose_role, "LAKE_FIREHOSE_ROLE_ARN")):
         name = arn.rsplit("/", 1)[-1]
         try:
             iam.get_role(RoleName=name)
@@ -476,6 +480,75 @@ def registry(s: Settings, aws: Clients) -> list[Step]:
     return rows
 
 
+# --- 3c. the stream: Firehose, its Glue job and crawler -----------------------------------------
+
+
+def stream_layouts(s: Settings) -> list[Layout]:
+    """The layout of every stream dataset (contracts of kind ``stream`` in ``include/datasets``)."""
+    return [for_dataset(s, name) for name, c in contracts.load_all().items() if c.kind == "stream"]
+
+
+def delivery_stream_destination(s: Settings, lay: Layout) -> dict[str, Any]:
+    """The delivery stream's ``ExtendedS3DestinationConfiguration``: bronze, the layout's dynamic
+    partitioning ``Prefix`` and ``ErrorOutputPrefix``, the jq ``MetadataExtraction`` processor
+    (``JQ-1.6``, the only engine), GZIP, ``BufferingHints`` from ``LAKE_FIREHOSE_BUFFER_MB`` /
+    ``LAKE_FIREHOSE_BUFFER_SECONDS``, written as ``LAKE_FIREHOSE_ROLE_ARN``. Sources: Firehose API
+    Reference, CreateDeliveryStream / ExtendedS3DestinationConfiguration; Developer Guide,
+    "Dynamic partitioning" (https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html)."""
+    return {
+        "RoleARN": s.firehose_role,
+        "BucketARN": f"arn:aws:s3:::{lay.bronze_bucket}",
+        "Prefix": lay.stream_prefix,
+        "ErrorOutputPrefix": lay.stream_error_prefix,
+        "BufferingHints": {"SizeInMBs": s.firehose_buffer_mb, "IntervalInSeconds": s.firehose_buffer_seconds},
+        "CompressionFormat": "GZIP",
+        "DynamicPartitioningConfiguration": {"Enabled": True, "RetryOptions": {"DurationInSeconds": 300}},
+        "ProcessingConfiguration": {"Enabled": True, "Processors": [{
+            "Type": "MetadataExtraction",
+            "Parameters": [{"ParameterName": "MetadataExtractionQuery", "ParameterValue": lay.stream_partition_query},
+                           {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}]}]},
+    }
+
+
+#: The destination fields compared to decide whether a delivery stream needs UpdateDestination.
+_DESTINATION_FIELDS = ("RoleARN", "BucketARN", "Prefix", "ErrorOutputPrefix", "BufferingHints", "CompressionFormat",
+                       "DynamicPartitioningConfiguration", "ProcessingConfiguration")
+
+
+def _delivery_stream(s: Settings, lay: Layout, firehose: Any) -> Step:
+    name, wanted = lay.delivery_stream, delivery_stream_destination(s, lay)
+    try:
+        description = firehose.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+    except ClientError as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise ProvisionError(f"Firehose delivery stream {name}: {exc}") from exc
+        firehose.create_delivery_stream(DeliveryStreamName=name, DeliveryStreamType="DirectPut",
+                                        ExtendedS3DestinationConfiguration=wanted)
+        return _row(f"firehose:{name}", "created")
+    dest = description["Destinations"][0]
+    current = dest.get("ExtendedS3DestinationDescription", {})
+    if all(current.get(k) == wanted[k] for k in _DESTINATION_FIELDS):
+        return _row(f"firehose:{name}", "unchanged")
+    firehose.update_destination(DeliveryStreamName=name, CurrentDeliveryStreamVersionId=description["VersionId"],
+                                DestinationId=dest["DestinationId"], ExtendedS3DestinationUpdate=wanted)
+    return _row(f"firehose:{name}", "updated")
+
+
+def stream(s: Settings, aws: Clients) -> list[Step]:
+    """Each stream dataset: its Glue script uploaded, its hourly Glue job and gold crawler, and its
+    DirectPut Firehose delivery stream into bronze (:func:`delivery_stream_destination`), each
+    created, updated when its definition differs, or unchanged."""
+    rows = []
+    for lay in stream_layouts(s):
+        bucket, key = split_uri(lay.glue_script_location)
+        rows.append(_row(lay.glue_script_location, _put_if_changed(aws("s3"), bucket, key,
+                                                                   glue_script(s, lay).read_bytes())))
+        rows += _glue_job(s, lay, aws("glue"))
+        rows += _crawlers(aws("glue"), crawler_definitions(s, lay))
+        rows.append(_delivery_stream(s, lay, aws("firehose")))
+    return rows
+
+
 # --- 4. Glue job --------------------------------------------------------------------------------
 
 
@@ -483,9 +556,10 @@ def _job_definition(s: Settings, lay: Layout) -> dict[str, Any]:
     return {
         "Role": s.glue_role,
         "Description": (f"lake: silver {lay.silver_table} -> gold {', '.join(lay.gold_tables)}, "
-                        f"one {lay.partition_name} partition per run"),
+                        f"one {lay.partition_name} partition per run") if lay.contract.kind != "stream" else
+                       (f"lake: Firehose {lay.dataset} -> gold {', '.join(lay.gold_tables)}, one event hour per run"),
         "Command": {"Name": "glueetl", "ScriptLocation": lay.glue_script_location, "PythonVersion": "3"},
-        "DefaultArguments": lay.glue_arguments(),
+        "DefaultArguments": lay.stream_glue_arguments() if lay.contract.kind == "stream" else lay.glue_arguments(),
         "ExecutionProperty": {"MaxConcurrentRuns": s.glue_max_concurrent_runs},
         "GlueVersion": "5.0",
         "WorkerType": "G.1X",
@@ -627,7 +701,7 @@ def crawler_definitions(s: Settings, layout: Layout | None = None) -> dict[str, 
     lay = layout or for_dataset(s)
     policy = {"UpdateBehavior": "UPDATE_IN_DATABASE", "DeleteBehavior": "LOG"}
     config = json.dumps({"Version": 1.0, "CrawlerOutput": {"Partitions": {"AddOrUpdateBehavior": "InheritFromTable"}}})
-    return {
+    out = {
         lay.silver_crawler: {
             "Role": s.glue_role, "DatabaseName": s.silver_database,
             "Description": f"lake: silver {lay.silver_table}",
@@ -641,13 +715,19 @@ def crawler_definitions(s: Settings, layout: Layout | None = None) -> dict[str, 
             "SchemaChangePolicy": policy, "Configuration": config,
         },
     }
+    if lay.contract.kind == "stream":  # a stream has no silver table: its bronze is read by the Glue job
+        del out[lay.silver_crawler]
+    return out
 
 
 def crawlers(s: Settings, aws: Clients) -> list[Step]:
     """Create each dataset's two crawlers or update them when their targets, database or role differ."""
-    glue = aws("glue")
-    rows = []
     definitions = {name: d for lay in layouts(s) for name, d in crawler_definitions(s, lay).items()}
+    return _crawlers(aws("glue"), definitions)
+
+
+def _crawlers(glue: Any, definitions: dict[str, dict[str, Any]]) -> list[Step]:
+    rows = []
     for name, definition in definitions.items():
         try:
             current = glue.get_crawler(Name=name)["Crawler"]
@@ -836,6 +916,7 @@ STEPS: dict[str, Callable[..., list[Step]]] = {
     "lambda": lambda_function,
     "registry": registry,
     "glue_job": glue_job,
+    "stream": stream,
     "workgroup": workgroup,
     "catalog": catalog,
     "crawlers": crawlers,

@@ -13,7 +13,9 @@ What it does (``make demo`` runs it inside the project's virtual environment):
    the scheduler starts, so SQLite has one writer), then prints the runs' progress;
 5. prints a table per day: rows read, written, rejected, gold rows, DQ result, the headline
    (flights: on-time rate; sales: revenue, profit, margin) from the runs' SNS summaries, and
-   the run state;
+   the run state; for flights, then streams the first day's 13:00-15:00 UTC (08:00-10:59 in New
+   York) as ``flight_events`` through Firehose (1% duplicates), backfills ``flight_events_hourly``
+   for those three hours and prints a table per hour next to the day's (:func:`stream_hours`);
 6. leaves Airflow running at http://localhost:8080 and prints how to log in and how to stop
    everything (``lake demo --stop`` / ``make demo-stop``); with ``--no-ui`` or ``CI=true`` it
    stops both and exits, non-zero if any run failed.
@@ -102,6 +104,8 @@ class Stack:
             "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
             # localaws runs a small day's Glue job or crawl in seconds: check its status every 2 s.
             "LAKE_POLL_INTERVAL": os.environ.get("LAKE_POLL_INTERVAL", "2"),
+            # The streamed hours: Firehose buffers flushed after 5 s (not 60), so an hour is ready soon.
+            "LAKE_FIREHOSE_BUFFER_SECONDS": os.environ.get("LAKE_FIREHOSE_BUFFER_SECONDS", "5"),
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(conn),
             "AWS_ACCESS_KEY_ID": "localaws",
             "AWS_SECRET_ACCESS_KEY": "localaws",
@@ -527,6 +531,92 @@ def run_pipelines(stack: Stack, days: dict[str, tuple[date, date]], before_airfl
             for name, (start, end) in days.items()}
 
 
+STREAM_DAG_ID = "flight_events_hourly"
+#: The hours (UTC) of the demo's first day that :func:`stream_hours` streams and processes.
+STREAM_HOURS = (13, 14, 15)
+
+
+def stream_hours(stack: Stack, day: date, hours: tuple[int, ...] = STREAM_HOURS,
+                 timeout_s: float = 900) -> dict[str, dict[str, Any]]:
+    """Replay ``day``'s flights as ``flight_events`` (the ``hours`` and the two after them, which the
+    last hour's watermark needs) through the Firehose delivery stream with 1% duplicates, wait until
+    the registry holds every delivered object, backfill ``flight_events_hourly`` for ``hours`` and wait.
+
+    :returns: ``"YYYY-MM-DD HH:00"`` -> ``{"state", "events", "duplicates", "departures", "cancelled"}``
+        (from the run records and gold ``departures_hourly``; None where the run wrote none).
+    :raises DemoError: when the registry or the runs do not finish within ``timeout_s``.
+    """
+    import io
+    from datetime import UTC, datetime
+
+    import pyarrow.parquet as pq
+
+    from lake import layout, registry, settings
+    from lake.deploy import provision
+    from lake.stream import events, hourly, send
+
+    s = settings.get()
+    aws = provision.Clients(s.region, stack.endpoint_url)
+    lay = layout.for_dataset(s, "flight_events")
+    starts = [datetime(day.year, day.month, day.day, h, tzinfo=UTC) for h in hours]
+    last = starts[-1] + timedelta(hours=2)
+    wanted = [e for e in events.flight_events(day) if starts[0] <= datetime.strptime(
+        e["event_time"][:13], "%Y-%m-%dT%H").replace(tzinfo=UTC) <= last]
+    stats = send.Sender(aws("firehose"), lay.delivery_stream, send.event_records(wanted, events.event_epoch),
+                        rate=20_000, duplicates=0.01, seed=1).run()
+    say(f"streamed {stats.sent:,} flight_events records of {day} {hours[0]:02d}:00-{last:%H}:59 UTC "
+        f"({stats.duplicated} duplicates) into Firehose {lay.delivery_stream}")
+    s3, ddb = aws("s3"), aws("dynamodb")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        time.sleep(s.firehose_buffer_seconds + 1)
+        keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=s.bronze_bucket, Prefix=lay.contract.source.prefix) for o in page.get("Contents", [])]
+        held = sum(registry.partitions(lay.dataset, client=ddb, settings=s).values())
+        if keys and held >= len(keys):
+            break
+        if time.monotonic() > deadline:
+            raise DemoError(f"the registry holds {held} of {len(keys)} Firehose objects after {timeout_s:.0f} s")
+    say(f"{len(keys)} Firehose objects in bronze, all in the delivery registry; backfilling {STREAM_DAG_ID}")
+    create_backfill(stack, starts[0], starts[-1], STREAM_DAG_ID, prepare=False)
+    while True:
+        rows = _query(stack, "SELECT dr.logical_date, dr.state FROM backfill_dag_run bdr "
+                             "JOIN dag_run dr ON dr.id = bdr.dag_run_id "
+                             "WHERE bdr.backfill_id = (SELECT max(id) FROM backfill WHERE dag_id = ?)", (STREAM_DAG_ID,))
+        states = {str(ts)[:13].replace("T", " ") + ":00": state for ts, state in rows}
+        if len(states) == len(starts) and set(states.values()) <= FINAL_STATES:
+            break
+        if time.monotonic() > deadline:
+            raise DemoError(f"{STREAM_DAG_ID} runs not finished after {timeout_s:.0f} s: {states}")
+        time.sleep(5)
+    out = {}
+    for start in starts:
+        label = hourly.hour_label(start)
+        record = hourly.run_record(s3, lay, start)
+        prefix = layout.split_uri(lay.gold_location("departures_hourly"))[1] + lay.stream_hour_partition(start) + "/"
+        gold = [r for o in s3.list_objects_v2(Bucket=s.gold_bucket, Prefix=prefix).get("Contents", [])
+                if o["Key"].endswith(".parquet")
+                for r in pq.read_table(io.BytesIO(s3.get_object(Bucket=s.gold_bucket, Key=o["Key"])["Body"].read()))
+                .to_pylist()]
+        out[label] = {"state": states.get(label, "-"), "events": record and record["events"],
+                      "duplicates": record and record["duplicates"],
+                      "departures": sum(r["departures"] for r in gold) if gold else None,
+                      "cancelled": sum(r["cancelled"] for r in gold) if gold else None}
+    return out
+
+
+def stream_table(hours: dict[str, dict[str, Any]]):
+    """A rich Table of :func:`stream_hours`: per hour events, duplicates dropped, departures, cancelled, run."""
+    from rich.table import Table
+
+    table = Table("hour (UTC)", "events", "duplicates dropped", "departures", "cancelled", "run",
+                  title=f"{STREAM_DAG_ID}: streamed hours")
+    for label, h in hours.items():
+        table.add_row(label, *("-" if h[k] is None else f"{h[k]:,}"
+                               for k in ("events", "duplicates", "departures", "cancelled")), h["state"])
+    return table
+
+
 def run(start: date, end: date, ui: bool, stack: Stack | None = None, dataset: str = "flights") -> int:
     """The demo (see the module docstring). Returns the exit status: 0 when every run succeeded."""
     from rich.console import Console
@@ -545,6 +635,16 @@ def run(start: date, end: date, ui: bool, stack: Stack | None = None, dataset: s
     console = Console(width=max(Console().width, 110))
     console.print(final_table(states, summaries(stack, settings.get().sns_topic, dataset), dataset))
     failed = sorted(ds for ds, st in states.items() if st != "success")
+    if dataset == "flights":
+        t1 = time.monotonic()
+        try:
+            hours = stream_hours(stack, start)
+            console.print(stream_table(hours))
+            failed += sorted(h for h, v in hours.items() if v["state"] != "success")
+        except DemoError as exc:
+            say(f"streamed hours FAILED: {exc}")
+            failed.append("streamed hours")
+        say(f"the streamed hours took {time.monotonic() - t1:.0f} s")
     say(f"{len(states) - len(failed)} of {len(states)} runs succeeded in {time.monotonic() - t0:.0f} s"
         + (f"; failed: {failed} (task logs in the UI or {stack.airflow_home / 'logs'})" if failed else ""))
     if ui:

@@ -24,7 +24,8 @@ def dagbag():
 
 def test_no_import_errors_and_the_expected_dags(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dags) == {"flights_lake_daily", "sales_lake_daily", "lake_provision", "lake_dashboards_refresh"}
+    assert set(dagbag.dags) == {"flights_lake_daily", "sales_lake_daily", "lake_provision", "lake_dashboards_refresh",
+                                "flight_events_hourly"}
 
 
 def test_house_rules(dagbag):
@@ -85,12 +86,29 @@ sys.exit(1 if bag.import_errors or not bag.dags else 0)
 """
 
 
+def test_hourly_dag_shape(dagbag):
+    dag = dagbag.dags["flight_events_hourly"]
+    # a data interval of one whole hour, UTC
+    assert type(dag.timetable).__name__ == "CronDataIntervalTimetable" and dag.timetable.expression == "0 * * * *"
+    assert str(dag.timetable.timezone) == "UTC"
+    types = {t.task_id: type(t).__name__ for t in dag.tasks}
+    sensor = dag.get_task("wait_for_watermark")
+    assert sensor.mode == "reschedule" and sensor.timeout > 0
+    assert types["transform"] == "GlueJobOperator" and dag.get_task("transform").deferrable
+    assert types["crawl_gold"] == "GlueCrawlerOperator" and types["notify"] == "SnsPublishOperator"
+    assert {t for t, k in types.items() if k == "AthenaOperator"} == {
+        "data_quality.duplicate_event_id", "data_quality.event_in_hour", "data_quality.departures_match_events",
+        "data_quality.gold_objects"}
+    assert sensor.downstream_task_ids == {"transform"}
+    assert dag.get_task("transform").downstream_task_ids == {"crawl_gold"}
+
+
 def test_no_top_level_io():
     """Parsing dags/ with sockets, boto3 clients and Variable.get made to raise still works."""
     result = subprocess.run([sys.executable, "-c", PARSE_WITHOUT_IO, str(DAGS)], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1].startswith("4 {}")  # flights, sales, provision, dashboards
+    assert result.stdout.strip().splitlines()[-1].startswith("5 {}")  # flights, sales, provision, dashboards, hourly
 
 
 def test_ruff_air_rules_are_clean():

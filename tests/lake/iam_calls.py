@@ -43,18 +43,21 @@ def _split(uri: str) -> tuple[str, str]:
 
 def pipeline_calls(s: Settings, day: str = EXAMPLE_DAY, **extra: str) -> list[Call]:
     """Every AWS call the lake makes on AWS: :func:`dataset_calls` of each fact dataset with a
-    daily DAG (``LAKE_DAILY_DATASETS``), each call once (the shared ones, e.g. MWAA's, appear in
+    daily DAG (``LAKE_DAILY_DATASETS``) and :func:`stream_calls` of each stream dataset, each call once (the shared ones, e.g. MWAA's, appear in
     every dataset's list).
 
     :raises IamTemplateError: for an unknown ``extra`` name.
     """
+    from lake import contracts
+
     seen, out = set(), []
-    for dataset in s.daily_dataset_names:
-        for call in dataset_calls(s, dataset, day, **extra):
-            ident = (call.policy, call.action, call.resource, tuple(sorted(call.context.items())))
-            if ident not in seen:
-                seen.add(ident)
-                out.append(call)
+    streams = [n for n, c in contracts.load_all().items() if c.kind == "stream"]
+    calls = [c for d in s.daily_dataset_names for c in dataset_calls(s, d, day, **extra)]
+    for call in calls + [c for d in streams for c in stream_calls(s, d)]:
+        ident = (call.policy, call.action, call.resource, tuple(sorted(call.context.items())))
+        if ident not in seen:
+            seen.add(ident)
+            out.append(call)
     return out
 
 
@@ -393,4 +396,117 @@ def dataset_calls(s: Settings, dataset: str, day: str = EXAMPLE_DAY, **extra: st
         "(no resource-level scoping)")
     add(p, "sns:ListTopics", "*", f"{src} notifications: list_topics (no resource-level scoping)")
     add(p, "sns:CreateTopic", s.topic_arn, f"{src} notifications: create_topic")
+    return calls
+
+
+#: The event hour the example calls of :func:`stream_calls` use.
+EXAMPLE_HOUR = "2013-06-01T12:00:00+00:00"
+
+
+def stream_calls(s: Settings, dataset: str) -> list[Call]:
+    """Every AWS call of a stream dataset (kind ``stream``), as :func:`dataset_calls`:
+
+    * ``firehose-delivery``: Firehose writes the stream's objects (PutObject, multipart uploads)
+      under the dynamic-partitioning Prefix and the ErrorOutputPrefix in bronze
+      (``lake.deploy.provision.delivery_stream_destination``) and checks the bucket (the AWS
+      Firehose developer guide's S3 destination policy, "Grant Firehose access to an Amazon S3
+      destination", without the reads Firehose does not need).
+    * ``glue-stream``: ``include/glue_scripts/flight_events_gold.py``: the script, list + read of the
+      hour's objects, dynamic partition overwrite of the hour in both gold tables, ``run.json``;
+      the gold crawler's catalog writes for the stream's tables.
+    * ``airflow-stream``: ``dags/flight_events_hourly.py``: the watermark sensor's and the late
+      count's registry queries (``lake.registry``: the two GSIs), the Glue job and crawler
+      through the provider's operators, Athena's reads of the stream's gold tables, the run
+      records and the late objects (``lake/stream/hourly.py``).
+    * ``provisioner-stream``: ``lake/deploy/provision.py`` steps ``roles`` (the Firehose role) and ``stream``.
+    """
+    from datetime import datetime
+
+    lay = for_dataset(s, dataset)
+    start = datetime.fromisoformat(EXAMPLE_HOUR)
+    region, account = s.region, s.account_id
+    glue_arn = f"arn:aws:glue:{region}:{account}"
+    calls: list[Call] = []
+
+    def add(policy: str, action: str, resources: str | list[str], source_: str, **context: str) -> None:
+        for resource in [resources] if isinstance(resources, str) else resources:
+            calls.append(Call(policy, action, resource, dict(context), source_))
+
+    bronze = s.bronze_bucket
+    hour_prefix = lay.stream_partition_prefix(**lay.stream_hour(start))
+    obj = hour_prefix + f"{lay.delivery_stream}-1-2013-06-01-12-00-00-0123.gz"
+    error_obj = lay.stream_error_prefix.split("!{", 1)[0] + "partitioning-failed/dt=2026-12-02/x-1-2026-12-02.gz"
+    # --- Firehose ---------------------------------------------------------------------------------
+    p, src = "firehose-delivery", "Firehose delivery to S3 (provision.delivery_stream_destination)"
+    for key in (obj, error_obj):
+        add(p, "s3:PutObject", _obj(bronze, key), f"{src}: an object")
+        add(p, "s3:AbortMultipartUpload", _obj(bronze, key), f"{src}: a failed multipart upload")
+    add(p, "s3:GetBucketLocation", _bucket(bronze), f"{src}: the bucket's region")
+    add(p, "s3:ListBucketMultipartUploads", _bucket(bronze), f"{src}: its unfinished uploads")
+    # --- the hourly Glue job and the crawler ----------------------------------------------------------
+    p, src = "glue-stream", f"include/glue_scripts/{lay.glue_script_name}"
+    add(p, "s3:GetObject", _obj(*_split(lay.glue_script_location)), "Glue: fetches ScriptLocation with the job's role")
+    add(p, "s3:ListBucket", _bucket(bronze), f"{src} main: list the hour's objects", **{"s3:prefix": hour_prefix})
+    add(p, "s3:GetObject", _obj(bronze, obj), f"{src} read_hour")
+    part = "/".join(f"{k}={v}" for k, v in lay.stream_hour(start).items())
+    for table in lay.gold_tables:
+        folder = _split(lay.gold_location(table))[1].rstrip("/")
+        w = f"{src} write_hour({table})"
+        add(p, "s3:GetObject", _obj(s.gold_bucket, folder), f"{w}: HEAD of the table path")
+        add(p, "s3:ListBucket", _bucket(s.gold_bucket), f"{w}: list the partition", **{"s3:prefix": f"{folder}/{part}/"})
+        final = f"{folder}/{part}/part-00000-0123.c000.snappy.parquet"
+        for action in ("s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"):
+            add(p, action, _obj(s.gold_bucket, final), f"{w}: dynamic partition overwrite")
+        add(p, "s3:PutObject", _obj(s.gold_bucket, f"{folder}_$folder$"), f"{w}: EMRFS directory marker")
+        add(p, "s3:GetObject", _obj(s.gold_bucket, final), "the gold crawler reads the objects")
+        db = s.gold_database
+        add(p, "glue:GetDatabase", [f"{glue_arn}:catalog", f"{glue_arn}:database/{db}"],
+            f"the gold crawler {lay.gold_crawler}: its database")
+        for action in ("glue:GetTable", "glue:CreateTable", "glue:UpdateTable", "glue:GetPartitions",
+                       "glue:BatchCreatePartition", "glue:BatchGetPartition", "glue:UpdatePartition"):
+            add(p, action, [f"{glue_arn}:catalog", f"{glue_arn}:database/{db}", f"{glue_arn}:table/{db}/{table}"],
+                f"the gold crawler {lay.gold_crawler}: catalog the table and its partitions")
+    add(p, "s3:PutObject", _obj(s.artifacts_bucket, lay.stream_run_key(start)), f"{src} main: run.json")
+    add(p, "s3:GetBucketLocation", [_bucket(bronze), _bucket(s.artifacts_bucket)], "Glue/EMRFS: bucket region")
+    # --- the hourly DAG -------------------------------------------------------------------------------
+    p, src = "airflow-stream", "dags/flight_events_hourly.py"
+    for index in ("by_partition", "by_event_time"):
+        add(p, "dynamodb:Query", f"{s.registry_table_arn}/index/{index}", f"{src}: lake.registry (sensor, late count)")
+    for action in ("glue:GetJob", "glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns"):
+        add(p, action, f"{glue_arn}:job/{lay.glue_job}", f"{src} transform: GlueJobOperator")
+    for action in ("glue:GetCrawler", "glue:StartCrawler"):
+        add(p, action, f"{glue_arn}:crawler/{lay.gold_crawler}", f"{src} crawl_gold: GlueCrawlerOperator")
+    for table in lay.gold_tables:
+        db = s.gold_database
+        add(p, "glue:GetDatabase", [f"{glue_arn}:catalog", f"{glue_arn}:database/{db}"],
+            f"{src} data_quality.*: Athena reads the database")
+        for action in ("glue:GetTable", "glue:GetPartitions"):
+            add(p, action, [f"{glue_arn}:catalog", f"{glue_arn}:database/{db}", f"{glue_arn}:table/{db}/{table}"],
+                f"{src} data_quality.*: Athena reads the catalog")
+        folder = _split(lay.gold_location(table))[1].rstrip("/")
+        add(p, "s3:GetObject", _obj(s.gold_bucket, f"{folder}/{part}/part-00000.snappy.parquet"),
+            f"{src} data_quality.*: Athena reads the hour")
+        add(p, "s3:ListBucket", _bucket(s.gold_bucket), f"{src} data_quality.*: Athena lists the partition",
+            **{"s3:prefix": f"{folder}/{part}/"})
+    add(p, "s3:GetObject", _obj(bronze, obj), f"{src} summarize: hourly.late_events counts a late object's records")
+    add(p, "s3:GetObject", _obj(s.artifacts_bucket, lay.stream_run_key(start)), f"{src}: hourly.run_record")
+    add(p, "s3:ListBucket", _bucket(s.artifacts_bucket), f"{src}: a missing run.json answers 404, not 403",
+        **{"s3:prefix": lay.stream_run_key(start)})
+    # --- provisioning -------------------------------------------------------------------------------
+    p, src = "provisioner-stream", "lake/deploy/provision.py"
+    add(p, "iam:GetRole", s.firehose_role, f"{src} roles: get_role")
+    add(p, "iam:PassRole", s.firehose_role, f"{src} stream: the delivery stream's RoleARN",
+        **{"iam:PassedToService": "firehose.amazonaws.com"})
+    stream_arn = f"arn:aws:firehose:{region}:{account}:deliverystream/{lay.delivery_stream}"
+    for action in ("firehose:DescribeDeliveryStream", "firehose:CreateDeliveryStream", "firehose:UpdateDestination"):
+        add(p, action, stream_arn, f"{src} stream: _delivery_stream")
+    for action in ("s3:GetObject", "s3:PutObject"):
+        add(p, action, _obj(*_split(lay.glue_script_location)), f"{src} stream: _put_if_changed (HEAD, put)")
+    for action in ("glue:GetJob", "glue:CreateJob", "glue:UpdateJob"):
+        add(p, action, f"{glue_arn}:job/{lay.glue_job}", f"{src} stream: _glue_job")
+    for action in ("glue:GetCrawler", "glue:UpdateCrawler"):
+        add(p, action, f"{glue_arn}:crawler/{lay.gold_crawler}", f"{src} stream: _crawlers")
+    add("provisioner", "glue:CreateCrawler", "*", f"{src} stream: _crawlers create_crawler")
+    add("provisioner", "iam:PassRole", s.glue_role, f"{src} stream: the job's and crawler's Role",
+        **{"iam:PassedToService": "glue.amazonaws.com"})
     return calls

@@ -278,7 +278,7 @@ def test_every_pipeline_call_is_allowed(s):
 def test_the_glue_role_allows_the_job_and_the_crawlers(default_s):
     """The settings have one Glue role for the job and the crawlers: both policies on it."""
     (glue_role,) = [r for r in iam.roles(default_s) if r.arn == default_s.glue_role]
-    assert glue_role.policies == ("glue-job", "glue-crawler")
+    assert glue_role.policies == ("glue-job", "glue-crawler", "glue-stream")
     docs = docs_for(default_s, *glue_role.policies)
     for c in iam_calls.pipeline_calls(default_s):
         if c.policy in glue_role.policies:
@@ -378,7 +378,19 @@ def _scoped_patterns(s) -> list[str]:
         f"arn:aws:logs:{r}:{a}:log-group:airflow-{x['mwaa_environment']}-*",
         f"arn:aws:airflow:{r}:{a}:environment/{x['mwaa_environment']}",
         f"arn:aws:sqs:{r}:*:airflow-celery-*",
+        # Each stream dataset: its delivery stream and role, its hourly job and gold crawler, the
+        # registry's indexes.
+        *[arn for d in _streams(s) for arn in (
+            f"arn:aws:firehose:{r}:{a}:deliverystream/{d.delivery_stream}", f"{glue}:job/{d.glue_job}",
+            f"{glue}:crawler/{d.gold_crawler}")],
+        s.firehose_role, f"{s.registry_table_arn}/index/?*",
     ]
+
+
+def _streams(s):
+    from lake import contracts, layout
+
+    return [layout.for_dataset(s, n) for n, c in contracts.load_all().items() if c.kind == "stream"]
 
 
 def test_every_resource_names_the_lakes_own(s):
@@ -564,6 +576,28 @@ def _denied_calls(s) -> list[tuple[tuple[str, ...], str, str, dict, str]]:
         (prov, "sns:Subscribe", s.topic_arn, {}, "the SQS inbox is localaws-only"),
         (prov, "sns:Publish", s.topic_arn, {}, "the provisioner publishes nothing"),
     ]
+    # The stream's roles.
+    fh, airflow_all = ("firehose-delivery",), ("airflow-execution", "airflow-stream")
+    glue_all = ("glue-job", "glue-crawler", "glue-stream")
+    hour_obj = obj(s.bronze_bucket, "flight_events/dt=2013-06-01/hour=12/lake-flight-events-1-x.gz")
+    stream_arn = f"arn:aws:firehose:{r}:{a}:deliverystream/lake-flight-events"
+    out += [
+        (fh, "s3:PutObject", obj(s.bronze_bucket, zip_key), {}, "Firehose writes only the stream's prefixes"),
+        (fh, "s3:PutObject", obj(s.silver_bucket, "flight_events/x.gz"), {}, "only bronze"),
+        (fh, "s3:GetObject", hour_obj, {}, "Firehose reads nothing back"),
+        (fh, "s3:DeleteObject", hour_obj, {}, "Firehose deletes nothing"),
+        (airflow_all, "dynamodb:PutItem", s.registry_table_arn, {}, "only the registry Lambda writes deliveries"),
+        (airflow_all, "dynamodb:Scan", s.registry_table_arn, {}, "the DAG queries the indexes, never scans"),
+        (airflow_all, "dynamodb:Query", f"arn:aws:dynamodb:{r}:{a}:table/other/index/by_partition", {},
+         "only the registry's indexes"),
+        (airflow_all, "s3:PutObject", hour_obj, {}, "the DAG never writes bronze"),
+        (airflow_all, "firehose:PutRecordBatch", stream_arn, {}, "the DAG sends no records"),
+        (glue_all, "s3:PutObject", hour_obj, {}, "the hourly job never writes bronze"),
+        (glue_all, "s3:DeleteObject", hour_obj, {}, "nor deletes a delivery"),
+        (("provisioner", "provisioner-stream"), "firehose:DeleteDeliveryStream", stream_arn, {}, "nothing is deleted"),
+        (("provisioner", "provisioner-stream"), "iam:PassRole", s.firehose_role,
+         {"iam:PassedToService": "lambda.amazonaws.com"}, "the Firehose role goes to Firehose only"),
+    ]
     return out
 
 
@@ -587,6 +621,7 @@ def test_roles_get_every_policy_once_and_trust_the_right_service(default_s):
     assert principal["trust/glue"] == {"Service": provision.TRUST["glue"]}
     assert principal["trust/airflow"] == {"Service": ["airflow.amazonaws.com", "airflow-env.amazonaws.com"]}
     assert principal["trust/provisioner"] == {"AWS": "arn:aws:iam::123456789012:root"}
+    assert principal["trust/firehose"] == {"Service": provision.TRUST["firehose"]}
     assert {r.arn for r in roles} >= {default_s.lambda_role, default_s.registry_role, default_s.glue_role}
 
 
@@ -610,8 +645,12 @@ def test_the_calls_cover_every_aws_operator_the_dags_use():
         "AthenaHook", "SnsNotifier", "AthenaOperator", "GlueJobOperator", "GlueCrawlerOperator",
         "LambdaInvokeFunctionOperator", "SnsPublishOperator", "S3KeySensor"}
     assert _aws_imports(REPO / "dags" / "lake_provision.py") == {"AwsBaseHook"}
-    assert list(provision.STEPS) == ["roles", "buckets", "artifacts", "lambda", "registry", "glue_job", "workgroup",
-                                     "catalog", "crawlers", "dq_rulesets", "notifications", "alarms"]
+    # AwsBaseHook: the S3 and DynamoDB clients of lake/stream/hourly.py (tests.lake.iam_calls.stream_calls).
+    assert _aws_imports(REPO / "dags" / "flight_events_hourly.py") == {
+        "AthenaHook", "AwsBaseHook", "SnsNotifier", "AthenaOperator", "GlueJobOperator", "GlueCrawlerOperator",
+        "SnsPublishOperator"}
+    assert list(provision.STEPS) == ["roles", "buckets", "artifacts", "lambda", "registry", "glue_job", "stream",
+                                     "workgroup", "catalog", "crawlers", "dq_rulesets", "notifications", "alarms"]
 
 
 def test_a_custom_reference_prefix_is_honoured_by_provisioning(monkeypatch):
