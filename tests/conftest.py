@@ -55,7 +55,7 @@ os.environ.update(
     }
 )
 # OpenLineage on, as in make demo: the file transport under the session's Airflow home
-# (<AIRFLOW_HOME>/openlineage/events.jsonl; tests/e2e/test_lineage.py reads it).
+# (<AIRFLOW_HOME>/openlineage/events.jsonl; tests/e2e/lineage_checks.py reads it).
 os.environ.update(lineage.airflow_config(lake_settings.get(), _AIRFLOW_HOME))
 
 pytest_plugins = ["localaws.pytest_plugin"]

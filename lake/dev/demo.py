@@ -34,7 +34,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -346,7 +346,7 @@ def _wait_backfills_closed(stack: Stack, timeout_s: float = 120, dag_id: str = D
     return open_backfills(stack, dag_id) == 0
 
 
-def create_backfills(stack: Stack, backfills: dict[str, tuple[date, date]]) -> None:
+def create_backfills(stack: Stack, backfills: dict[str, tuple[date | datetime, date | datetime]]) -> None:
     """Unpause each daily DAG of ``backfills`` (dag_id -> (start, end)) and ``airflow backfill create``
     its days (re-running completed ones).
 
@@ -578,7 +578,7 @@ def stream_hours(stack: Stack, day: date, hours: tuple[int, ...] = STREAM_HOURS,
         if time.monotonic() > deadline:
             raise DemoError(f"the registry holds {held} of {len(keys)} Firehose objects after {timeout_s:.0f} s")
     say(f"{len(keys)} Firehose objects in bronze, all in the delivery registry; backfilling {STREAM_DAG_ID}")
-    create_backfill(stack, starts[0], starts[-1], STREAM_DAG_ID, prepare=False)
+    create_backfills(stack, {STREAM_DAG_ID: (starts[0], starts[-1])})
     while True:
         rows = _query(stack, "SELECT dr.logical_date, dr.state FROM backfill_dag_run bdr "
                              "JOIN dag_run dr ON dr.id = bdr.dag_run_id "

