@@ -201,6 +201,11 @@ class Layout:
         return self.contract.name
 
     @property
+    def daily_dag_id(self) -> str:
+        """The dataset's daily DAG: ``<dataset>_lake_daily`` (dags/lake_daily.py)."""
+        return f"{self.dataset}_lake_daily"
+
+    @property
     def glue_job(self) -> str:
         """The dataset's gold Glue job (``LAKE_GLUE_JOB`` for ``LAKE_DATASET``; see
         :meth:`lake.settings.Settings.names_for`)."""
