@@ -74,7 +74,8 @@ screenshots: $(STAMP) browser
 serve: $(STAMP)
 	$(BIN)/localaws serve --state-dir .localaws
 
-## make bench: benchmarks under bench/ (they print their figures; stream.py: Firehose ingest + 60 s of lake stream send;
+## make bench: benchmarks under bench/ (they print their figures; dashboards.py: the Lake pages' server time and
+## the refresh DAG; stream.py: Firehose ingest + 60 s of lake stream send;
 ## big_day.py: a 2 GB day through the DAG, ~20 min)
 bench: $(STAMP)
 	$(BIN)/python bench/localaws_startup.py
@@ -83,6 +84,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/localaws_durability.py
 	$(BIN)/python bench/glue_pool.py
 	$(BIN)/python bench/extractor.py --scale 1
+	$(BIN)/python bench/dashboards.py
 	$(BIN)/python bench/stream.py
 	$(BIN)/python bench/big_day.py
 

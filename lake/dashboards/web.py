@@ -21,6 +21,7 @@ cached Parquet loaded into an in-memory DuckDB table (SPICE's in-memory copy), n
 
 from __future__ import annotations
 
+import contextvars
 import csv
 import io
 import tempfile
@@ -63,6 +64,11 @@ def plain(v: Any) -> Any:
     if v is not None and not isinstance(v, (int, float, str, bool)):
         return float(v) if hasattr(v, "__float__") else str(v)
     return v
+
+
+#: The live datasets already read for the current request (set per request by :func:`create_app`'s
+#: middleware): one page shows one reading of Airflow's runs, however long it takes to render.
+_request_reads: contextvars.ContextVar[set | None] = contextvars.ContextVar("lake_request_reads", default=None)
 
 
 class Reader:
@@ -168,9 +174,11 @@ class Reader:
     def _live_table(self, dash: spec.Dashboard, dataset: str, ds: spec.RunsDataset) -> duckdb.DuckDBPyConnection:
         key = (dash.name, dataset)
         definition = (ds.limit, tuple(ds.lake_datasets), tuple(ds.calculated.items()))
+        done = _request_reads.get()
         with self._lock:
             held, read = self._tables.get(key), self._read.get(key)
-            if held is None or held[0] != definition or read is None or time.monotonic() - read[0] >= self.min_interval:
+            due = read is None or time.monotonic() - read[0] >= self.min_interval
+            if held is None or held[0] != definition or due and not (done is not None and key in done):
                 arrow = self._runs(self.dags(ds), ds.limit)
                 con = duckdb.connect()
                 con.register("airflow_runs", arrow)
@@ -180,6 +188,8 @@ class Reader:
                     held[1].close()
                 held = self._tables[key] = (definition, con)
                 self._read[key] = (time.monotonic(), datetime.now(UTC))
+            if done is not None:
+                done.add(key)
             return held[1]
 
     def options(self, dash: spec.Dashboard, name: str) -> list[str]:
@@ -275,6 +285,14 @@ def create_app(reader: Reader, directory: Path | None = None) -> FastAPI:
     """The Lake app over ``reader``'s cache and the dashboards in ``directory`` (default
     include/dashboards). Its routes depend on :func:`airflow_user`."""
     app = FastAPI(title="Lake dashboards", dependencies=[Depends(airflow_user)])
+
+    @app.middleware("http")
+    async def one_reading_per_request(request: Request, call_next):
+        token = _request_reads.set(set())
+        try:
+            return await call_next(request)
+        finally:
+            _request_reads.reset(token)
 
     loaded: dict[str, tuple[float, spec.Dashboard]] = {}
 

@@ -97,9 +97,15 @@ def cache_bucket(localaws, duck, tpch_db, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def airflow(localaws, cache_bucket, tmp_path_factory):
+def ui_home(tmp_path_factory) -> Path:
+    """The API server's AIRFLOW_HOME (its SQLite database: ``airflow.db``)."""
+    return tmp_path_factory.mktemp("airflow-ui")
+
+
+@pytest.fixture(scope="module")
+def airflow(localaws, cache_bucket, ui_home):
     """``airflow api-server`` with plugins/ on a free port: ``(base URL, admin token)``."""
-    home = tmp_path_factory.mktemp("airflow-ui")
+    home = ui_home
     port = _free_port()
     (home / "dags").mkdir()
     env = {**os.environ,
@@ -247,3 +253,30 @@ def test_a_quote_in_a_filter_is_a_value_and_no_login_is_401(browser, airflow):
     for url in ("/lake/", "/lake/dashboards/flights", "/lake/api/dashboards/flights/visuals/flights"):
         assert _http(base + url)[0] == 401
         assert _http(base + url, "not-a-token")[0] == 401
+
+
+def test_health_page_links_each_run_from_airflows_database(browser, airflow, ui_home, duck):
+    """Runs of flights_lake_daily and sales_lake_daily written to the API server's own database
+    (tests/lake/helpers.py's record_runs): the page reads them live, the state links to the run."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from tests.lake.helpers import day_counts, record_runs
+
+    engine = create_engine(f"sqlite:///{ui_home / 'airflow.db'}")
+    with Session(engine) as session:
+        made = record_runs(session, duck, {"flights": "flights_lake_daily", "sales": "sales_lake_daily"})
+        session.commit()
+    engine.dispose()
+    base, _ = airflow
+    browser.set_window_size(1280, 1500)
+    browser.get(f"{base}/lake/dashboards/health")
+    assert "read live from Airflow" in browser.find_element("css selector", ".age").text
+    assert len(browser.find_elements("css selector", "svg.chart")) == 2 and _severe(browser) == []
+    assert (_kpi(browser, "failed_days"), _kpi(browser, "dq_failed_days")) == ("1", "1")
+    rejected = day_counts(duck, "2013-01-02")["rows_rejected"] + day_counts(duck, "2013-01-03")["rows_rejected"]
+    assert _kpi(browser, "rows_rejected") == str(rejected)
+    dag_id, run_id = made["ok"]
+    link = browser.find_element("css selector", f'#visual-runs a[href="/dags/{dag_id}/runs/{urllib.parse.quote(run_id, safe="")}"]')
+    assert (link.text, link.get_attribute("target")) == ("success", "_top")
+    _screenshot(browser, "dashboard-health")

@@ -11,7 +11,6 @@ show them per dataset and day with the run's state linked to its page in the Air
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
@@ -19,63 +18,20 @@ from fastapi.testclient import TestClient
 
 from lake.dashboards import runs, web
 from lake.settings import Settings
-from tests.helpers import REQUIRED
-
-
-def _counts(duck, day: str) -> dict[str, int]:
-    nulls = " OR ".join(f"{c} IS NULL" for c in REQUIRED)
-    read, rejected = duck.execute(f"SELECT count(*), count(*) FILTER (WHERE {nulls}) FROM src_flights "
-                                  f"WHERE dt = '{day}'").fetchone()
-    return {"rows_read": read, "rows_written": read - rejected, "rows_rejected": rejected}
+from tests.lake.helpers import day_counts as _counts
+from tests.lake.helpers import record_runs
 
 
 @pytest.fixture(scope="module")
 def recorded(airflow_db, duck):
     """Four runs of two DAGs with fresh ids (the database is the session's): ``(dags, runs by key)``."""
-    from airflow.models.dagrun import DagRun
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState
-    from airflow.utils.types import DagRunType
 
     tag = uuid.uuid4().hex[:6]
-    dags = {f"flights_{tag}_lake_daily": "flights", f"sales_{tag}_lake_daily": "sales"}
-    fl, sa = list(dags)
-    t0 = datetime(2026, 12, 1, 6, tzinfo=UTC)
-    c2, c3 = _counts(duck, "2013-01-02"), _counts(duck, "2013-01-03")
-    plan = {  # key: (dag, day, run type, state, start offset (min), ended, {task: return value})
-        "ok": (fl, "2013-01-02", DagRunType.SCHEDULED, DagRunState.SUCCESS, 0, True, {
-            runs.EXTRACT: c2, runs.EVALUATE: {"dq_not_null": 0},
-            runs.PUBLISH: {"RowsRead": c2["rows_read"], "RowsWritten": c2["rows_written"],
-                           "RowsRejected": c2["rows_rejected"], "DQFailedChecks": 0,
-                           "AthenaBytesScanned": 123_456, "EstimatedCostUSD": 0.015, "RunSeconds": 95.5}}),
-        "failed_then": (fl, "2013-01-03", DagRunType.BACKFILL_JOB, DagRunState.FAILED, 1, True, {runs.EXTRACT: c3}),
-        # a manual run of the same day, triggered at 06:00 of it (a DAG has one run per logical date)
-        "rerun": (fl, "2013-01-03T06:00", DagRunType.MANUAL, DagRunState.RUNNING, 30, False,
-                  {runs.EXTRACT: c3, runs.EVALUATE: {"dq_not_null": 0}}),
-        "dq_fail": (sa, "1995-03-01", DagRunType.SCHEDULED, DagRunState.FAILED, 2, True, {
-            runs.PUBLISH: {"RowsRead": 2500, "RowsWritten": 2500, "RowsRejected": 0, "DQFailedChecks": 1,
-                           "AthenaBytesScanned": 9_000}}),
-    }
-    made = {}
+    dags = {"flights": f"flights_{tag}_lake_daily", "sales": f"sales_{tag}_lake_daily"}
     with create_session() as session:
-        for key, (dag_id, day, kind, state, offset, ended, values) in plan.items():
-            logical = datetime.fromisoformat(day).replace(tzinfo=UTC)
-            run_id = f"{kind.value}__{logical.isoformat()}__{key}"
-            start = t0 + timedelta(minutes=offset)
-            run = DagRun(dag_id=dag_id, run_id=run_id, logical_date=logical, run_type=kind, state=state,
-                         start_date=start, data_interval=(logical, logical + timedelta(days=1)), run_after=logical)
-            run.end_date = start + timedelta(minutes=2) if ended else None
-            session.add(run)
-            session.flush()
-            for task_id, value in values.items():  # an XCom belongs to its task instance (a foreign key)
-                session.execute(TaskInstance.__table__.insert().values(
-                    id=uuid.uuid4(), task_id=task_id, dag_id=dag_id, run_id=run_id, map_index=-1,
-                    pool="default_pool", state="success"))
-                XComModel.set("return_value", value, dag_id=dag_id, task_id=task_id, run_id=run_id, session=session)
-            made[key] = (dag_id, run_id)
-    return dags, made
+        made = record_runs(session, duck, dags)
+    return {v: k for k, v in dags.items()}, made
 
 
 def test_read_gives_each_run_its_figures_and_the_days_latest(recorded, duck):
