@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # where pip took ~4.5 minutes); the venv keeps pip, which installs uv itself.
 UV_VERSION := 0.13.9
 
-.PHONY: venv browser demo demo-stop test test-fast serve bench clean
+.PHONY: venv browser demo demo-stop test test-fast screenshots serve bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]} at {sys.executable}"'
@@ -65,11 +65,17 @@ else
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 endif
 
+## make screenshots: the browser tests, retaking the dashboards' screenshots in docs/img (LAKE_SCREENSHOTS=1;
+## other runs leave docs/img alone)
+screenshots: $(STAMP) browser
+	LAKE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/e2e/test_dashboards_browser.py $(PYTEST_ARGS)
+
 ## make serve: localaws on 127.0.0.1:4566 with state kept in .localaws/
 serve: $(STAMP)
 	$(BIN)/localaws serve --state-dir .localaws
 
-## make bench: benchmarks under bench/ (they print their figures; stream.py: Firehose ingest + 60 s of lake stream send;
+## make bench: benchmarks under bench/ (they print their figures; dashboards.py: the Lake pages' server time and
+## the refresh DAG; stream.py: Firehose ingest + 60 s of lake stream send;
 ## big_day.py: a 2 GB day through the DAG, ~20 min)
 bench: $(STAMP)
 	$(BIN)/python bench/localaws_startup.py
@@ -78,6 +84,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/localaws_durability.py
 	$(BIN)/python bench/glue_pool.py
 	$(BIN)/python bench/extractor.py --scale 1
+	$(BIN)/python bench/dashboards.py
 	$(BIN)/python bench/stream.py
 	$(BIN)/python bench/big_day.py
 

@@ -78,7 +78,7 @@ def lake_daily(s: Settings, dataset: str) -> DAG:
         raise contracts.ContractError(f"dataset {dataset} is a {fact.kind}: only facts get a daily DAG")
     sql_params = sql.params_for(fact, {n: contracts.load(n) for n in L.dimensions}, layout=L)
     lake = assets.for_layout(L)
-    dag_id = L.dag_id
+    dag_id = L.daily_dag_id
     on_failure = SnsNotifier(target_arn=s.topic_arn, region_name=s.region,
                              subject="lake {{ ds }}: {{ ti.task_id }} FAILED", message=ALERT_MESSAGE % "failed")
     on_retry = SnsNotifier(target_arn=s.topic_arn, region_name=s.region,

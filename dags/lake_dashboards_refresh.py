@@ -35,9 +35,10 @@ from lake.dashboards import cache, spec
 from lake.settings import get as get_settings
 
 s = get_settings()
-DASHBOARDS = [spec.load(name) for name in spec.names()]
+#: the dashboards with a cached (Athena) dataset; the lake health one reads Airflow's runs live
+DASHBOARDS = [d for d in map(spec.load, spec.names()) if any(ds.source == "athena" for ds in d.datasets.values())]
 LAYOUTS = {n: layout.for_dataset(s, n)
-           for n in sorted({ds.lake_dataset for d in DASHBOARDS for ds in d.datasets.values()})}
+           for n in sorted({ds.lake_dataset for d in DASHBOARDS for ds in d.datasets.values() if ds.source == "athena"})}
 GOLD = {n: assets.for_layout(lay).catalog_gold for n, lay in LAYOUTS.items()}
 #: asset URI -> the lake dataset whose gold it is
 ASSET_DATASETS = {a.uri: n for n, gold in GOLD.items() for a in gold}

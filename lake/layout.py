@@ -204,8 +204,8 @@ class Layout:
         return self.contract.name
 
     @property
-    def dag_id(self) -> str:
-        """The dataset's daily DAG (dags/lake_daily.py): ``<dataset>_lake_daily``."""
+    def daily_dag_id(self) -> str:
+        """The dataset's daily DAG: ``<dataset>_lake_daily`` (dags/lake_daily.py)."""
         return f"{self.dataset}_lake_daily"
 
     @property

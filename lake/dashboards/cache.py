@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from lake.dashboards import expr
-from lake.dashboards.spec import GOLD_SCHEMA, Dashboard
+from lake.dashboards.spec import GOLD_SCHEMA, Dashboard, Dataset
 from lake.layout import Layout
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,8 @@ class Job:
 
 
 def jobs(dashboards: Iterable[Dashboard], layouts: dict[str, Layout], days: dict[str, Iterable[str]]) -> list[Job]:
-    """The refreshes for changed days: every dataset of every dashboard whose lake dataset has days.
+    """The refreshes for changed days: every Athena dataset of every dashboard whose lake dataset has
+    days (a dataset read live, ``source: airflow_runs``, has none).
 
     :param layouts: lake dataset -> its layout; :param days: lake dataset -> changed days (YYYY-MM-DD).
     :returns: jobs ordered by dashboard, dataset, day (each day once).
@@ -86,6 +87,8 @@ def jobs(dashboards: Iterable[Dashboard], layouts: dict[str, Layout], days: dict
     out = []
     for dash in dashboards:
         for name, ds in dash.datasets.items():
+            if not isinstance(ds, Dataset):
+                continue  # read live, not cached (lake.dashboards.runs)
             lay = layouts[ds.lake_dataset]
             for day in sorted(set(days.get(ds.lake_dataset, ()))):
                 out.append(Job(dash.name, name, day, athena_sql(dash, name, lay, day), lay.settings.artifacts_bucket,

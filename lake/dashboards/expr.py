@@ -72,7 +72,7 @@ def parse(text: str, columns: set[str] | frozenset[str], *, aggregate: bool | No
             if not isinstance(node.parent, exp.Count):
                 raise ExpressionError("'*' is only allowed in count(*)")
             continue
-        if isinstance(node, exp.Func) and not isinstance(node, (exp.Case, exp.If, exp.Cast, exp.TryCast)):
+        if isinstance(node, exp.Func) and not isinstance(node, ALLOWED_NODES):  # sqlglot's AND/OR, CASE, CAST are Funcs
             if type(node) not in ALLOWED_FUNCTIONS:
                 name = node.name if isinstance(node, exp.Anonymous) else node.sql_name().lower()
                 raise ExpressionError(f"function {name}() is not allowed; allowed: "

@@ -24,7 +24,7 @@ from typing import Any
 from sqlglot import exp
 
 from lake.dashboards import expr
-from lake.dashboards.spec import Dashboard, Dataset, DateRangeFilter, Table
+from lake.dashboards.spec import Dashboard, Dataset, DateRangeFilter, RunsDataset, Table
 
 
 class FilterError(ValueError):
@@ -46,7 +46,13 @@ def dataset_sql(ds: Dataset, files: Sequence[str]) -> str:
     calculated field. :raises ValueError: no files (the cache has no partition yet)."""
     if not files:
         raise ValueError("no cached Parquet files for the dataset")
-    base = f"SELECT * FROM read_parquet([{', '.join(_literal(f) for f in files)}], union_by_name=true, hive_partitioning=false)"
+    return calculated_sql(ds, f"SELECT * FROM read_parquet([{', '.join(_literal(f) for f in files)}], "
+                              "union_by_name=true, hive_partitioning=false)")
+
+
+def calculated_sql(ds: Dataset | RunsDataset, base: str) -> str:
+    """``base`` (a SELECT of the dataset's columns) plus a column per calculated field, each computed
+    from the columns and the fields before it."""
     known = set(ds.columns)
     for name, text in ds.calculated.items():
         base = f"SELECT *, {expr.to_duckdb(expr.parse(text, known, aggregate=False))} AS {ident(name)} FROM ({base})"

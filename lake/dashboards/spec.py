@@ -8,6 +8,9 @@ A dashboard file declares (an example: include/dashboards/flights.yaml)::
         lake_dataset: flights      # the contract (include/datasets/) whose gold tables it reads
         query: SELECT dt, carrier, ... FROM gold.flights   # Trino; tables as gold.<gold table>
         calculated: {<name>: <expression over the query's columns and earlier fields>}
+      <dataset>:                   # or: the daily DAGs' runs, live from Airflow (lake/dashboards/runs.py)
+        source: airflow_runs
+        lake_datasets: [flights, sales]   # default: every LAKE_DAILY_DATASETS
     filters:
       <filter>: {kind: date_range | select, column: <column>, label: ...}
     visuals:
@@ -22,7 +25,9 @@ kpi            ``value`` (a measure), ``format``
 line, bar,     ``x`` (dimension), ``series`` (dimension, optional), ``y`` ({name: measure}),
 stacked_bar    ``format``
 table          ``group_by`` (dimensions), ``measures`` ({name: measure}), ``having``
-               (aggregate condition), ``order_by`` (output names, ``-name`` descending), ``limit``
+               (aggregate condition), ``order_by`` (output names, ``-name`` descending), ``limit``,
+               ``links`` ({shown dimension: dimension holding its URL}; the URL column is hidden
+               on the page, kept in the CSV and JSON)
 heatmap        ``x``, ``y`` (dimensions), ``value`` (a measure), ``format``
 =============  ====================================================================
 
@@ -40,15 +45,15 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import sqlglot
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 from sqlglot import exp
 
 from lake import contracts
-from lake.dashboards import expr
+from lake.dashboards import expr, runs
 
 NAME = r"^[a-z][a-z0-9_]*$"
 #: The schema name that stands for the gold database in a dataset's query.
@@ -62,6 +67,7 @@ class _Model(BaseModel):
 class Dataset(_Model):
     """One cached dataset: the query's outputs (:attr:`columns`) plus calculated fields."""
 
+    source: Literal["athena"] = "athena"
     lake_dataset: str
     query: str
     calculated: dict[str, str] = Field(default_factory=dict)
@@ -83,6 +89,34 @@ class Dataset(_Model):
     def fields(self) -> tuple[str, ...]:
         """Every name a visual may use: the query's columns, then the calculated fields."""
         return self.columns + tuple(self.calculated)
+
+
+class RunsDataset(_Model):
+    """The daily DAGs' runs, read live from Airflow's metadata database (:mod:`lake.dashboards.runs`,
+    which says why): ``source: airflow_runs``, columns :data:`lake.dashboards.runs.COLUMNS`, plus
+    calculated fields. ``lake_datasets``: whose daily DAGs (default: every ``LAKE_DAILY_DATASETS``);
+    ``limit``: the newest runs read per DAG."""
+
+    source: Literal["airflow_runs"]
+    lake_datasets: list[str] = Field(default_factory=list)
+    limit: int = Field(400, ge=1, le=10_000)
+    calculated: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(runs.COLUMNS)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return self.columns + tuple(self.calculated)
+
+
+def _source(v: Any) -> str:
+    return (v.get("source") if isinstance(v, dict) else getattr(v, "source", None)) or "athena"
+
+
+AnyDataset = Annotated[Annotated[Dataset, Tag("athena")] | Annotated[RunsDataset, Tag("airflow_runs")],
+                       Discriminator(_source)]
 
 
 class DateRangeFilter(_Model):
@@ -147,6 +181,7 @@ class Table(_Visual):
     having: str | None = None
     order_by: list[str] = Field(default_factory=list)
     limit: int = Field(100, ge=1, le=10_000)
+    links: dict[str, str] = Field(default_factory=dict)
 
     def dimensions(self) -> list[str]:
         return list(self.group_by)
@@ -177,7 +212,7 @@ class Dashboard(_Model):
     name: str = Field(pattern=NAME)
     title: str
     description: str = ""
-    datasets: dict[str, Dataset] = Field(min_length=1)
+    datasets: dict[str, AnyDataset] = Field(min_length=1)
     filters: dict[str, Filter] = Field(default_factory=dict)
     visuals: dict[str, Visual] = Field(min_length=1)
 
@@ -246,12 +281,18 @@ def _semantic(d: Dashboard, known: dict[str, contracts.Contract]) -> list[tuple[
             if not names.match(n):
                 out.append(((group, n), f"{n!r} is not a name (lower case letters, digits, _)"))
     fields: dict[str, set[str]] = {}
+    facts = sorted(k for k, c in known.items() if c.kind == "fact")
     for name, ds in d.datasets.items():
         loc = ("datasets", name)
+        if isinstance(ds, RunsDataset):
+            for i, lake_ds in enumerate(ds.lake_datasets):
+                if lake_ds not in facts:
+                    out.append((loc + ("lake_datasets", i), f"no fact dataset {lake_ds!r}; facts: {', '.join(facts)}"))
+            fields[name] = _check_calculated(ds, loc, out)
+            continue
         contract = known.get(ds.lake_dataset)
         if contract is None or contract.kind != "fact":
-            out.append((loc + ("lake_dataset",), (f"no fact dataset {ds.lake_dataset!r}; facts: "
-                        f"{', '.join(sorted(k for k, c in known.items() if c.kind == 'fact'))}")))
+            out.append((loc + ("lake_dataset",), f"no fact dataset {ds.lake_dataset!r}; facts: {', '.join(facts)}"))
             continue
         try:
             tree = ds.tree
@@ -273,16 +314,7 @@ def _semantic(d: Dashboard, known: dict[str, contracts.Contract]) -> list[tuple[
         if contract.partition_name not in ds.columns:
             out.append((loc + ("query",), (f"must output the partition column {contract.partition_name!r} "
                         "(the cache holds one Parquet object per partition)")))
-        known_cols = set(ds.columns)
-        for field, text in ds.calculated.items():
-            if field in known_cols:
-                out.append((loc + ("calculated", field), f"{field!r} is already a column"))
-            try:
-                expr.parse(text, known_cols, aggregate=False)
-            except expr.ExpressionError as exc:
-                out.append((loc + ("calculated", field), str(exc)))
-            known_cols.add(field)
-        fields[name] = known_cols
+        fields[name] = _check_calculated(ds, loc, out)
     for name, f in d.filters.items():
         if fields and not any(f.column in cols for cols in fields.values()):
             out.append((("filters", name, "column"), f"no dataset has column {f.column!r}"))
@@ -318,11 +350,30 @@ def _semantic(d: Dashboard, known: dict[str, contracts.Contract]) -> list[tuple[
                     expr.parse(v.having, cols, aggregate=True)
                 except expr.ExpressionError as exc:
                     out.append((loc + ("having",), str(exc)))
+            for shown, url in v.links.items():
+                for col in (shown, url):
+                    if col not in v.group_by:
+                        out.append((loc + ("links", shown), f"{col!r} is not in the table's group_by"))
             outputs = set(v.group_by) | set(v.measures_)
             for i, o in enumerate(v.order_by):
                 if o.lstrip("-") not in outputs:
                     out.append((loc + ("order_by", i), f"{o!r} is not an output of the table ({', '.join(sorted(outputs))})"))
     return out
+
+
+def _check_calculated(ds: Dataset | RunsDataset, loc: tuple, out: list[tuple[tuple, str]]) -> set[str]:
+    """Check a dataset's calculated fields (each over the columns and the fields before it), adding
+    problems to ``out``; returns every field name the dataset then has."""
+    known_cols = set(ds.columns)
+    for field, text in ds.calculated.items():
+        if field in known_cols:
+            out.append((loc + ("calculated", field), f"{field!r} is already a column"))
+        try:
+            expr.parse(text, known_cols, aggregate=False)
+        except expr.ExpressionError as exc:
+            out.append((loc + ("calculated", field), str(exc)))
+        known_cols.add(field)
+    return known_cols
 
 
 def check_text(text: str, file: str, name: str | None = None,
@@ -362,7 +413,7 @@ def _clean_loc(doc: dict, loc: tuple) -> tuple:
     for part in loc:
         if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]
-        elif isinstance(node, dict) and node.get("kind") == part:
+        elif isinstance(node, dict) and part in (node.get("kind"), _source(node)):
             continue  # the discriminated union's tag
         else:
             node = None  # a missing or extra field: name it and stop

@@ -21,6 +21,7 @@ cached Parquet loaded into an in-memory DuckDB table (SPICE's in-memory copy), n
 
 from __future__ import annotations
 
+import contextvars
 import csv
 import io
 import tempfile
@@ -39,7 +40,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from lake import layout
-from lake.dashboards import cache, query, spec, svg
+from lake.dashboards import cache, query, runs, spec, svg
 from lake.settings import Settings
 
 FORMATS: dict[str, Callable[[Any], str]] = {
@@ -65,20 +66,44 @@ def plain(v: Any) -> Any:
     return v
 
 
+#: The live datasets already read for the current request (set per request by :func:`create_app`'s
+#: middleware): one page shows one reading of Airflow's runs, however long it takes to render.
+_request_reads: contextvars.ContextVar[set | None] = contextvars.ContextVar("lake_request_reads", default=None)
+
+
 class Reader:
-    """The dashboards' cache for one process: a :class:`~lake.dashboards.cache.Mirror` per
-    dashboard dataset (under ``directory``) and DuckDB over its files.
+    """The dashboards' rows for one process: a :class:`~lake.dashboards.cache.Mirror` per cached
+    dashboard dataset (under ``directory``) and DuckDB over its files; a dataset read live
+    (``source: airflow_runs``) is read again through ``runs`` at most every ``min_interval`` seconds.
 
     :param s3: a boto3 S3 client, or a callable making one (called at first use).
+    :param read_runs: ``(dag id -> lake dataset, limit) -> Arrow table`` of
+        :data:`lake.dashboards.runs.COLUMNS` (default :func:`lake.dashboards.runs.read`: Airflow's
+        metadata database).
     """
 
-    def __init__(self, s3: Any, settings: Settings, directory: Path | None = None, min_interval: float = 5.0):
+    def __init__(self, s3: Any, settings: Settings, directory: Path | None = None, min_interval: float = 5.0,
+                 read_runs: Callable[[dict[str, str], int], Any] | None = None):
         self._s3, self.settings = s3, settings
         self.directory = Path(directory or tempfile.mkdtemp(prefix="lake-dashboards-"))
         self.min_interval = min_interval
+        self._runs = read_runs or runs.read
         self._mirrors: dict[tuple[str, str], cache.Mirror] = {}
         self._tables: dict[tuple[str, str], tuple[tuple, duckdb.DuckDBPyConnection]] = {}
+        #: (dashboard, dataset) -> (monotonic time, UTC time) of its last live read
+        self._read: dict[tuple[str, str], tuple[float, datetime]] = {}
         self._lock = threading.Lock()
+
+    def dags(self, ds: spec.RunsDataset) -> dict[str, str]:
+        """A live dataset's daily DAGs: DAG id -> lake dataset (its ``lake_datasets``, default every
+        ``LAKE_DAILY_DATASETS``)."""
+        names = ds.lake_datasets or list(self.settings.daily_dataset_names)
+        return {layout.for_dataset(self.settings, n).daily_dag_id: n for n in names}
+
+    @staticmethod
+    def live(dash: spec.Dashboard) -> bool:
+        """Whether every dataset of the dashboard is read live (none is cached)."""
+        return all(isinstance(ds, spec.RunsDataset) for ds in dash.datasets.values())
 
     def mirror(self, dash: spec.Dashboard, dataset: str) -> cache.Mirror:
         key = (dash.name, dataset)
@@ -94,10 +119,14 @@ class Reader:
     def updated(self, dash: spec.Dashboard) -> datetime | None:
         """When the dashboard's cache last changed (the newest cached object), after a sync."""
         times = []
-        for ds in dash.datasets:
-            m = self.mirror(dash, ds)
-            m.sync()
-            times.append(m.updated)
+        for name, ds in dash.datasets.items():
+            if isinstance(ds, spec.RunsDataset):
+                self.table(dash, name)
+                times.append(self._read[(dash.name, name)][1])
+            else:
+                m = self.mirror(dash, name)
+                m.sync()
+                times.append(m.updated)
         return max((t for t in times if t), default=None)
 
     def rows(self, dash: spec.Dashboard, visual: str, params: dict[str, list[str]]) -> tuple[list[str], list[list]]:
@@ -122,7 +151,10 @@ class Reader:
     def table(self, dash: spec.Dashboard, dataset: str) -> duckdb.DuckDBPyConnection | None:
         """An in-memory DuckDB holding the dataset as table ``rows`` (the cached files plus the
         calculated fields), loaded again when a cached object or the dataset's definition changed;
-        None while the cache is empty."""
+        None while the cache is empty. A live dataset is read again once ``min_interval`` has passed."""
+        ds = dash.datasets[dataset]
+        if isinstance(ds, spec.RunsDataset):
+            return self._live_table(dash, dataset, ds)
         m = self.mirror(dash, dataset)
         files = m.sync()
         if not files:
@@ -137,6 +169,27 @@ class Reader:
                 if held is not None:
                     held[1].close()
                 held = self._tables[(dash.name, dataset)] = (version, con)
+            return held[1]
+
+    def _live_table(self, dash: spec.Dashboard, dataset: str, ds: spec.RunsDataset) -> duckdb.DuckDBPyConnection:
+        key = (dash.name, dataset)
+        definition = (ds.limit, tuple(ds.lake_datasets), tuple(ds.calculated.items()))
+        done = _request_reads.get()
+        with self._lock:
+            held, read = self._tables.get(key), self._read.get(key)
+            due = read is None or time.monotonic() - read[0] >= self.min_interval
+            if held is None or held[0] != definition or due and not (done is not None and key in done):
+                arrow = self._runs(self.dags(ds), ds.limit)
+                con = duckdb.connect()
+                con.register("airflow_runs", arrow)
+                con.execute(f"CREATE TABLE rows AS {query.calculated_sql(ds, 'SELECT * FROM airflow_runs')}")
+                con.unregister("airflow_runs")
+                if held is not None:
+                    held[1].close()
+                held = self._tables[key] = (definition, con)
+                self._read[key] = (time.monotonic(), datetime.now(UTC))
+            if done is not None:
+                done.add(key)
             return held[1]
 
     def options(self, dash: spec.Dashboard, name: str) -> list[str]:
@@ -205,11 +258,19 @@ def render_visual(dash: spec.Dashboard, name: str, columns: list[str], rows: lis
         return f'<div class="value" data-value="{escape(str(value))}">{escape(f(value))}</div>'
     if v.kind == "table":
         dims = len(v.dimensions())
-        head = "".join(f"<th>{escape(c)}</th>" for c in columns)
-        body = "".join("<tr>" + "".join(
-            f'<td class="{"num" if i >= dims else "dim"}" data-value="{escape(str(x))}">'
-            f'{escape(f(x) if i >= dims else "–" if x is None else str(x))}</td>' for i, x in enumerate(r)) + "</tr>"
-            for r in rows)
+        index = {c: i for i, c in enumerate(columns)}
+        hidden = {index[u] for u in v.links.values()}
+        links = {index[c]: index[u] for c, u in v.links.items()}
+
+        def cell(r: list, i: int, x: Any) -> str:
+            text = escape(f(x) if i >= dims else "–" if x is None else str(x))
+            if i in links and r[links[i]]:
+                text = f'<a href="{escape(str(r[links[i]]))}" target="_top">{text}</a>'
+            return f'<td class="{"num" if i >= dims else "dim"}" data-value="{escape(str(x))}">{text}</td>'
+
+        head = "".join(f"<th>{escape(c)}</th>" for i, c in enumerate(columns) if i not in hidden)
+        body = "".join("<tr>" + "".join(cell(r, i, x) for i, x in enumerate(r) if i not in hidden) + "</tr>"
+                       for r in rows)
         return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
     if v.kind == "heatmap":
         return svg.heatmap(rows, fmt=f, title=title)
@@ -224,6 +285,14 @@ def create_app(reader: Reader, directory: Path | None = None) -> FastAPI:
     """The Lake app over ``reader``'s cache and the dashboards in ``directory`` (default
     include/dashboards). Its routes depend on :func:`airflow_user`."""
     app = FastAPI(title="Lake dashboards", dependencies=[Depends(airflow_user)])
+
+    @app.middleware("http")
+    async def one_reading_per_request(request: Request, call_next):
+        token = _request_reads.set(set())
+        try:
+            return await call_next(request)
+        finally:
+            _request_reads.reset(token)
 
     loaded: dict[str, tuple[float, spec.Dashboard]] = {}
 
@@ -312,6 +381,9 @@ def create_app(reader: Reader, directory: Path | None = None) -> FastAPI:
 
     def age(dash) -> str:
         updated = reader.updated(dash)
+        if reader.live(dash):
+            return (f'read live from Airflow at <time datetime="{updated.isoformat()}">{updated:%Y-%m-%d %H:%M:%S} UTC'
+                    f"</time> (at most {reader.min_interval:g} s old)")
         if updated is None:
             return "cache: empty (no refresh yet: lake_dashboards_refresh runs after the daily DAGs)"
         minutes = (datetime.now(UTC) - updated).total_seconds() / 60

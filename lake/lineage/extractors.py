@@ -227,7 +227,7 @@ class DataQualityExtractor(_LakeExtractor):
 
     def lineage(self, task_instance: Any) -> OperatorLineage | None:
         op = self.operator
-        L = next((x for x in layouts() if x.dag_id == op.dag_id), None)
+        L = next((x for x in layouts() if x.daily_dag_id == op.dag_id), None)
         if L is None or op.task_id != self.TASK_ID:
             return None
         db, table = next(x for x in L.gold_catalog_tables if x[1] == L.gold_fact_table)

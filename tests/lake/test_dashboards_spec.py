@@ -30,7 +30,7 @@ visuals:
 
 
 def test_the_projects_dashboards_check_clean():
-    assert spec.names() == ["flights", "sales"]
+    assert spec.names() == ["flights", "health", "sales"]
     assert spec.check_all() == []
     flights = spec.load("flights")
     assert flights.datasets["flights"].columns[:3] == ("dt", "carrier", "carrier_name")
@@ -38,6 +38,8 @@ def test_the_projects_dashboards_check_clean():
     sales = spec.load("sales")
     assert sales.datasets["sales"].calculated["profit"] == "revenue - cost"
     assert set(sales.filters) == {"dates", "region"}
+    health = spec.load("health")
+    assert isinstance(health.datasets["runs"], spec.RunsDataset) and health.visuals["runs"].links == {"state": "run_url"}
 
 
 @pytest.mark.parametrize("text, message", [
@@ -87,6 +89,12 @@ def _problems(text: str) -> list[str]:
     ("    kind: kpi\n    value: count(*)",
      "    kind: table\n    group_by: [origin]\n    measures: {m: count(*)}\n    order_by: [-x]",
      "t.yaml:15: visuals.n.order_by.0: '-x' is not an output"),
+    ("    kind: kpi\n    value: count(*)",
+     "    kind: table\n    group_by: [origin]\n    measures: {m: count(*)}\n    links: {origin: url}",
+     "t.yaml:15: visuals.n.links.origin: 'url' is not in the table's group_by"),
+    ("    lake_dataset: flights\n    query: SELECT dt, carrier, origin, arr_delay FROM gold.flights",
+     "    source: airflow_runs\n    lake_datasets: [airlines]", "t.yaml:5: datasets.f.lake_datasets.0: no fact dataset"),
+    ("    lake_dataset: flights\n", "    source: airflow_runs\n", "t.yaml:5: datasets.f.query: Extra inputs"),
 ])
 def test_bad_files_name_file_line_and_field(old, new, expected):
     assert _problems(GOOD) == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import uuid
 
 import pytest
@@ -100,3 +101,30 @@ def test_unknown_names_are_404_and_a_bad_date_400(client):
     assert client.get("/api/dashboards/flights/visuals/nope").status_code == 404
     r = client.get("/api/dashboards/flights/visuals/flights", params={"dates_from": "2013-13-01"})
     assert r.status_code == 400 and "not a date" in r.json()["detail"]
+
+
+def test_a_calculated_field_added_to_the_yaml_appears_on_reload(cached, duck, tmp_path):
+    """The same app (no restart): a new calculated field and a visual over it, written to the
+    flights file, are on the page and in the API at the next request, as DuckDB computes them."""
+    s, s3, _ = cached
+    folder = tmp_path / "dashboards"
+    folder.mkdir()
+    path = folder / "flights.yaml"
+    path.write_text((spec.default_directory() / "flights.yaml").read_text())
+    app = web.create_app(web.Reader(s3, s, tmp_path / "mirror"), directory=folder)
+    app.dependency_overrides[web.airflow_user] = lambda: "tester"
+    c = TestClient(app)
+    assert "visual-long_delays" not in c.get("/dashboards/flights").text
+    text = path.read_text().replace(
+        "      cancelled_flag: CASE WHEN is_cancelled THEN 1 ELSE 0 END\n",
+        "      cancelled_flag: CASE WHEN is_cancelled THEN 1 ELSE 0 END\n"
+        "      late_hour: CASE WHEN arr_delay >= 60 THEN 1 ELSE 0 END\n")
+    path.write_text(text + "  long_delays:\n    kind: kpi\n    title: An hour late or more\n"
+                           "    value: sum(late_hour)\n    format: integer\n")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # a new mtime even within one clock tick
+    page = c.get("/dashboards/flights", params={"origin": "EWR"}).text
+    want = duck.execute("SELECT count(*) FILTER (WHERE arr_delay >= 60) FROM src_flights WHERE origin = 'EWR' "
+                        "AND dt BETWEEN '2013-01-02' AND '2013-01-04'").fetchone()[0]
+    assert 'id="visual-long_delays"' in page and f'data-value="{want}"' in page
+    assert c.get("/api/dashboards/flights/visuals/long_delays", params={"origin": "EWR"}).json()["rows"] == [[want]]
