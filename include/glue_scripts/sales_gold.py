@@ -50,7 +50,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 GOLD_TABLES = ("sales", "sales_region_daily")
@@ -139,10 +139,19 @@ def release_lease(s3: Any, lease_path: str, ds: str, run_id: str, partition: str
     return True
 
 
-def write_partition(df: DataFrame, path: str, partition: str = PARTITION) -> None:
-    """Overwrite only the ``partition`` values present in ``df`` under ``path`` (one file each)."""
+def write_partition(df: DataFrame, path: str, partition: str = PARTITION) -> int:
+    """Overwrite only the ``partition`` values present in ``df`` under ``path`` (one file each);
+    returns the rows written.
+
+    The rows are counted while they are written (``DataFrame.observe``), not by a ``count()``
+    before: that would run the whole plan a second time (or need a ``cache()``, which spilled to
+    disk on a 20M-row day).
+    """
     df.sparkSession.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
-    df.repartition(partition).write.mode("overwrite").partitionBy(partition).parquet(path)
+    written = Observation()
+    (df.observe(written, F.count(F.lit(1)).alias("rows"))
+     .repartition(partition).write.mode("overwrite").partitionBy(partition).parquet(path))
+    return int(written.get["rows"])
 
 
 # --- sales --------------------------------------------------------------------------------------
@@ -203,10 +212,14 @@ def region_daily(gold_sales: DataFrame, partition: str = PARTITION) -> DataFrame
 
 def transform(spark: SparkSession, ds: str, silver_path: str, dimensions_path: str,
               partition: str = PARTITION) -> dict[str, DataFrame]:
-    """Read the day and the dimensions; return ``{"sales": ..., "sales_region_daily": ...}`` (not written)."""
+    """Read the day and the dimensions; return ``{"sales": ..., "sales_region_daily": ...}`` (not written).
+
+    Nothing is cached: each table is one pass over the silver Parquet when it is written (the
+    aggregate's pass reads only the columns it needs), as in flights_gold.py.
+    """
     dims = dimensions_path.rstrip("/")
     tables = {name: spark.read.parquet(f"{dims}/{name}/") for name in DIMENSIONS}
-    gold = enrich_sales(read_day(spark, silver_path, ds, partition), **tables).cache()
+    gold = enrich_sales(read_day(spark, silver_path, ds, partition), **tables)
     return {"sales": gold, "sales_region_daily": region_daily(gold, partition)}
 
 
@@ -249,9 +262,7 @@ def main(argv: list[str]) -> None:
         tables = transform(spark, ds, args["silver_path"], args["dimensions_path"], part)
         gold = args["gold_path"].rstrip("/")
         for name in tables_out:
-            df = tables[name]
-            rows = df.count()
-            write_partition(df, f"{gold}/{name}", part)
+            rows = write_partition(tables[name], f"{gold}/{name}", part)
             logger.info(f"sales_gold {ds}: wrote {rows} rows to {gold}/{name}/{part}={ds}/")
         job.commit()
     finally:

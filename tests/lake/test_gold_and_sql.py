@@ -12,7 +12,7 @@ import pytest
 import sqlglot
 
 from lake import contracts, source, sql
-from tests.helpers import BLIZZARD, GLUE_SCRIPT, import_path, src_count
+from tests.helpers import BLIZZARD, GLUE_SCRIPT, REPO, import_path, src_count
 
 # 2013-01-09 is just outside the 30-day window ending 2013-02-08; 2013-01-10 is its first day.
 DAYS = ["2013-01-09", "2013-01-10", "2013-02-07", BLIZZARD]
@@ -135,6 +135,34 @@ def test_carrier_daily_matches_the_source(lake_db, duck):
         for g, e in zip(gold, expected):
             for got, want in zip(g[5:], e[5:]):
                 assert got == pytest.approx(want, abs=1e-9) if want is not None else got is None
+
+
+def test_gold_equals_duckdb_over_the_same_silver(lake_dir):
+    """Every row, column and type of both gold tables, day by day, equals DuckDB's gold over the
+    same silver file (bench/gold_anchor.py, written from the tables' meaning: the anchor of
+    bench/big_day.py, so that figure compares the same work)."""
+    gold_anchor = import_path("gold_anchor", REPO / "bench" / "gold_anchor.py")
+    hive = "hive_partitioning = true, hive_types = {'dt': VARCHAR}"
+    for ds in DAYS:
+        con = gold_anchor.connect(lake_dir / "silver" / "flights" / f"dt={ds}" / "*.parquet", lake_dir / "reference")
+        for table in glue_tables():
+            want = gold_anchor.relation(con, table, ds)
+            got = con.query(f"SELECT * FROM read_parquet('{lake_dir}/gold/{table}/dt={ds}/*.parquet', {hive})")
+            assert list(zip(got.columns, map(str, got.types))) == list(zip(want.columns, map(str, want.types))), table
+            con.register("want_rel", want)
+            con.register("got_rel", got)
+            counts = con.execute("SELECT (SELECT count(*) FROM got_rel), (SELECT count(*) FROM want_rel)").fetchall()
+            assert counts[0][0] == counts[0][1] > 0, (table, ds, counts)
+            doubles = [c for c, t in zip(want.columns, want.types) if str(t) == "DOUBLE"]
+            # Doubles to 1e-9 (sums and percentiles may round differently), everything else exactly.
+            cols = ", ".join(f"round({c}, 9) AS {c}" if c in doubles else f'"{c}"' for c in want.columns)
+            diff = con.execute(f"SELECT count(*) FROM ((SELECT {cols} FROM got_rel EXCEPT ALL SELECT {cols} FROM want_rel) "
+                               f"UNION ALL (SELECT {cols} FROM want_rel EXCEPT ALL SELECT {cols} FROM got_rel))").fetchone()[0]
+            assert diff == 0, f"gold {table} {ds}: {diff} rows differ from DuckDB's"
+
+
+def glue_tables() -> tuple[str, ...]:
+    return import_path("flights_gold", GLUE_SCRIPT).GOLD_TABLES
 
 
 def test_dq_checks_pass_on_real_days(lake_db):
