@@ -25,6 +25,7 @@ The Airflow versions and their Python come from "Apache Airflow versions on Amaz
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata as md
 import json
 import re
@@ -136,7 +137,8 @@ def runtime_modules() -> tuple[list[Path], set[str]]:
     return sorted(seen), others
 
 
-def _distribution_closure(names: tuple[str, ...]) -> set[str]:
+@functools.cache
+def _distribution_closure(names: tuple[str, ...]) -> frozenset[str]:
     """``names`` and every distribution they require (installed metadata, extras' requirements left
     out), normalised (PEP 503)."""
     out: set[str] = set()
@@ -151,7 +153,13 @@ def _distribution_closure(names: tuple[str, ...]) -> set[str]:
         except md.PackageNotFoundError:
             continue
         todo.extend(re.split(r"[\s;<>=!~\[(]", r, maxsplit=1)[0] for r in requires if "extra ==" not in r)
-    return out
+    return frozenset(out)
+
+
+@functools.cache
+def _import_names() -> dict[str, list[str]]:
+    """Top-level import name -> the installed distributions providing it (a scan of every installed one)."""
+    return md.packages_distributions()
 
 
 def _norm(name: str) -> str:
@@ -179,7 +187,7 @@ def requirements(top_level: set[str]) -> tuple[str, ...]:
 
     :raises PackageError: when an imported name is neither the standard library nor installed.
     """
-    providers = md.packages_distributions()
+    providers = _import_names()
     base = _distribution_closure(MWAA_BASE)
     packages, generators = contract_sources()
     top_level = top_level | packages
