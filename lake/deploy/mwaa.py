@@ -57,6 +57,10 @@ MWAA_BASE = ("apache-airflow", "apache-airflow-core", "apache-airflow-task-sdk",
 #: constraints allow. Not the pin itself: pydantic-settings 2.16.3 (ours) needs python-dotenv>=1.2.2,
 #: and constraints-3.0.6 pins 1.1.1, so ``==`` would fail the environment's install.
 CONSTRAINED = frozenset({"duckdb", "pyarrow"})
+#: Extras of MWAA's own distributions that the DAGs need: the amazon provider's deferrable operators
+#: (S3KeySensor, GlueJobOperator with ``deferrable=True``) wait in triggers that run on aiobotocore,
+#: which the provider imports only then (its ``aiobotocore`` extra). Listed bare: the constraints pin both.
+EXTRAS = ("apache-airflow-providers-amazon[aiobotocore]",)
 #: The DAG processor parses only the DAG files (glob syntax, Airflow 3's default ``dag_ignore_file_syntax``).
 AIRFLOWIGNORE = "lake/\ninclude/\n"
 
@@ -183,7 +187,7 @@ def contract_sources() -> tuple[set[str], set[str]]:
 def requirements(top_level: set[str]) -> tuple[str, ...]:
     """The distributions providing the import names ``top_level`` and the contracts' sources
     (:func:`contract_sources`) that MWAA's Airflow and amazon provider (:data:`MWAA_BASE`, with what
-    they require) do not bring, sorted.
+    they require) do not bring, and the :data:`EXTRAS`, sorted.
 
     :raises PackageError: when an imported name is neither the standard library nor installed.
     """
@@ -199,7 +203,7 @@ def requirements(top_level: set[str]) -> tuple[str, ...]:
         if not dists:
             raise PackageError(f"the DAGs import {name}, which no installed distribution provides")
         wanted.update(_norm(d) for d in dists)
-    return tuple(sorted(wanted - base))
+    return tuple(sorted((wanted - base) | set(EXTRAS)))
 
 
 def project_pins() -> dict[str, str]:
@@ -227,13 +231,14 @@ def requirements_txt(reqs: tuple[str, ...], airflow_version: str, python_version
     """
     url = CONSTRAINTS_URL.format(airflow=airflow_version, python=python_version)
     pins = project_pins()
-    missing = [r for r in reqs if r not in CONSTRAINED and r not in pins]
+    bare = CONSTRAINED | set(EXTRAS)
+    missing = [r for r in reqs if r not in bare and r not in pins]
     if missing:
         raise PackageError(f"no pin in requirements.txt for {', '.join(missing)}")
     lines = [f"# Built by `lake package mwaa` for Apache Airflow {airflow_version} (Python {python_version}) on MWAA:",
              "# what the lake's runtime needs beyond Airflow and its amazon provider. Bare names: the constraints",
              "# file pins them; the others: the newest release of the project's pinned major version.",
-             f'--constraint "{url}"', *(r if r in CONSTRAINED else f"{r}<{_next_major(pins[r])}" for r in reqs)]
+             f'--constraint "{url}"', *(r if r in bare else f"{r}<{_next_major(pins[r])}" for r in reqs)]
     return "\n".join(lines) + "\n"
 
 

