@@ -28,7 +28,7 @@ def main(package: Path, day: str) -> dict:
 
     import lake
 
-    bag = DagBag(dag_folder=str(package / "dags"), include_examples=False)
+    bag = DagBag(dag_folder=str(package / "dags"))  # no examples: AIRFLOW__CORE__LOAD_EXAMPLES=False
     plugins_manager.ensure_plugins_loaded()
     plugins = [p["name"] for p in plugins_manager.get_plugin_info()]
     errors = getattr(plugins_manager, "import_errors", None)
