@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # where pip took ~4.5 minutes); the venv keeps pip, which installs uv itself.
 UV_VERSION := 0.13.9
 
-.PHONY: venv browser demo demo-stop test test-fast screenshots serve bench clean
+.PHONY: venv mwaa-venv browser demo demo-stop test test-fast screenshots serve bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]} at {sys.executable}"'
@@ -19,6 +19,34 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+## make mwaa-venv: a second venv, .venv-mwaa, with the oldest Airflow 3 that Amazon MWAA offers and the
+## requirements of `lake package mwaa` installed as MWAA installs them (under the release's constraints),
+## for tests/e2e/test_mwaa_compat.py (docs/deploy-mwaa.md). MWAA runs 3.0.6 on Python 3.12; this machine
+## has 3.11. Airflow's constraints file of a release is its highest resolution on the release day; only
+## PyPI is reachable here, so uv recomputes it (--exclude-newer: Airflow 3.0.6, the amazon provider that
+## file pins, and the package's bare requirements, which that file pins too) into .venv-mwaa/constraints.txt,
+## then installs the package's requirements under it.
+MWAA_AIRFLOW_VERSION := 3.0.6
+MWAA_AMAZON_PROVIDER := 9.12.0
+MWAA_RESOLVED_AT     := 2025-08-30T00:00:00Z
+MWAA_VENV            := .venv-mwaa
+MWAA_STAMP           := $(MWAA_VENV)/.installed
+
+$(MWAA_STAMP): $(STAMP) Makefile lake/deploy/mwaa.py
+	test -x $(MWAA_VENV)/bin/python || $(PYTHON) -m venv --without-pip $(MWAA_VENV)
+	$(BIN)/lake package mwaa --airflow-version $(MWAA_AIRFLOW_VERSION) --out $(MWAA_VENV)/package > /dev/null
+	grep -v '^--constraint' $(MWAA_VENV)/package/requirements.txt > $(MWAA_VENV)/requirements.txt
+	{ grep -vE '^(#|-)|[<=>]' $(MWAA_VENV)/requirements.txt; echo apache-airflow==$(MWAA_AIRFLOW_VERSION); \
+	  echo apache-airflow-providers-amazon==$(MWAA_AMAZON_PROVIDER); } > $(MWAA_VENV)/constraints.in
+	$(BIN)/uv pip compile --python $(MWAA_VENV)/bin/python -q --exclude-newer $(MWAA_RESOLVED_AT) \
+		-o $(MWAA_VENV)/constraints.txt $(MWAA_VENV)/constraints.in
+	$(BIN)/uv pip install --python $(MWAA_VENV)/bin/python --link-mode=copy -q -c $(MWAA_VENV)/constraints.txt \
+		apache-airflow==$(MWAA_AIRFLOW_VERSION) apache-airflow-providers-amazon==$(MWAA_AMAZON_PROVIDER) \
+		-r $(MWAA_VENV)/requirements.txt
+	touch $(MWAA_STAMP)
+
+mwaa-venv: $(MWAA_STAMP)
 
 ## make browser: headless Chromium for the browser tests (tests/e2e/test_dashboards_browser.py):
 ## Debian's chromium + chromium-driver, installed with apt-get when missing (as root or with sudo)
@@ -54,7 +82,7 @@ test-fast: $(STAMP)
 ## tests one after the other in one worker, each other module whole (tests/conftest.py); both parts
 ## always run, and it fails when either fails. With PYTEST_ARGS (e.g. -m "not slow"): one pytest run.
 HEAVY_WORKERS ?= 2
-test: $(STAMP) browser
+test: $(STAMP) browser mwaa-venv
 ifeq ($(strip $(PYTEST_ARGS)),)
 	@unit=0; rest=0; \
 	$(BIN)/python -m pytest -m unit -n $(FAST_WORKERS) || unit=$$?; \
@@ -89,4 +117,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/big_day.py
 
 clean:
-	rm -rf $(VENV) .localaws .demo .pytest_cache
+	rm -rf $(VENV) $(MWAA_VENV) .localaws .demo .pytest_cache

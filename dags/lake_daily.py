@@ -24,9 +24,10 @@ from airflow.providers.amazon.aws.operators.glue_crawler import GlueCrawlerOpera
 from airflow.providers.amazon.aws.operators.lambda_function import LambdaInvokeFunctionOperator
 from airflow.providers.amazon.aws.operators.sns import SnsPublishOperator
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
-from airflow.sdk import DAG, CronDataIntervalTimetable, TaskGroup, TriggerRule, get_current_context, task
+from airflow.sdk import DAG, TaskGroup, get_current_context, task
 
 from lake import assets, contracts, events, layout, pipeline, sql
+from lake.compat import CronDataIntervalTimetable, TriggerRule
 from lake.settings import Settings
 from lake.settings import get as get_settings
 

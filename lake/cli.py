@@ -5,6 +5,7 @@
     lake source replay --dataset sales --start 1995-03-01 --end 1995-03-07 [--scale 1]
     lake source load-dimensions [--dataset NAME ...] [--scale 1] [--bucket B] [--endpoint-url URL]
     lake build lambda [--out dist/extractor.zip]
+    lake package mwaa [--out dist/mwaa] [--airflow-version 3.3.1] [--bucket B] [--environment NAME]
     lake provision [--endpoint-url URL] [--step NAME ...] [--inbox | --no-inbox]
     lake demo [--dataset flights|sales] [--start 2013-01-01] [--end 2013-01-07] [--no-ui] | lake demo --stop
     lake stream send (--dataset flight_events --day 2013-06-01 | --template FILE) [--rate 100]
@@ -95,6 +96,26 @@ def _build_lambda(args: argparse.Namespace) -> int:
     print(f"{args.out}: {len(pkg.data)} bytes, sha256 {pkg.sha256} (CodeSha256 {pkg.code_sha256})")
     for name in pkg.files:
         print(f"  {name}")
+    return 0
+
+
+def _package_mwaa(args: argparse.Namespace) -> int:
+    from lake.deploy import mwaa
+
+    pkg = mwaa.build(args.out, args.airflow_version or mwaa.DEFAULT_AIRFLOW_VERSION)
+    dags = {k: n for k, n in pkg.files.items() if k.startswith("dags/")}
+    print(f"{pkg.root}: Amazon MWAA package for Apache Airflow {pkg.airflow_version} (Python {pkg.python_version})")
+    groups = {"dags/ (DAG files)": [k for k in dags if k.count("/") == 1],
+              "dags/lake/": [k for k in dags if k.startswith("dags/lake/")],
+              "dags/include/": [k for k in dags if k.startswith("dags/include/")]}
+    for label, keys in groups.items():
+        print(f"  {label:<22} {len(keys):>4} files {sum(dags[k] for k in keys):>10,} bytes")
+    for name in ("plugins.zip", "requirements.txt", "startup.sh"):
+        print(f"  {name:<22} {1:>4} file  {pkg.files[name]:>10,} bytes")
+    print(f"  requirements: {', '.join(pkg.requirements)}")
+    print("deploy (a versioned bucket; docs/deploy-mwaa.md):")
+    for command in mwaa.deploy_commands(pkg, args.bucket, args.environment):
+        print(f"  {command}")
     return 0
 
 
@@ -263,6 +284,16 @@ def parser() -> argparse.ArgumentParser:
     bl = build.add_parser("lambda", help="the extractor's reproducible zip")
     bl.add_argument("--out", type=Path, default=Path("dist/extractor.zip"))
     bl.set_defaults(func=_build_lambda)
+
+    pk = sub.add_parser("package", help="package the lake for a runtime").add_subparsers(dest="target", required=True)
+    pm = pk.add_parser("mwaa", help="the DAGs folder (DAGs, lake, include), plugins.zip, requirements.txt and "
+                       "startup.sh for Amazon MWAA (docs/deploy-mwaa.md)")
+    pm.add_argument("--out", type=Path, default=Path("dist/mwaa"))
+    pm.add_argument("--airflow-version", default=None,
+                    help="the environment's Apache Airflow version (MWAA's Airflow 3 versions; default the newest)")
+    pm.add_argument("--bucket", default="<mwaa-bucket>", help="the environment's S3 bucket, for the printed commands")
+    pm.add_argument("--environment", default="<environment>", help="the environment's name, for the printed commands")
+    pm.set_defaults(func=_package_mwaa)
 
     pv = sub.add_parser("provision", help="create or update every AWS resource of the lake (idempotent)")
     pv.add_argument("--endpoint-url", help="AWS endpoint (default $AWS_ENDPOINT_URL; unset: AWS itself)")

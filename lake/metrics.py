@@ -113,11 +113,12 @@ def gold_rows_from_log(messages: list[str], ds: str, partition_name: str) -> dic
 
 def glue_log_messages(logs: Any, job_run: dict[str, Any], run_id: str) -> list[str]:
     """The messages of a Glue job run's ``output`` and ``error`` log groups that contain ``wrote``:
-    the groups and stream (the run id) the amazon provider's GlueJobHook reads for ``verbose``."""
-    from airflow.providers.amazon.aws.hooks.glue import get_glue_log_group_names
+    the groups and stream (the run id) the amazon provider's GlueJobHook reads for ``verbose``
+    (``<LogGroupName>/output`` and ``/error``: its suffix constants, in every provider version we run)."""
+    from airflow.providers.amazon.aws.hooks.glue import DEFAULT_LOG_SUFFIX, ERROR_LOG_SUFFIX
 
     out = []
-    for group in get_glue_log_group_names(job_run):
+    for group in (f"{job_run['LogGroupName']}/{DEFAULT_LOG_SUFFIX}", f"{job_run['LogGroupName']}/{ERROR_LOG_SUFFIX}"):
         kwargs: dict[str, Any] = {"logGroupName": group, "logStreamNames": [run_id], "filterPattern": '"wrote"'}
         while True:
             try:

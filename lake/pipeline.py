@@ -43,7 +43,7 @@ def verdict_is_final() -> Iterator[None]:
     try:
         yield
     except (ExtractCheckError, DataQualityError) as exc:
-        from airflow.sdk.exceptions import AirflowFailException
+        from lake.compat import AirflowFailException
 
         raise AirflowFailException(str(exc)) from exc
 
