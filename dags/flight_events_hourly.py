@@ -31,9 +31,10 @@ from airflow.providers.amazon.aws.operators.athena import AthenaOperator
 from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 from airflow.providers.amazon.aws.operators.glue_crawler import GlueCrawlerOperator
 from airflow.providers.amazon.aws.operators.sns import SnsPublishOperator
-from airflow.sdk import DAG, CronDataIntervalTimetable, PokeReturnValue, TaskGroup, task
+from airflow.sdk import DAG, PokeReturnValue, TaskGroup, task
 
 from lake import assets, pipeline, sql
+from lake.compat import CronDataIntervalTimetable
 from lake.layout import for_dataset
 from lake.settings import get as get_settings
 from lake.stream import hourly

@@ -40,7 +40,7 @@ MWAA_VENV = REPO / ".venv-mwaa"
 RUNNER = Path(__file__).with_name("mwaa_runner.py")
 OLDEST = "3.0.6"
 AIRFLOWS = {f"airflow-{OLDEST}": MWAA_VENV / "bin" / "python", "pinned": Path(sys.executable)}
-EXPECTED_DAGS = ["flights_lake_daily", "lake_dashboards_refresh", "lake_provision", "sales_lake_daily"]
+EXPECTED_DAGS = ["flight_events_hourly", "flights_lake_daily", "lake_dashboards_refresh", "lake_provision", "sales_lake_daily"]
 
 
 @pytest.fixture(scope="module")
