@@ -252,7 +252,8 @@ def startup_sh(values: dict[str, str]) -> str:
 
 def lake_settings_env() -> dict[str, str]:
     """Every ``LAKE_*`` variable of :class:`lake.settings.Settings` with its value in force here
-    (the environment's or the default); dicts as JSON, None as ``""``."""
+    (the environment's or the default); dicts as JSON. A setting whose value is None (unset, decided
+    at run time, e.g. ``LAKE_LINEAGE_TRANSPORT``) is left out: an empty string would not mean None."""
     from lake import settings
 
     s = settings.Settings()
@@ -260,8 +261,8 @@ def lake_settings_env() -> dict[str, str]:
     for field in type(s).model_fields:
         value = getattr(s, field)
         if value is None:
-            text = ""
-        elif isinstance(value, (dict, list)):
+            continue
+        if isinstance(value, (dict, list)):
             text = json.dumps(value, separators=(",", ":"))
         elif isinstance(value, bool):
             text = "true" if value else "false"
