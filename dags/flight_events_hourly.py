@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 import pendulum
 from airflow.providers.amazon.aws.hooks.athena import AthenaHook
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
 from airflow.providers.amazon.aws.operators.athena import AthenaOperator
 from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 from airflow.providers.amazon.aws.operators.glue_crawler import GlueCrawlerOperator
@@ -79,18 +78,7 @@ with DAG(
     dagrun_timeout=timedelta(hours=6),
     template_searchpath=[str(sql.SQL_DIR)],
     tags=["lake", DATASET, "hourly", "stream"],
-    default_args={
-        "owner": "data-engineering",
-        "retries": S.retries,
-        "retry_delay": timedelta(seconds=S.retry_delay),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=15),
-        "execution_timeout": timedelta(minutes=30),
-        "on_failure_callback": [SnsNotifier(target_arn=S.topic_arn, region_name=S.region, message=ALERT % "failed",
-                                            subject="lake flight_events: {{ ti.task_id }} FAILED")],
-        "on_retry_callback": [SnsNotifier(target_arn=S.topic_arn, region_name=S.region, message=ALERT % "will retry",
-                                          subject="lake flight_events: {{ ti.task_id }} will retry")],
-    },
+    default_args=pipeline.task_defaults(S, "lake flight_events: {{ ti.task_id }} %s", ALERT),
 ) as dag:
 
     @task.sensor(mode="reschedule", poke_interval=S.sensor_poke_interval, timeout=S.sensor_timeout,

@@ -17,7 +17,6 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.amazon.aws.hooks.athena import AthenaHook
-from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
 from airflow.providers.amazon.aws.operators.athena import AthenaOperator
 from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 from airflow.providers.amazon.aws.operators.glue_crawler import GlueCrawlerOperator
@@ -80,10 +79,6 @@ def lake_daily(s: Settings, dataset: str) -> DAG:
     sql_params = sql.params_for(fact, {n: contracts.load(n) for n in L.dimensions}, layout=L)
     lake = assets.for_layout(L)
     dag_id = L.daily_dag_id
-    on_failure = SnsNotifier(target_arn=s.topic_arn, region_name=s.region,
-                             subject="lake {{ ds }}: {{ ti.task_id }} FAILED", message=ALERT_MESSAGE % "failed")
-    on_retry = SnsNotifier(target_arn=s.topic_arn, region_name=s.region,
-                           subject="lake {{ ds }}: {{ ti.task_id }} will retry", message=ALERT_MESSAGE % "will retry")
     start = fact.start_date
     if start is None:
         raise contracts.ContractError(f"dataset {dataset}: a daily DAG needs the contract's start_date")
@@ -105,16 +100,7 @@ def lake_daily(s: Settings, dataset: str) -> DAG:
         dagrun_timeout=timedelta(hours=6),
         template_searchpath=[str(sql.SQL_DIR)],
         tags=["lake", dataset, "daily"],
-        default_args={
-            "owner": "data-engineering",
-            "retries": s.retries,
-            "retry_delay": timedelta(seconds=s.retry_delay),
-            "retry_exponential_backoff": True,
-            "max_retry_delay": timedelta(minutes=15),
-            "execution_timeout": timedelta(minutes=30),
-            "on_failure_callback": [on_failure],
-            "on_retry_callback": [on_retry],
-        },
+        default_args=pipeline.task_defaults(s, "lake {{ ds }}: {{ ti.task_id }} %s", ALERT_MESSAGE),
     ) as dag:
         wait_for_bronze = S3KeySensor(
             task_id="wait_for_bronze",

@@ -26,11 +26,10 @@ from functools import reduce
 import pendulum
 from airflow.providers.amazon.aws.hooks.athena import AthenaHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
 from airflow.providers.amazon.aws.operators.athena import AthenaOperator
 from airflow.sdk import DAG, Param, task
 
-from lake import assets, layout
+from lake import assets, layout, pipeline
 from lake.dashboards import cache, spec
 from lake.settings import get as get_settings
 
@@ -57,18 +56,7 @@ with DAG(
     params={"days": Param([], type="array", items={"type": "string", "format": "date"},
                           description="days to refresh by hand (YYYY-MM-DD)"),
             "lake_datasets": Param(sorted(LAYOUTS), type="array", description="lake datasets of those days")},
-    default_args={
-        "owner": "data-engineering",
-        "retries": s.retries,
-        "retry_delay": timedelta(seconds=s.retry_delay),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=15),
-        "execution_timeout": timedelta(minutes=30),
-        "on_failure_callback": [SnsNotifier(target_arn=s.topic_arn, region_name=s.region, message=ALERT % "failed",
-                                            subject="lake dashboards: {{ ti.task_id }} FAILED")],
-        "on_retry_callback": [SnsNotifier(target_arn=s.topic_arn, region_name=s.region, message=ALERT % "will retry",
-                                          subject="lake dashboards: {{ ti.task_id }} will retry")],
-    },
+    default_args=pipeline.task_defaults(s, "lake dashboards: {{ ti.task_id }} %s", ALERT),
 ) as dag:
 
     @task

@@ -227,3 +227,32 @@ def summary(ds: str, extract: dict[str, Any], dq: dict[str, int], head: dict[str
         message["cost"] = run_cost
         message["cost_line"] = lake_cost.line(run_cost)
     return {"subject": subject, "message": json.dumps(message, sort_keys=True), "cost": run_cost}
+
+
+def task_defaults(s: Any, subject: str, message: str) -> dict[str, Any]:
+    """The ``default_args`` of the lake's DAGs: ``s.retries`` retries from ``s.retry_delay`` seconds,
+    doubling up to 15 minutes (``retry_exponential_backoff``), a 30-minute execution timeout, and an
+    SNS alert to ``s.topic_arn`` on each failure and each retry.
+
+    :param s: the lake's :class:`lake.settings.Settings`.
+    :param subject: the alerts' subject, a Jinja template with one ``%s``: ``FAILED`` or ``will retry``.
+    :param message: the alerts' message, a Jinja template with one ``%s``: ``failed`` or ``will retry``.
+    """
+    from datetime import timedelta
+
+    from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
+
+    def alert(subject_word: str, message_words: str) -> SnsNotifier:
+        return SnsNotifier(target_arn=s.topic_arn, region_name=s.region, subject=subject % subject_word,
+                           message=message % message_words)
+
+    return {
+        "owner": "data-engineering",
+        "retries": s.retries,
+        "retry_delay": timedelta(seconds=s.retry_delay),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=15),
+        "execution_timeout": timedelta(minutes=30),
+        "on_failure_callback": [alert("FAILED", "failed")],
+        "on_retry_callback": [alert("will retry", "will retry")],
+    }
