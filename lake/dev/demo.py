@@ -223,6 +223,28 @@ def start_airflow(stack: Stack) -> None:
     say(f"Airflow running at http://localhost:{stack.airflow_port}")
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of process group ``pgid`` still runs (zombies not counted; without
+    /proc, e.g. macOS, whether the group has any member at all)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except OSError:
+            return False
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # fields after the command: state, ppid, pgrp
+            return True
+    return False
+
+
 def stop(stack: Stack) -> list[str]:
     """Stop the components the demo started (from their pid files): SIGTERM to each process
     group, SIGKILL after 30 s. Returns what was stopped."""
@@ -237,10 +259,12 @@ def stop(stack: Stack) -> list[str]:
         except ProcessLookupError:
             pid_file.unlink()
             continue
+        # Wait for the whole process group, not only its leader: airflow standalone can exit while
+        # its scheduler (same group) is still shutting down, and would be left running.
         deadline = time.monotonic() + 30
-        while _alive(pid) and time.monotonic() < deadline:
+        while (_alive(pid) or _group_alive(pid)) and time.monotonic() < deadline:  # _alive reaps the leader
             time.sleep(0.5)
-        if _alive(pid):
+        if _alive(pid) or _group_alive(pid):
             os.killpg(pid, signal.SIGKILL)
         pid_file.unlink(missing_ok=True)
         stopped.append(f"{name} (pid {pid})")
