@@ -40,12 +40,12 @@ os.environ.update(
         "LAKE_TPCH_SCALE": str(SALES_SCALE),
         # The tests' Glue runs are small days: C1-only JVMs start on a third less CPU (localaws/runtime.py).
         "LOCALAWS_GLUE_JVM_OPTIONS": os.environ.get("LOCALAWS_GLUE_JVM_OPTIONS", QUICK_START_JVM_OPTIONS),
-        # No pre-started Glue drivers for the dag.test() tests (localaws's default is 2): a DAG run starts
-        # one Glue run at a time, and the pool's last refill, a driver warmed up for a run that never
-        # comes, costs ~25 CPU-s per localaws on a 2-core machine the heavy tiers keep busy (each
-        # pooled run's warm-up is paid anyway). The pool has its own tests (tests/localaws/test_glue_pool.py)
-        # and the demo stacks keep it (tests/e2e/conftest.py ``stack``: 2, as `make demo`).
-        "LOCALAWS_GLUE_POOL_SIZE": os.environ.get("LOCALAWS_GLUE_POOL_SIZE", "0"),
+        # One pre-started Glue driver, not localaws's default 2: a DAG run starts one Glue run at a time,
+        # and a second spare driver warmed up for nothing (~20 CPU-s). 0 (cold runs, no wasted last
+        # refill) was tried on 2026-12-02 and measured no faster on an idle machine (test_provider_operators
+        # 56 s with 0, 62 s with 1). tests/localaws/test_glue_pool.py sets its own size; the demo stacks
+        # use 2 (tests/e2e/conftest.py ``stack``, as `make demo`).
+        "LOCALAWS_GLUE_POOL_SIZE": os.environ.get("LOCALAWS_GLUE_POOL_SIZE", "1"),
         # The demo stacks' DAG processor parses each DAG file again every 600 s, not every 30 (the
         # demo's default, lake/dev/demo.py): no test edits a DAG file while a stack runs, and each
         # parse costs ~1 CPU-second (~45 CPU-s in a 17-minute stack).
