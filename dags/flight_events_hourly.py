@@ -58,7 +58,7 @@ def _clients() -> tuple:
 
 def _athena(template: str) -> AthenaOperator:
     return AthenaOperator(task_id=sql.name(template), query=template, database=S.gold_database, workgroup=S.workgroup,
-                          output_location=L.athena_output, params=SQL_PARAMS, sleep_time=2,
+                          output_location=L.athena_output, params=SQL_PARAMS, sleep_time=S.athena_poll_interval,
                           execution_timeout=timedelta(minutes=15))
 
 

@@ -176,7 +176,7 @@ def lake_daily(s: Settings, dataset: str) -> DAG:
                     workgroup=s.workgroup,
                     output_location=L.athena_output,
                     params=sql_params,
-                    sleep_time=2,
+                    sleep_time=s.athena_poll_interval,
                     execution_timeout=timedelta(minutes=15),
                 )
                 for template in sql.templates(kind, dataset)

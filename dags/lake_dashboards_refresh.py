@@ -86,7 +86,7 @@ with DAG(
         database=s.gold_database,
         workgroup=s.workgroup,
         output_location=ANY_LAYOUT.athena_output,
-        sleep_time=2,
+        sleep_time=s.athena_poll_interval,
         execution_timeout=timedelta(minutes=15),
     ).expand(query=queries(planned))
 

@@ -39,6 +39,7 @@ LAKE_GLUE_WORKERS               2                                          G.1X 
 LAKE_GLUE_TIMEOUT               30                                         minutes per job run
 LAKE_GLUE_MAX_CONCURRENT_RUNS   3                                          = the DAG's max_active_runs
 LAKE_POLL_INTERVAL              10                                         seconds between status checks of a Glue run or crawl
+LAKE_ATHENA_POLL_INTERVAL       2                                          seconds between status checks of an Athena query (float)
 LAKE_SILVER_CRAWLER             lake-silver-crawler                        catalogs LAKE_DATASET's silver
 LAKE_GOLD_CRAWLER               lake-gold-crawler                          catalogs its gold tables
 LAKE_LAMBDA_ROLE_ARN            arn:aws:iam::<account>:role/lake-extractor  execution role
@@ -142,6 +143,11 @@ class Settings(BaseSettings):
     #: crawl. 10 suits AWS, where runs and crawls take minutes; the demo stack and the tests use 2
     #: (localaws runs small days in seconds, so each check saved shortens every run).
     poll_interval: int = Field(10, ge=1, le=300)
+    #: Seconds between an AthenaOperator's status checks of its query (``sleep_time``). 2 suits AWS,
+    #: where a small query takes a few seconds; the demo stack and the tests use 0.5 (localaws answers a
+    #: small day's query in well under a second, and each query's first check comes ~0.1 s after
+    #: the start, so 2 made every query task wait ~2 s: measured 2.6 s per DQ task, 2026-12-02).
+    athena_poll_interval: float = Field(2.0, gt=0, le=60)
     silver_crawler: str = "lake-silver-crawler"
     gold_crawler: str = "lake-gold-crawler"
     lambda_role_arn: str | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,8 @@ os.environ.update(
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
         # Status checks of Glue runs and crawls every 2 s, not AWS's 10 (as the demo stack: lake/dev/demo.py).
         "LAKE_POLL_INTERVAL": os.environ.get("LAKE_POLL_INTERVAL", "2"),
+        # Athena query status every 0.5 s, not 2 (as the demo stack): a DQ task took 2.6 s with 2.
+        "LAKE_ATHENA_POLL_INTERVAL": os.environ.get("LAKE_ATHENA_POLL_INTERVAL", "0.5"),
     }
 )
 # OpenLineage on, as in make demo: the file transport under the session's Airflow home
@@ -107,9 +110,27 @@ def run_dag(airflow_aws):
         assert not bag.import_errors, f"DAG file {dag_file} does not import: {bag.import_errors}"
         dag = bag.get_dag(dag_id)
         assert dag is not None, f"no DAG {dag_id} in {dag_file}"
-        return dag.test(logical_date=logical_date, run_conf=conf)
+        started = time.monotonic()
+        dag_run = dag.test(logical_date=logical_date, run_conf=conf)
+        _print_task_durations(dag_run, time.monotonic() - started)
+        return dag_run
 
     return run
+
+
+def _print_task_durations(dag_run, wall_s: float) -> None:
+    """Print the run's tasks with their durations (seconds), slowest first: where a slow test spent
+    its time (pytest shows it with -s, or beside a failure)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_run.dag_id,
+                                                 TaskInstance.run_id == dag_run.run_id).all()
+        rows = sorted(((ti.duration or 0.0, ti.task_id, ti.map_index, ti.state) for ti in tis), reverse=True)
+    print(f"{dag_run.dag_id} {dag_run.run_id}: {dag_run.state} in {wall_s:.1f} s; tasks, slowest first:")
+    for duration, task_id, map_index, state in rows:
+        print(f"  {duration:7.1f} s  {task_id}{'' if map_index < 0 else f'[{map_index}]'}  {state}")
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,30 @@ def test_services_and_mounts(compose):
         assert services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
 
 
+def test_openlineage_options_are_the_lakes(compose, monkeypatch):
+    """Every Airflow service sends OpenLineage events as make demo does (lake.lineage.airflow_config
+    for the compose file's events file), with the provider pinned as in requirements.txt."""
+    from pathlib import Path
+
+    from lake import lineage, settings
+
+    path = "/opt/airflow/logs/openlineage-events.jsonl"
+    monkeypatch.setenv("LAKE_LINEAGE_FILE", path)
+    monkeypatch.delenv("LAKE_LINEAGE_TRANSPORT", raising=False)
+    monkeypatch.delenv("LAKE_LINEAGE_URL", raising=False)
+    monkeypatch.setattr(Path, "mkdir", lambda *a, **k: None)  # transport() makes the file's folder
+    expected = lineage.airflow_config(settings.get())
+    assert json.loads(expected["AIRFLOW__OPENLINEAGE__TRANSPORT"])["log_file_path"] == path
+    pin = next(line.strip() for line in (REPO / "requirements.txt").read_text().splitlines()
+               if line.startswith("apache-airflow-providers-openlineage=="))
+    for name in AIRFLOW_SERVICES:
+        env = compose["services"][name]["environment"]
+        assert {k: str(v) for k, v in env.items() if k.startswith("AIRFLOW__OPENLINEAGE__")} == expected, name
+        assert pin in env["_PIP_ADDITIONAL_REQUIREMENTS"].split(), name
+    volumes = {v.split(":")[1] for v in compose["services"]["airflow-scheduler"]["volumes"]}
+    assert str(Path(path).parent) in volumes  # the logs volume: the folder exists in every container
+
+
 def _compose_available() -> bool:
     if shutil.which("docker") is None:
         return False

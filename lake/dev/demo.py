@@ -107,6 +107,8 @@ class Stack:
             "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
             # localaws runs a small day's Glue job or crawl in seconds: check its status every 2 s.
             "LAKE_POLL_INTERVAL": os.environ.get("LAKE_POLL_INTERVAL", "2"),
+            # and its Athena queries in well under a second: check each every 0.5 s (AWS's default here: 2).
+            "LAKE_ATHENA_POLL_INTERVAL": os.environ.get("LAKE_ATHENA_POLL_INTERVAL", "0.5"),
             # The streamed hours: Firehose buffers flushed after 5 s (not 60), so an hour is ready soon.
             "LAKE_FIREHOSE_BUFFER_SECONDS": os.environ.get("LAKE_FIREHOSE_BUFFER_SECONDS", "5"),
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(conn),
