@@ -11,7 +11,8 @@ arguments, from ``lake.layout.Layout.stream_glue_arguments``:
   JSON lines (Amazon Data Firehose Developer Guide, "Data delivery format":
   https://docs.aws.amazon.com/firehose/latest/dev/basic-deliver.html).
 * ``--gold_path``: ``s3://<gold>``; writes ``<gold_path>/flight_events/dt=<dt>/hour=<hour>/`` and
-  ``<gold_path>/departures_hourly/dt=<dt>/hour=<hour>/`` (each overwritten: dynamic partition overwrite).
+  ``<gold_path>/departures_hourly/dt=<dt>/hour=<hour>/`` (each overwritten: dynamic partition overwrite;
+  an hour with no record gets one Parquet file with the schema and no rows: :func:`write_hour`).
 * ``--gold_tables``: must be :data:`GOLD_TABLES`.
 * ``--runs_path``: ``s3://<artifacts>/stream-runs/flight_events``; the run writes
   ``<runs_path>/dt=<dt>/hour=<hour>/run.json`` (:func:`run_record`): what it read and wrote.
@@ -119,8 +120,19 @@ def transform(records: DataFrame, dt: str, hour: str) -> dict[str, Any]:
             "duplicates": n_records - n_events}
 
 
-def write_hour(df: DataFrame, path: str) -> None:
-    """Overwrite only the ``dt``/``hour`` partition present in ``df`` under ``path``."""
+def write_hour(df: DataFrame, path: str, dt: str, hour: str, *, empty: bool) -> None:
+    """Overwrite only the ``dt``/``hour`` partition of ``df`` under ``path``.
+
+    An hour with no event (``empty``) still gets its partition folder: one Parquet file with the
+    table's schema and no rows. Spark's partitioned write creates no folder for an empty frame, and on
+    a lake whose table the crawler has not catalogued yet the hour's Athena checks would then fail on
+    a table that does not exist; with the file the crawler catalogs the table and the hour, and the
+    checks read 0 rows. (A non-partitioned write of an empty frame leaves one file holding the schema:
+    Spark's FileFormatWriter, SPARK-23271.)
+    """
+    if empty:
+        df.drop("dt", "hour").coalesce(1).write.mode("overwrite").parquet(f"{path}/dt={dt}/hour={hour}")
+        return
     df.sparkSession.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
     df.coalesce(1).write.mode("overwrite").partitionBy("dt", "hour").parquet(path)
 
@@ -159,8 +171,9 @@ def main(argv: list[str]) -> None:
     job.init(args["JOB_NAME"], args)
     result = transform(read_hour(spark, [f"s3://{bucket}/{k}" for k in keys]), dt, hour)
     gold = args["gold_path"].rstrip("/")
+    empty = result["records"] == 0
     for name in GOLD_TABLES:
-        write_hour(result[name], f"{gold}/{name}")
+        write_hour(result[name], f"{gold}/{name}", dt, hour, empty=empty)
     record = run_record(dt, hour, [k.rsplit("/", 1)[-1] for k in keys], result, args["JOB_RUN_ID"])
     runs_bucket, _, runs_root = args["runs_path"][len("s3://"):].partition("/")
     s3.put_object(Bucket=runs_bucket, Key=f"{runs_root.strip('/')}/dt={dt}/hour={hour}/run.json",

