@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
