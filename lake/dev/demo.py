@@ -65,6 +65,8 @@ class Stack:
     localaws_port: int = 4566
     airflow_port: int = 8080
     started: dict[str, int] = field(default_factory=dict)
+    #: How often :func:`keep_scheduler` has started a scheduler that exited.
+    scheduler_restarts: int = 0
 
     @property
     def endpoint_url(self) -> str:
@@ -251,7 +253,7 @@ def stop(stack: Stack) -> list[str]:
     """Stop the components the demo started (from their pid files): SIGTERM to each process
     group, SIGKILL after 30 s. Returns what was stopped."""
     stopped = []
-    for name in ("airflow", "localaws"):
+    for name in ("scheduler", "airflow", "localaws"):  # scheduler: one keep_scheduler started
         pid_file = stack.home / f"{name}.pid"
         if not pid_file.exists():
             continue
@@ -363,6 +365,51 @@ def _airflow_running(stack: Stack) -> bool:
         f"http://localhost:{stack.airflow_port}/api/v2/monitor/health", timeout=10) is not None
 
 
+#: How many times :func:`keep_scheduler` starts a scheduler that exited, per stack, before it gives up.
+SCHEDULER_RESTARTS = 3
+
+
+def scheduler_ended(stack: Stack) -> str | None:
+    """When the Airflow scheduler has exited: the end date (UTC, Airflow's text) of its latest job in the
+    ``job`` table if that job has ended (state ``failed`` after an exception in its loop, ``success`` after a
+    clean stop), else None (running, or no scheduler job yet).
+
+    A scheduler ends its job this way on any exception in its loop (airflow/jobs/scheduler_job_runner.py
+    ``_execute``), e.g. an IntegrityError on ``task_instance_history`` when a task's own failure report and
+    the executor's event for it race (seen under load on SQLite)."""
+    rows = _query(stack, "SELECT state, end_date FROM job WHERE job_type = 'SchedulerJob' ORDER BY id DESC LIMIT 1")
+    if rows and rows[0][0] in ("failed", "success") and rows[0][1]:
+        return str(rows[0][1])
+    return None
+
+
+def keep_scheduler(stack: Stack) -> bool:
+    """Start ``airflow scheduler`` again when the scheduler has exited, as a supervisor would (MWAA, or
+    docker compose's ``restart: always``): ``airflow standalone`` does not restart a component that dies,
+    and a stack without a scheduler runs nothing more. The new scheduler (log ``<home>/scheduler.log``)
+    picks up the queued, up-for-retry and deferred tasks. SQLite allows one scheduler, so one is started
+    only once the latest scheduler job has ended and no scheduler of ours is alive.
+
+    :returns: True when a scheduler was started.
+    :raises DemoError: when the scheduler has exited :data:`SCHEDULER_RESTARTS` times already.
+    """
+    ended = scheduler_ended(stack)
+    if ended is None or _pid_of(stack, "scheduler") is not None:
+        return False
+    restarts = stack.scheduler_restarts
+    log = stack.home / ("scheduler.log" if restarts else "airflow.log")
+    if restarts >= SCHEDULER_RESTARTS:
+        raise DemoError(f"the Airflow scheduler exited at {ended} UTC again, after {restarts} restarts; see {log}:\n"
+                        f"{_tail(log)}")
+    errors = [line for line in _tail(log, 4000).splitlines() if line.removeprefix("scheduler  | ").startswith(
+        ("sqlite3.", "sqlalchemy.", "airflow.", "ValueError", "RuntimeError", "OSError"))]
+    pid = _spawn(stack, "scheduler", [_bin("airflow"), "scheduler"], {**os.environ, **stack.env()})
+    stack.scheduler_restarts = restarts + 1
+    say(f"the Airflow scheduler exited at {ended} UTC ({errors[-1].strip() if errors else f'see {log}'}); "
+        f"started `airflow scheduler` again (pid {pid}, log {stack.home / 'scheduler.log'}), as a supervisor would")
+    return True
+
+
 def open_backfills(stack: Stack, dag_id: str = DAG_ID) -> int:
     """Backfills of the DAG that Airflow has not marked completed yet (read from its SQLite
     database; the scheduler marks a finished backfill completed within about 30 s)."""
@@ -448,6 +495,7 @@ def backfill(stack: Stack, start: date, end: date, timeout_s: float = 3600, dag_
         if len(states) == len(days) and set(states.values()) <= FINAL_STATES:
             _wait_backfills_closed(stack, 90, dag_id)  # so a next demo can create its own backfill
             return states
+        keep_scheduler(stack)
         time.sleep(5)
     raise DemoError(f"backfill of {dag_id} not finished after {timeout_s:.0f} s; runs: {_runs(stack, days, dag_id)}")
 
@@ -628,6 +676,7 @@ def stream_hours(stack: Stack, day: date, hours: tuple[int, ...] = STREAM_HOURS,
             break
         if time.monotonic() > deadline:
             raise DemoError(f"{STREAM_DAG_ID} runs not finished after {timeout_s:.0f} s: {states}")
+        keep_scheduler(stack)
         time.sleep(5)
     out = {}
     for start in starts:

@@ -1,8 +1,9 @@
 """Crash: localaws is killed with SIGKILL in the middle of a backfill (twice: while a Glue job run
 is RUNNING, then while an Athena query is), and restarted from its state directory on the same
-port. localaws's own fault injection holds each step RUNNING until the kill (a lease release of the
-Glue script, then every query of the lake's work group), so the kill never races a step that lasts
-0.1 s on an idle machine, and the test checks that the held runs and queries were the ones the
+port; then Airflow's scheduler exits (SIGTERM) and the demo's watch starts it again
+(demo.keep_scheduler). localaws's own fault injection holds each step RUNNING until the kill (a lease
+release of the Glue script, then every query of the lake's work group), so the kill never races a step
+that lasts 0.1 s on an idle machine, and the test checks that the held runs and queries were the ones the
 restart marked FAILED. The DAG's task retries finish every day; nothing localaws acknowledged before a kill
 is lost; gold rows per day equal the source with no duplicates. Prints the figures for
 docs/reliability.md.
@@ -23,6 +24,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
+from pathlib import Path
 
 import boto3
 import pytest
@@ -142,6 +144,22 @@ def _kill_while_writing_canary(stack, round_no: int) -> tuple[dict[str, str], fl
     return acked, killed_at
 
 
+def _scheduler_pid(stack) -> int:
+    """The pid of the ``airflow scheduler`` that ``airflow standalone`` (the stack's process) started."""
+    parent = stack.started["airflow"]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if ppid == parent and b"scheduler" in argv:
+            return int(entry.name)
+    raise AssertionError(f"no airflow scheduler process under airflow standalone (pid {parent})")
+
+
 def test_sigkill_of_localaws_mid_backfill(stack, duck):
     os.environ["LAKE_RETRY_DELAY"] = "5"  # seconds, doubling per retry (the stack fixture restores the env)
     os.environ["LAKE_RETRIES"] = "4"
@@ -202,7 +220,12 @@ def test_sigkill_of_localaws_mid_backfill(stack, duck):
               f"{len(before['queries'])} queries known before and after; localaws down {restart_s:.1f} s "
               "(3 s pause + restart)")
     assert "were in progress at the last snapshot; marked FAILED" in log
+    # Then the scheduler exits (SIGTERM: its job ends, as after an exception in its loop). airflow standalone
+    # does not restart it; the demo's backfill wait starts `airflow scheduler` again (demo.keep_scheduler).
+    os.kill(_scheduler_pid(stack), signal.SIGTERM)
     thread.join(timeout=2000)
+    assert stack.scheduler_restarts == 1, "the scheduler that exited was not started again"
+    assert (stack.home / "scheduler.log").exists()
     assert "error" not in outcome, outcome.get("error")
     states = outcome["states"]
     days = [(START + timedelta(days=i)).isoformat() for i in range((END - START).days + 1)]
@@ -218,7 +241,7 @@ def test_sigkill_of_localaws_mid_backfill(stack, duck):
     print(f"\ncrash backfill {START}..{END}: {len(days)} of {len(days)} runs succeeded in "
           f"{time.monotonic() - started:.0f} s; 2 SIGKILLs; task retries {len(retries)}; "
           f"Glue runs failed by the restart {len(failed_by_restart)}, their day leases taken over {takeovers}; "
-          f"rows lost {lost}, duplicated {duplicated}; "
+          f"rows lost {lost}, duplicated {duplicated}; scheduler restarted {stack.scheduler_restarts}; "
           f"kills {kills}")
     assert retries, "no task was retried: the kills did not interrupt anything"
     assert lost == 0 and duplicated == 0
