@@ -78,10 +78,11 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m unit -n $(FAST_WORKERS) $(PYTEST_ARGS)
 
 ## make test: the whole test suite, every tier: the unit tier as make test-fast runs it, then the
-## others (spark, e2e, slow) in HEAVY_WORKERS pytest-xdist processes (default 2) by module: the demo-stack
+## others (spark, e2e, slow) in HEAVY_WORKERS pytest-xdist processes (default 3: on 2 cores these tests wait on
+## polls, sensors and sleeps a third of the time, so a third worker fills the gaps) by module: the demo-stack
 ## tests one after the other in one worker, each other module whole (tests/conftest.py); both parts
 ## always run, and it fails when either fails. With PYTEST_ARGS (e.g. -m "not slow"): one pytest run.
-HEAVY_WORKERS ?= 2
+HEAVY_WORKERS ?= 3
 test: $(STAMP) browser mwaa-venv
 ifeq ($(strip $(PYTEST_ARGS)),)
 	@unit=0; rest=0; \

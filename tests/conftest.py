@@ -209,8 +209,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker("unit")
         if "stack" in getattr(item, "fixturenames", ()) and not item.nodeid.startswith(STACK_TESTS):
             raise pytest.UsageError(f"{item.nodeid} starts a demo stack: it belongs in {STACK_TESTS} (see _scope)")
-    # The heavy tiers run in two pytest-xdist workers (make test: --dist loadfile, scheduled by _scope):
-    # the longest work first, so that the two finish together. A module moves as a whole (its
+    # The heavy tiers run in HEAVY_WORKERS pytest-xdist workers (make test, default 3: --dist loadfile,
+    # scheduled by _scope): the longest work first, so that the workers finish together. A module moves as a whole (its
     # module-scoped fixtures are set up once); the unit tests keep their order.
     module_rank: dict[str, int] = {}
     for item in items:
