@@ -15,6 +15,10 @@ first run released it. To make the overlap certain rather than likely, localaws'
 holds every lease release (its DeleteObject) until the test has seen a run of the day refused, then
 clears the faults, which lets the held release go on (see :func:`_hold_leases_until_refused`).
 Gold rows are compared with DuckDB straight over the source CSV.
+
+The dashboards' cache refresh (``lake_dashboards_refresh``) is unpaused too: the scheduler runs it on the
+day's gold asset events, and it caches that day only (the late day wrote no gold), with the flights DuckDB
+counts.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 
-from lake import settings
+from lake import layout, settings
+from lake.dashboards import cache, query, spec
 from lake.dev import demo
 from tests.e2e.helpers import stack_faults
 from tests.helpers import REQUIRED, list_keys
@@ -90,7 +95,22 @@ def _hold_leases_until_refused(stack) -> threading.Thread:
     return watcher
 
 
-def test_a_manual_run_during_a_backfill_of_the_same_day(stack, duck):
+def _wait_refresh(stack, timeout_s: float = 300) -> dict[str, tuple[str, str]]:
+    """Wait until lake_dashboards_refresh has no asset event left to run for (Airflow's
+    ``asset_dag_run_queue``) and none of its runs is going; returns run id -> (run type, state)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        runs = {r: (t, st) for r, t, st in demo._query(
+            stack, "SELECT run_id, run_type, state FROM dag_run WHERE dag_id = ?", (demo.REFRESH_DAG_ID,))}
+        queued = demo._query(stack, "SELECT count(*) FROM asset_dag_run_queue WHERE target_dag_id = ?",
+                             (demo.REFRESH_DAG_ID,))
+        if runs and not queued[0][0] and all(st in demo.FINAL_STATES for _, st in runs.values()):
+            return runs
+        assert time.monotonic() < deadline, f"{demo.REFRESH_DAG_ID} runs {runs}, queued asset events {queued}"
+        time.sleep(3)
+
+
+def test_a_manual_run_during_a_backfill_of_the_same_day(stack, duck, tmp_path):
     os.environ["LAKE_RETRY_DELAY"] = "5"  # seconds, doubling per retry (the stack fixture restores the env)
     os.environ["LAKE_RETRIES"] = "4"
     os.environ["LAKE_SENSOR_TIMEOUT"] = str(SENSOR_TIMEOUT_S)
@@ -114,7 +134,7 @@ def test_a_manual_run_during_a_backfill_of_the_same_day(stack, duck):
                          "--run-id", MANUAL_RUN)
 
     states = demo.run_pipeline(stack, START, END, before_airflow=withdraw_late_day,
-                               before_scheduler=trigger_manual_run, backfill_timeout_s=1500)
+                               before_scheduler=trigger_manual_run, backfill_timeout_s=1500, dashboards=True)
     assert states == {DAY: "success", LATE_DAY: "failed"}, \
         f"logs under {stack.airflow_home / 'logs'}"
     deadline = time.monotonic() + 900
@@ -135,6 +155,23 @@ def test_a_manual_run_during_a_backfill_of_the_same_day(stack, duck):
                   f"{[(r['Id'], r['JobRunState'], str(r['StartedOn']), str(r.get('CompletedOn'))) for r in runs]}")
     assert f"partition dt={DAY} is being written by Glue run" in busy[0]["ErrorMessage"]
 
+    # The dashboards' cache: lake_dashboards_refresh, scheduled on the gold assets, was run by the scheduler
+    # after the day's runs (run_type asset_triggered) and refreshed that day only: the late day wrote no gold.
+    refresh = _wait_refresh(stack)
+    assert refresh and set(refresh.values()) == {("asset_triggered", "success")}, refresh
+    dashboards = [d for d in map(spec.load, spec.names()) if any(ds.source == "athena" for ds in d.datasets.values())]
+    lay = layout.for_dataset(s, "flights")
+    layouts = {ds.lake_dataset: layout.for_dataset(s, ds.lake_dataset)
+               for d in dashboards for ds in d.datasets.values() if ds.source == "athena"}
+    jobs = cache.jobs(dashboards, layouts, {"flights": [DAY]})
+    assert jobs and list_keys(s3, s.artifacts_bucket, "dashboards/") == sorted(
+        lay.dashboard_key(j.dashboard, j.dataset, j.day) for j in jobs)
+    flights_dash = spec.load("flights")
+    mirror = cache.Mirror(s3, s.artifacts_bucket, lay.dashboard_prefix("flights", "flights"), tmp_path / "cache")
+    cached = query.dataset_sql(flights_dash.datasets["flights"], mirror.sync())
+    kpi_sql, args = query.visual_sql(flights_dash, "flights", f"({cached})", {})
+    cached_flights = duck.execute(kpi_sql, args).fetchone()[0]
+
     null_required = " OR ".join(f"{c} IS NULL" for c in REQUIRED)
     expected = duck.execute(f"SELECT count(*) FILTER (WHERE NOT ({null_required})) FROM src_flights "
                             f"WHERE dt = '{DAY}'").fetchone()[0]
@@ -150,6 +187,7 @@ def test_a_manual_run_during_a_backfill_of_the_same_day(stack, duck):
     flights = [r for t in read("flights") for r in t.select(key_columns).to_pylist()]
     assert len(flights) == expected, f"gold flights has {len(flights)} rows for {DAY}, the source {expected}"
     assert len({tuple(r.values()) for r in flights}) == expected, "duplicated gold rows"
+    assert cached_flights == expected, f"the dashboards' cache counts {cached_flights} flights on {DAY}, DuckDB {expected}"
     daily = [r["carrier"] for t in read("carrier_daily") for r in t.select(["carrier"]).to_pylist()]
     assert sorted(daily) == sorted(set(daily)) and len(daily) == carriers
     leases = list_keys(s3, s.artifacts_bucket, "leases/")
@@ -183,4 +221,5 @@ def test_a_manual_run_during_a_backfill_of_the_same_day(stack, duck):
     print(f"\nconcurrent runs of {DAY}: backfill + manual run both succeeded in {wall:.0f} s; Glue runs of the day "
           f"{len(runs)} ({len(busy)} refused with PartitionBusyError, {len(succeeded)} succeeded); gold flights "
           f"{len(flights)} rows = source {expected}, carrier_daily {len(daily)} rows = {carriers} carriers; "
-          f"1 silver object; duplicates 0")
+          f"1 silver object; duplicates 0; dashboards' cache refreshed by {len(refresh)} asset-triggered run(s), "
+          f"{len(jobs)} object(s) for {DAY} only, {cached_flights} flights = DuckDB")
