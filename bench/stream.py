@@ -1,10 +1,13 @@
 """Benchmark: localaws Firehose ingest with PutRecordBatch, and ``lake stream send`` holding a rate.
 
-1. Ingest: records of the real flight_events of 2013-06-01 (about 270 bytes each) sent with
-   PutRecordBatch (500 a call) from ``--threads`` client threads to the in-process localaws (no
-   state dir), to a plain stream (64 MiB / 900 s buffers, no compression) and to the lake's stream
-   (dynamic partitioning by event date and hour with jq, GZIP, lake.layout's prefixes). Prints
-   records/s and MB/s of accepted data (target: >= 10,000 records/s on 2 cores).
+1. Ingest: records of the real flight_events of 2013-06-01 (about 260 bytes each) sent with
+   PutRecordBatch (500 a call) from ``--threads`` client threads to a plain stream (64 MiB / 900 s
+   buffers, no compression) and to the lake's stream (dynamic partitioning by event date and hour
+   with jq, GZIP, lake.layout's prefixes), twice: to ``localaws serve`` as its own process (the
+   2-core figure: client and server each have a GIL, as a real client on another machine) and to
+   an in-process localaws (client and server share one GIL: at most one core). No state dir. Prints
+   records/s and MB/s of accepted data and records per CPU second (client, server; target: >=
+   10,000 records/s on 2 cores).
 2. Pacing: :class:`lake.stream.send.Sender` at ``--rate`` (default 100 records/s, the KDG's default)
    for ``--duration`` seconds (default 60; the issue asks for 300) with the KDG help page's sensor
    template. Prints the achieved rate, records per 1-second window after the first (mean, min, max,
@@ -18,12 +21,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
+import psutil
 from botocore.config import Config
 
 from lake import contracts, layout, settings
@@ -54,9 +60,11 @@ def _streams(client, lay: layout.Layout) -> dict[str, dict]:
     return configs
 
 
-def ingest(client, stream: str, data: list[bytes], total: int, threads: int) -> tuple[float, float, float]:
+def ingest(client, stream: str, data: list[bytes], total: int, threads: int,
+           server: psutil.Process | None = None) -> tuple[float, float, float, float | None]:
     """Send ``total`` records (``data`` cycled) in calls of 500; returns (records/s, MB/s, records per
-    CPU second of this process: client and server together, a figure a busy machine distorts less)."""
+    CPU second of this process, records per CPU second of ``server`` or None). CPU figures are
+    distorted less than wall time by a busy machine; in-process, this process is client + server."""
     batches = [[{"Data": data[(i + j) % len(data)]} for j in range(min(500, total - i))]
                for i in range(0, total, 500)]
     size = sum(len(r["Data"]) for b in batches for r in b)
@@ -67,12 +75,55 @@ def ingest(client, stream: str, data: list[bytes], total: int, threads: int) -> 
         answer = fh.put_record_batch(DeliveryStreamName=stream, Records=batches[n])
         return len(batches[n]) - answer["FailedPutCount"]
 
-    start, cpu = time.perf_counter(), time.process_time()
+    def server_cpu() -> float:
+        if server is None:
+            return 0.0
+        times = server.cpu_times()
+        return times.user + times.system
+
+    start, cpu, scpu = time.perf_counter(), time.process_time(), server_cpu()
     with ThreadPoolExecutor(threads) as pool:
         accepted = sum(pool.map(put, range(len(batches))))
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    elapsed, cpu, scpu = time.perf_counter() - start, time.process_time() - cpu, server_cpu() - scpu
     assert accepted == total, f"{total - accepted} records failed"
-    return total / elapsed, size / elapsed / 1e6, total / cpu
+    return total / elapsed, size / elapsed / 1e6, total / cpu, (total / scpu if server is not None else None)
+
+
+def _clients(endpoint: str, threads: int):
+    def client(service: str):
+        return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x",
+                            aws_secret_access_key="x", config=Config(max_pool_connections=max(10, threads)))
+    return client
+
+
+def ingest_runs(client, lay: layout.Layout, data: list[bytes], records: int, threads: int, title: str,
+                server: psutil.Process | None = None) -> None:
+    """Create the streams and print one line per stream (see :func:`ingest`)."""
+    _streams(client, lay)
+    print(f"Firehose ingest, PutRecordBatch x500, {records:,} records of {statistics.mean(map(len, data)):.0f} "
+          f"bytes, {threads} client threads, {title} (no state dir):")
+    for name in ("plain", "lake"):
+        ingest(client, f"bench-{name}", data, 2_000, threads, server)  # warm-up
+        per_s, mb_s, per_cpu, per_server_cpu = ingest(client, f"bench-{name}", data, records, threads, server)
+        cpu = (f"client {per_cpu:,.0f}, server {per_server_cpu:,.0f}" if per_server_cpu is not None
+               else f"client + server {per_cpu:,.0f}")
+        print(f"  {name:5}: {per_s:10,.0f} records/s  {mb_s:6.2f} MB/s  (records per CPU second: {cpu})")
+
+
+def separate_server(lay: layout.Layout, data: list[bytes], records: int, threads: int) -> None:
+    """:func:`ingest_runs` against ``localaws serve --port 0`` started as a child process."""
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from localaws.cli import main; sys.exit(main())",
+                             "serve", "--port", "0", "--no-durable-writes", "--log-level", "WARNING"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        if not line.startswith("localaws ready at "):
+            raise RuntimeError(f"localaws serve did not start (exit {proc.poll()}): {line!r}")
+        ingest_runs(_clients(line.split()[-1], threads), lay, data, records, threads,
+                    f"localaws serve in its own process (pid {proc.pid})", psutil.Process(proc.pid))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def pacing(client, rate: float, duration: float) -> dict[str, float]:
@@ -104,20 +155,10 @@ def main() -> None:
     args = p.parse_args()
     lay = layout.Layout(settings.get(), contracts.load("flight_events"))
     data = [r.data for r in send.event_records(events.flight_events("2013-06-01"), events.event_epoch)]
+    separate_server(lay, data, args.records, args.threads)
     with LocalAWS(port=0) as aws:
-        def client(service: str):
-            return boto3.client(service, endpoint_url=aws.endpoint_url, region_name="us-east-1",
-                                aws_access_key_id="x", aws_secret_access_key="x",
-                                config=Config(max_pool_connections=max(10, args.threads)))
-
-        _streams(client, lay)
-        print(f"Firehose ingest, PutRecordBatch x500, {args.records:,} records of {statistics.mean(map(len, data)):.0f} "
-              f"bytes, {args.threads} client threads, in-process localaws (no state dir):")
-        for name in ("plain", "lake"):
-            ingest(client, f"bench-{name}", data, 2_000, args.threads)  # warm-up
-            per_s, mb_s, per_cpu = ingest(client, f"bench-{name}", data, args.records, args.threads)
-            print(f"  {name:5}: {per_s:10,.0f} records/s  {mb_s:6.2f} MB/s  ({per_cpu:,.0f} records per CPU second, "
-                  f"client + server)")
+        client = _clients(aws.endpoint_url, args.threads)
+        ingest_runs(client, lay, data, args.records, args.threads, "in-process localaws (one GIL)")
         print(f"lake stream send at {args.rate:g} records/s for {args.duration:g} s (KDG sensor template):")
         r = pacing(client, args.rate, args.duration)
         print(f"  sent {r['sent']:,} ({r['failed']} failed) in {r['elapsed']:.1f} s: {r['rate']:.2f} records/s; "
