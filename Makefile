@@ -104,7 +104,8 @@ serve: $(STAMP)
 	$(BIN)/localaws serve --state-dir .localaws
 
 ## make bench: benchmarks under bench/ (they print their figures; dashboards.py: the Lake pages' server time and
-## the refresh DAG; stream.py: Firehose ingest + 60 s of lake stream send;
+## their browser load event in headless Chromium, the refresh DAG; stream.py: Firehose ingest (localaws in its own
+## process and in-process) + 60 s of lake stream send;
 ## big_day.py: a 2 GB day through the DAG, ~20 min)
 bench: $(STAMP)
 	$(BIN)/python bench/localaws_startup.py
